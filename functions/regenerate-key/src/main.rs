@@ -1,0 +1,6 @@
+//! The `regenerate-key` Lambda function: wiring only; the handler lives in `shared`.
+
+#[tokio::main]
+async fn main() -> Result<(), shared::lambda::Error> {
+    shared::lambda::run(shared::http::Endpoint::RegenerateKey).await
+}

@@ -1,0 +1,16 @@
+//! The application state: every port and setting, built once per process.
+
+use crate::config::Settings;
+use crate::domain::clock::Clock;
+use crate::domain::password::PasswordHasher;
+use crate::ports::{Cipher, Mailer, Store};
+use std::sync::Arc;
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub cipher: Arc<dyn Cipher>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+}

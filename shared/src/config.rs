@@ -1,0 +1,194 @@
+//! Settings read from the environment once, at init.
+
+use std::time::Duration;
+use thiserror::Error;
+use url::Url;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("missing required environment variable {0}")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Everything a function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub users_table: String,
+    pub scoped_keys_table: String,
+    pub reset_tokens_table: String,
+    pub kms_key_id: String,
+    pub email_from: String,
+    pub settings: Settings,
+}
+
+/// What the domain needs to know of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub reset_url: Url,
+    pub registration_enabled: bool,
+    pub daily_request_limit: u64,
+    pub monthly_request_limit: u64,
+    /// `THROTTLING=off` switches every throttle off.
+    pub throttling: bool,
+    /// forgot-password answers no sooner than this after it started, for known and
+    /// unknown emails alike, so its timing reveals nothing.
+    pub reset_response_floor: Duration,
+}
+
+impl Settings {
+    pub fn new(reset_url: Url) -> Self {
+        Self {
+            reset_url,
+            registration_enabled: true,
+            daily_request_limit: 1000,
+            monthly_request_limit: 100,
+            throttling: true,
+            reset_response_floor: Duration::from_millis(1000),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
+        let number = |name: &'static str, default: u64| match lookup(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map_err(|e| invalid(name, e.to_string())),
+        };
+
+        let reset_url = required("RESET_URL")?;
+        let reset_url = Url::parse(&reset_url).map_err(|e| invalid("RESET_URL", e.to_string()))?;
+        if !matches!(reset_url.scheme(), "http" | "https") {
+            return Err(invalid("RESET_URL", "must be an http(s) URL".into()));
+        }
+        let registration_enabled = match lookup("REGISTRATION_ENABLED").as_deref().map(str::trim) {
+            None | Some("") => true,
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+            Some(v) => {
+                return Err(invalid(
+                    "REGISTRATION_ENABLED",
+                    format!("expected true or false, got {v:?}"),
+                ))
+            }
+        };
+        let throttling =
+            !lookup("THROTTLING").is_some_and(|v| v.trim().eq_ignore_ascii_case("off"));
+
+        Ok(Self {
+            users_table: required("USERS_TABLE")?,
+            scoped_keys_table: required("SCOPED_KEYS_TABLE")?,
+            reset_tokens_table: required("RESET_TOKENS_TABLE")?,
+            kms_key_id: required("KMS_KEY_ID")?,
+            email_from: required("EMAIL_FROM")?,
+            settings: Settings {
+                reset_url,
+                registration_enabled,
+                daily_request_limit: number("DAILY_REQUEST_LIMIT", 1000)?,
+                monthly_request_limit: number("MONTHLY_REQUEST_LIMIT", 100)?,
+                throttling,
+                reset_response_floor: Duration::from_millis(number(
+                    "RESET_RESPONSE_FLOOR_MS",
+                    1000,
+                )?),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const FULL: &[(&str, &str)] = &[
+        ("USERS_TABLE", "users"),
+        ("SCOPED_KEYS_TABLE", "scoped"),
+        ("RESET_TOKENS_TABLE", "tokens"),
+        ("KMS_KEY_ID", "alias/auth"),
+        ("EMAIL_FROM", "no-reply@example.io"),
+        ("RESET_URL", "https://relay.example.io/reset"),
+    ];
+
+    #[test]
+    fn defaults_apply_when_optional_variables_are_absent() {
+        let config = Config::from_lookup(env(FULL)).unwrap();
+        assert_eq!(config.users_table, "users");
+        assert!(config.settings.registration_enabled);
+        assert_eq!(config.settings.daily_request_limit, 1000);
+        assert_eq!(config.settings.monthly_request_limit, 100);
+        assert!(config.settings.throttling);
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named() {
+        for (name, _) in FULL {
+            let without: Vec<_> = FULL.iter().copied().filter(|(n, _)| n != name).collect();
+            let err = Config::from_lookup(env(&without)).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn switches_and_limits_are_read() {
+        let mut pairs = FULL.to_vec();
+        pairs.extend([
+            ("REGISTRATION_ENABLED", "false"),
+            ("DAILY_REQUEST_LIMIT", "5"),
+            ("MONTHLY_REQUEST_LIMIT", "50"),
+            ("THROTTLING", "off"),
+        ]);
+        let settings = Config::from_lookup(env(&pairs)).unwrap().settings;
+        assert!(!settings.registration_enabled);
+        assert_eq!(
+            (settings.daily_request_limit, settings.monthly_request_limit),
+            (5, 50)
+        );
+        assert!(!settings.throttling);
+    }
+
+    #[test]
+    fn malformed_values_are_refused_with_their_name() {
+        let mut pairs = FULL.to_vec();
+        pairs.push(("DAILY_REQUEST_LIMIT", "lots"));
+        assert!(matches!(
+            Config::from_lookup(env(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "DAILY_REQUEST_LIMIT",
+                ..
+            })
+        ));
+        let mut pairs = FULL.to_vec();
+        pairs.retain(|(n, _)| *n != "RESET_URL");
+        pairs.push(("RESET_URL", "javascript:alert(1)"));
+        assert!(matches!(
+            Config::from_lookup(env(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "RESET_URL",
+                ..
+            })
+        ));
+    }
+}

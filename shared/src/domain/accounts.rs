@@ -1,0 +1,270 @@
+//! Accounts: register, log in, regenerate the master key, change the password, delete.
+
+use crate::app::App;
+use crate::domain::auth::Caller;
+use crate::domain::email::{normalise, Email};
+use crate::domain::error::{AuthError, PortError, Required};
+use crate::domain::keys::{ApiKey, KeyKind};
+use crate::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
+use crate::domain::{notify, password, retry_on_conflict};
+use crate::ports::EncryptionContext;
+use chrono::{DateTime, Utc};
+
+/// A new account with its master key, shown this once.
+#[derive(Debug)]
+pub struct Registered {
+    pub user: User,
+    pub key: ApiKey,
+}
+
+pub async fn register(app: &App, email: &str, password: &str) -> Result<Registered, AuthError> {
+    if !app.settings.registration_enabled {
+        return Err(AuthError::RegistrationDisabled);
+    }
+    let email = Email::parse(email)?;
+    password::check_rules(password)?;
+    let password_hash = password::hash(&app.hasher, password).await?;
+    let now = app.clock.now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let key = ApiKey::generate(KeyKind::Master);
+    let user = User {
+        master_key: seal_master_key(app, &id, &key, now).await?,
+        id,
+        email: email.as_str().to_owned(),
+        email_normalised: email.normalised().to_owned(),
+        password_hash,
+        key_generation: 0,
+        reset_token_digest: None,
+        subscription_status: "free".into(),
+        stripe_customer_id: None,
+        subscription_id: None,
+        usage: Usage::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    match app.store.create_user(&user).await {
+        Ok(()) => Ok(Registered { user, key }),
+        Err(PortError::Conflict) => Err(AuthError::UserExists),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Checks an email and password. An unknown (or malformed) email runs the same argon2
+/// verification as a wrong password, and both answer `InvalidCredentials`.
+pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result<User, AuthError> {
+    let user = app.store.user_by_email(&normalise(email)).await?;
+    let stored = user.as_ref().map(|u| u.password_hash.as_str());
+    if !password::verify(&app.hasher, password, stored).await? {
+        return Err(AuthError::InvalidCredentials);
+    }
+    let user = user.ok_or(AuthError::InvalidCredentials)?;
+    upgrade_hash_if_weak(app, &user, password).await;
+    Ok(user)
+}
+
+/// A successful login answers the current master key, decrypted from its KMS ciphertext.
+pub async fn login(app: &App, email: &str, password: &str) -> Result<Registered, AuthError> {
+    let user = check_credentials(app, email, password).await?;
+    let plaintext = app
+        .cipher
+        .decrypt(
+            &user.master_key.ciphertext,
+            &EncryptionContext::master_key(&user.id),
+        )
+        .await?;
+    let key = std::str::from_utf8(&plaintext)
+        .ok()
+        .and_then(ApiKey::parse)
+        .filter(|key| key.digest() == user.master_key.digest)
+        .ok_or_else(|| {
+            tracing::error!(user_id = %user.id, "stored master key does not decrypt to the indexed key");
+            AuthError::Internal
+        })?;
+    Ok(Registered { user, key })
+}
+
+/// A new master key. The old one and every scoped key of the account stop working in the
+/// same write; the scoped keys are then marked disabled.
+pub async fn regenerate_key(app: &App, email: &str, password: &str) -> Result<ApiKey, AuthError> {
+    let first = check_credentials(app, email, password).await?;
+    let key = ApiKey::generate(KeyKind::Master);
+    let mut current = Some(first);
+    let user = retry_on_conflict(|| {
+        let known = current.take();
+        let key = &key;
+        async move {
+            let user = match known {
+                Some(user) => user,
+                None => reread(app, email).await?,
+            };
+            let now = app.clock.now();
+            let sealed = seal_master_key(app, &user.id, key, now).await?;
+            Ok(app
+                .store
+                .replace_master_key(&user, &sealed, now)
+                .await
+                .map(|()| user))
+        }
+    })
+    .await?;
+    retire_scoped_keys(app, &user.id).await;
+    Ok(key)
+}
+
+/// Change the password of the calling account; voids every reset token and notifies.
+pub async fn change_password(
+    app: &App,
+    caller: &Caller,
+    current: &str,
+    new: &str,
+) -> Result<(), AuthError> {
+    if !password::verify(&app.hasher, current, Some(&caller.user.password_hash)).await? {
+        return Err(AuthError::CurrentPasswordIncorrect);
+    }
+    password::check_rules(new)?;
+    let new_hash = password::hash(&app.hasher, new).await?;
+    let mut known = Some(caller.user.clone());
+    retry_on_conflict(|| {
+        let user = known.take();
+        let new_hash = &new_hash;
+        async move {
+            let user = match user {
+                Some(user) => user,
+                None => app
+                    .store
+                    .user(&caller.user.id)
+                    .await?
+                    .ok_or(AuthError::InvalidApiKey)?,
+            };
+            Ok(app
+                .store
+                .set_password(&user, new_hash, app.clock.now())
+                .await)
+        }
+    })
+    .await?;
+    notify::send_logged(
+        app,
+        notify::password_changed_email(&caller.user.email),
+        "password-changed",
+    )
+    .await;
+    Ok(())
+}
+
+/// Deletes the account and everything of it. Its keys stop working with the first write.
+pub async fn delete_account(
+    app: &App,
+    caller: &Caller,
+    confirm_email: Option<&str>,
+    password: Option<&str>,
+) -> Result<(), AuthError> {
+    let confirmed = confirm_email.is_some_and(|e| normalise(e) == caller.user.email_normalised);
+    if !confirmed {
+        return Err(AuthError::EmailConfirmationRequired);
+    }
+    let password = password.ok_or(AuthError::Required(Required::Password))?;
+    if !password::verify(&app.hasher, password, Some(&caller.user.password_hash)).await? {
+        return Err(AuthError::InvalidPassword);
+    }
+    let mut known = Some(caller.user.clone());
+    retry_on_conflict(|| {
+        let user = known.take();
+        async move {
+            let user = match user {
+                Some(user) => user,
+                None => app
+                    .store
+                    .user(&caller.user.id)
+                    .await?
+                    .ok_or(AuthError::InvalidApiKey)?,
+            };
+            Ok(app.store.delete_user(&user).await)
+        }
+    })
+    .await?;
+    // No key of the account works any more; now remove the scoped keys themselves.
+    for key in app.store.scoped_keys(&caller.user.id).await? {
+        match app.store.delete_scoped_key(&key).await {
+            Ok(()) | Err(PortError::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The caller's scoped keys, oldest first.
+pub async fn scoped_keys_of(app: &App, user: &User) -> Result<Vec<ScopedKey>, AuthError> {
+    let mut keys = app.store.scoped_keys(&user.id).await?;
+    keys.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(keys)
+}
+
+async fn seal_master_key(
+    app: &App,
+    user_id: &str,
+    key: &ApiKey,
+    now: DateTime<Utc>,
+) -> Result<StoredMasterKey, AuthError> {
+    let ciphertext = app
+        .cipher
+        .encrypt(
+            key.expose().as_bytes(),
+            &EncryptionContext::master_key(user_id),
+        )
+        .await?;
+    Ok(StoredMasterKey {
+        digest: key.digest(),
+        ciphertext,
+        prefix: key.display_prefix(),
+        created_at: now,
+    })
+}
+
+async fn reread(app: &App, email: &str) -> Result<User, AuthError> {
+    app.store
+        .user_by_email(&normalise(email))
+        .await?
+        .ok_or(AuthError::InvalidCredentials)
+}
+
+async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
+    if !app.hasher.needs_rehash(&user.password_hash) {
+        return;
+    }
+    let result = match password::hash(&app.hasher, password).await {
+        Ok(new_hash) => app
+            .store
+            .upgrade_password_hash(&user.id, &user.password_hash, &new_hash)
+            .await
+            .map_err(AuthError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(user_id = %user.id, "password hash upgraded to the current parameters")
+        }
+        Err(error) => tracing::warn!(user_id = %user.id, %error, "password hash upgrade failed"),
+    }
+}
+
+/// Best effort after a master key change: the keys already stopped working (generation).
+async fn retire_scoped_keys(app: &App, user_id: &str) {
+    let keys = match app.store.scoped_keys(user_id).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            tracing::warn!(%user_id, %error, "listing scoped keys to retire failed");
+            return;
+        }
+    };
+    let now = app.clock.now();
+    for key in keys.iter().filter(|k| k.enabled) {
+        if let Err(error) = app.store.retire_scoped_key(key, now).await {
+            tracing::warn!(%user_id, scoped_key_id = %key.id, %error, "retiring a scoped key failed");
+        }
+    }
+}

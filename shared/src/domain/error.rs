@@ -1,0 +1,130 @@
+//! The one error type of every operation. It knows nothing of HTTP: `http::error` maps it.
+
+use thiserror::Error;
+
+/// Which password rule a candidate password broke, in the order the rules are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordRule {
+    TooShort,
+    NoUppercase,
+    NoLowercase,
+    NoDigit,
+    TooLong,
+}
+
+/// Which required fields a request lacked (each route has its own message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Required {
+    EmailAndPassword,
+    Email,
+    TokenAndPassword,
+    CurrentAndNewPassword,
+    Password,
+    Name,
+}
+
+/// Which optional field of a scoped key was not acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    NameTooLong,
+    MonthlyLimit,
+    ExpiresAt,
+    FoundryUrl,
+    /// A free-text field longer than [`crate::domain::scoped::MAX_TEXT_CHARS`].
+    TooLong(&'static str),
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AuthError {
+    // Request shape.
+    #[error("malformed JSON body")]
+    InvalidJson,
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
+    #[error("unsupported content type")]
+    UnsupportedContentType,
+    #[error("body too large")]
+    PayloadTooLarge,
+    #[error("a required field is missing: {0:?}")]
+    Required(Required),
+
+    // Validation.
+    #[error("invalid email address")]
+    InvalidEmail,
+    #[error("password rule broken: {0:?}")]
+    WeakPassword(PasswordRule),
+    #[error("invalid scoped key field: {0:?}")]
+    InvalidField(Field),
+
+    // Authentication.
+    #[error("API key missing")]
+    MissingApiKey,
+    #[error("API key invalid")]
+    InvalidApiKey,
+    #[error("scoped key used on a master-key route")]
+    MasterKeyRequired,
+    #[error("scoped key tried to create a scoped key")]
+    ScopedKeyCannotCreateKeys,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("invalid password")]
+    InvalidPassword,
+    #[error("current password incorrect")]
+    CurrentPasswordIncorrect,
+    #[error("email confirmation missing or different")]
+    EmailConfirmationRequired,
+
+    // State.
+    #[error("registration disabled")]
+    RegistrationDisabled,
+    #[error("user already exists")]
+    UserExists,
+    #[error("invalid or expired reset token")]
+    InvalidResetToken,
+    #[error("API key not found")]
+    ApiKeyNotFound,
+
+    // Infrastructure: the detail is logged where it happens, never answered.
+    #[error("dependency unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+/// What a store, mailer or cipher reports. Details stay in logs.
+#[derive(Debug, Error)]
+pub enum PortError {
+    /// A condition of a write did not hold (a uniqueness or a concurrency guard).
+    #[error("condition failed")]
+    Conflict,
+    /// The dependency throttled or was out of reach.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PortError {
+    pub fn other(e: impl std::fmt::Display) -> Self {
+        Self::Other(e.to_string())
+    }
+}
+
+impl From<PortError> for AuthError {
+    fn from(e: PortError) -> Self {
+        match e {
+            PortError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "dependency unavailable");
+                AuthError::Unavailable
+            }
+            PortError::Conflict => {
+                tracing::error!("unexpected write conflict");
+                AuthError::Internal
+            }
+            PortError::Other(detail) => {
+                tracing::error!(error = %detail, "dependency failed");
+                AuthError::Internal
+            }
+        }
+    }
+}

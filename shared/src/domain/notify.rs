@@ -1,0 +1,77 @@
+//! The emails the service sends. Sending failures are logged, never answered.
+
+use crate::app::App;
+use crate::ports::OutgoingEmail;
+use url::Url;
+
+pub fn reset_link(reset_page: &Url, token: &str) -> Url {
+    let mut link = reset_page.clone();
+    link.query_pairs_mut().append_pair("reset-token", token);
+    link
+}
+
+pub fn reset_email(to: &str, link: &Url) -> OutgoingEmail {
+    OutgoingEmail {
+        to: to.to_owned(),
+        subject: "Reset your Foundry REST API password".into(),
+        text: format!(
+            "Someone asked to reset the password of your Foundry REST API account.\n\n\
+             To choose a new password, open this link within one hour:\n{link}\n\n\
+             If it was not you, ignore this email: your password stays as it is.\n"
+        ),
+        html: format!(
+            "<p>Someone asked to reset the password of your Foundry REST API account.</p>\
+             <p>To choose a new password, open this link within one hour:<br>\
+             <a href=\"{link}\">{link}</a></p>\
+             <p>If it was not you, ignore this email: your password stays as it is.</p>"
+        ),
+    }
+}
+
+pub fn password_changed_email(to: &str) -> OutgoingEmail {
+    OutgoingEmail {
+        to: to.to_owned(),
+        subject: "Your Foundry REST API password was changed".into(),
+        text: "The password of your Foundry REST API account was just changed.\n\n\
+               If it was not you, reset your password at once and regenerate your API key.\n"
+            .into(),
+        html: "<p>The password of your Foundry REST API account was just changed.</p>\
+               <p>If it was not you, reset your password at once and regenerate your API key.</p>"
+            .into(),
+    }
+}
+
+/// Sends, and logs a failure without the address or the content.
+pub async fn send_logged(app: &App, email: OutgoingEmail, kind: &'static str) {
+    if let Err(error) = app.mailer.send(&email).await {
+        tracing::error!(%error, email_kind = kind, "sending email failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reset_link_appends_the_token_to_the_configured_page() {
+        let page = Url::parse("https://relay.example.io/reset").unwrap();
+        assert_eq!(
+            reset_link(&page, "abc123").as_str(),
+            "https://relay.example.io/reset?reset-token=abc123"
+        );
+        let with_query = Url::parse("https://relay.example.io/app?lang=de").unwrap();
+        assert_eq!(
+            reset_link(&with_query, "abc123").as_str(),
+            "https://relay.example.io/app?lang=de&reset-token=abc123"
+        );
+    }
+
+    #[test]
+    fn the_reset_email_has_the_link_in_both_parts() {
+        let link = Url::parse("https://relay.example.io/reset?reset-token=t0k").unwrap();
+        let email = reset_email("a@example.io", &link);
+        assert_eq!(email.to, "a@example.io");
+        assert!(email.text.contains(link.as_str()));
+        assert!(email.html.contains(link.as_str()));
+    }
+}

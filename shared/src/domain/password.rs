@@ -1,0 +1,258 @@
+//! Passwords: the contract's rules, and argon2id hashing with upgrade on login.
+
+use crate::domain::error::{AuthError, PasswordRule, PortError};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+pub const MIN_CHARS: usize = 8;
+pub const MAX_CHARS: usize = 128;
+
+/// Checks a new password against the contract's rules, in the contract's order.
+/// Length counts Unicode characters; the password is never trimmed.
+pub fn check_rules(password: &str) -> Result<(), AuthError> {
+    let weak = |rule| Err(AuthError::WeakPassword(rule));
+    if password.chars().count() < MIN_CHARS {
+        return weak(PasswordRule::TooShort);
+    }
+    if !password.chars().any(char::is_uppercase) {
+        return weak(PasswordRule::NoUppercase);
+    }
+    if !password.chars().any(char::is_lowercase) {
+        return weak(PasswordRule::NoLowercase);
+    }
+    if !password.chars().any(|c| c.is_ascii_digit()) {
+        return weak(PasswordRule::NoDigit);
+    }
+    if password.chars().count() > MAX_CHARS {
+        return weak(PasswordRule::TooLong);
+    }
+    Ok(())
+}
+
+/// Hashes and verifies passwords. Implementations are CPU-bound and called off the async
+/// executor (see [`verify`] and [`hash`]).
+pub trait PasswordHasher: Send + Sync {
+    fn hash(&self, password: &str) -> Result<String, PortError>;
+    /// Verifies against a stored PHC string; a malformed one never matches.
+    fn verify(&self, password: &str, phc: &str) -> bool;
+    /// Whether a stored hash is weaker than the current policy and should be replaced.
+    fn needs_rehash(&self, phc: &str) -> bool;
+    /// A hash of a random password with the current parameters: verifying a password for
+    /// an unknown account against it costs what verifying a real one costs.
+    fn decoy(&self) -> &str;
+}
+
+/// OWASP's argon2id minimum: 19 MiB, two passes, one lane.
+pub const POLICY: (u32, u32, u32) = (19_456, 2, 1);
+
+/// A decoy with exactly [`POLICY`]'s parameters and a random salt and digest (no password
+/// is known to produce it), so
+/// that a login for an unknown email runs the very same verification as a wrong password.
+const POLICY_DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$QlVWUzVnT3kxY3RGc0E2dg$ZLuUNCyIY/sRgkvoU2dUMfRwQ8x5dBvnWNaSlKnKkJ0";
+
+pub struct Argon2Hasher {
+    argon2: Argon2<'static>,
+    params: Params,
+    decoy: String,
+}
+
+impl Argon2Hasher {
+    /// The production policy.
+    pub fn new() -> Self {
+        let (m, t, p) = POLICY;
+        match Params::new(m, t, p, None) {
+            Ok(params) => Self::build(params, POLICY_DECOY.to_owned()),
+            // POLICY is a valid constant: unreachable, but no panic on the request path.
+            Err(_) => Self::build(Params::default(), POLICY_DECOY.to_owned()),
+        }
+    }
+
+    /// Other parameters (tests that exercise the upgrade of weaker hashes). The decoy is
+    /// computed here, once.
+    pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32) -> Result<Self, PortError> {
+        let params = Params::new(m_cost, t_cost, p_cost, None).map_err(PortError::other)?;
+        let mut hasher = Self::build(params, String::new());
+        let random = SaltString::generate(&mut OsRng);
+        hasher.decoy = hasher.hash(random.as_str())?;
+        Ok(hasher)
+    }
+
+    fn build(params: Params, decoy: String) -> Self {
+        Self {
+            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()),
+            params,
+            decoy,
+        }
+    }
+}
+
+impl Default for Argon2Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PasswordHasher for Argon2Hasher {
+    fn hash(&self, password: &str) -> Result<String, PortError> {
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon2
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(PortError::other)
+    }
+
+    fn verify(&self, password: &str, phc: &str) -> bool {
+        PasswordHash::new(phc)
+            .map(|parsed| {
+                self.argon2
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    }
+
+    fn needs_rehash(&self, phc: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return true;
+        };
+        let Ok(stored) = Params::try_from(&parsed) else {
+            return true;
+        };
+        parsed.algorithm != Algorithm::Argon2id.ident()
+            || parsed.version != Some(Version::V0x13.into())
+            || stored.m_cost() < self.params.m_cost()
+            || stored.t_cost() < self.params.t_cost()
+            || stored.p_cost() < self.params.p_cost()
+    }
+
+    fn decoy(&self) -> &str {
+        &self.decoy
+    }
+}
+
+/// Hashes on the blocking pool, so a 20 ms hash never stalls the executor.
+pub async fn hash(hasher: &Arc<dyn PasswordHasher>, password: &str) -> Result<String, AuthError> {
+    let hasher = Arc::clone(hasher);
+    let password = Zeroizing::new(password.to_owned());
+    tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .map_err(|e| PortError::other(format!("hashing task failed: {e}")))?
+        .map_err(AuthError::from)
+}
+
+/// Verifies on the blocking pool. `None` (no such account) verifies against the decoy,
+/// so both paths do the same work, and never matches.
+pub async fn verify(
+    hasher: &Arc<dyn PasswordHasher>,
+    password: &str,
+    phc: Option<&str>,
+) -> Result<bool, AuthError> {
+    let hasher = Arc::clone(hasher);
+    let password = Zeroizing::new(password.to_owned());
+    let known = phc.is_some();
+    let phc = phc.map(str::to_owned);
+    let matched = tokio::task::spawn_blocking(move || {
+        let target = phc.as_deref().unwrap_or_else(|| hasher.decoy());
+        hasher.verify(&password, target)
+    })
+    .await
+    .map_err(|e| PortError::other(format!("verification task failed: {e}")))?;
+    Ok(matched && known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_are_checked_in_the_contracts_order() {
+        use PasswordRule::*;
+        let cases = [
+            ("short", TooShort),
+            ("alllowercase1", NoUppercase),
+            ("ALLUPPERCASE1", NoLowercase),
+            ("NoDigitsHere", NoDigit),
+            (&*format!("Aa1{}", "x".repeat(126)), TooLong),
+        ];
+        for (password, rule) in cases {
+            assert_eq!(
+                check_rules(password),
+                Err(AuthError::WeakPassword(rule)),
+                "{password}"
+            );
+        }
+        assert_eq!(check_rules(&format!("Aa1{}", "x".repeat(125))), Ok(()));
+    }
+
+    #[test]
+    fn length_counts_unicode_characters_and_nothing_is_trimmed() {
+        // Seven characters but more than eight bytes.
+        assert_eq!(
+            check_rules("Ää1äääá"),
+            Err(AuthError::WeakPassword(PasswordRule::TooShort))
+        );
+        assert_eq!(check_rules("Ää1äääáé"), Ok(()));
+        // Spaces count.
+        assert_eq!(check_rules(" Abcde1 "), Ok(()));
+    }
+
+    #[test]
+    fn hashes_are_argon2id_with_at_least_the_policy_and_a_unique_salt() {
+        let hasher = Argon2Hasher::new();
+        let a = hasher.hash("Correct-Horse-1").unwrap();
+        let b = hasher.hash("Correct-Horse-1").unwrap();
+        assert_ne!(a, b, "each hash has its own salt");
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert!(hasher.verify("Correct-Horse-1", &a));
+        assert!(!hasher.verify("Correct-Horse-2", &a));
+        assert!(!hasher.needs_rehash(&a));
+    }
+
+    #[test]
+    fn weaker_or_foreign_hashes_need_a_rehash() {
+        let policy = Argon2Hasher::new();
+        let weak = Argon2Hasher::with_params(8, 1, 1)
+            .unwrap()
+            .hash("Pw-123456")
+            .unwrap();
+        assert!(policy.needs_rehash(&weak));
+        assert!(policy.verify("Pw-123456", &weak), "old hashes still verify");
+        assert!(policy.needs_rehash("$2b$12$notargon"));
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(19_456, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"Pw-123456", &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+        assert!(policy.needs_rehash(&argon2i));
+    }
+
+    #[test]
+    fn the_decoy_costs_what_a_real_hash_costs() {
+        let hasher = Argon2Hasher::new();
+        let decoy = PasswordHash::new(hasher.decoy()).unwrap();
+        let real_hash = hasher.hash("Anything-1").unwrap();
+        let real = PasswordHash::new(&real_hash).unwrap();
+        assert_eq!(decoy.algorithm, real.algorithm);
+        assert_eq!(decoy.version, real.version);
+        assert_eq!(
+            Params::try_from(&decoy).unwrap(),
+            Params::try_from(&real).unwrap()
+        );
+        assert_eq!(decoy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+        assert!(!hasher.needs_rehash(hasher.decoy()));
+    }
+
+    #[tokio::test]
+    async fn verifying_for_no_account_never_matches() {
+        let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new());
+        assert!(!verify(&hasher, "", None).await.unwrap());
+        let stored = hash(&hasher, "Real-Pass-1").await.unwrap();
+        assert!(verify(&hasher, "Real-Pass-1", Some(&stored)).await.unwrap());
+        assert!(!verify(&hasher, "Real-Pass-2", Some(&stored)).await.unwrap());
+    }
+}

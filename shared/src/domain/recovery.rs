@@ -1,0 +1,151 @@
+//! Password recovery by email: forgot-password, reset-password, validate-reset-token.
+
+use crate::app::App;
+use crate::domain::email::normalise;
+use crate::domain::error::{AuthError, PortError};
+use crate::domain::model::User;
+use crate::domain::token::{self, ResetToken, StoredResetToken};
+use crate::domain::{notify, password, retry_on_conflict};
+use std::future::Future;
+use std::time::Duration;
+
+/// Issues a token and mails the link when the account exists; does nothing visible
+/// otherwise. Always succeeds: every failure is logged, none is answered, and both paths
+/// take at least `reset_response_floor`, so neither the answer nor its timing tells
+/// whether the account exists.
+pub async fn forgot_password(app: &App, email: &str) {
+    no_sooner_than(app.settings.reset_response_floor, async {
+        if let Err(error) = send_reset_link(app, email).await {
+            tracing::error!(%error, "forgot-password failed");
+        }
+    })
+    .await;
+}
+
+async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
+    let normalised = normalise(email);
+    let Some(first) = app.store.user_by_email(&normalised).await? else {
+        return Ok(());
+    };
+    let token = ResetToken::generate();
+    let mut known = Some(first);
+    let user = retry_on_conflict(|| {
+        let user = known.take();
+        let (normalised, token) = (&normalised, &token);
+        async move {
+            let user = match user {
+                Some(user) => user,
+                None => match app.store.user_by_email(normalised).await? {
+                    Some(user) => user,
+                    None => return Ok(Err(PortError::Other("account deleted meanwhile".into()))),
+                },
+            };
+            let stored = StoredResetToken::issue(token, &user.id, app.clock.now());
+            Ok(app
+                .store
+                .issue_reset_token(&user, &stored)
+                .await
+                .map(|()| user))
+        }
+    })
+    .await?;
+    let link = notify::reset_link(&app.settings.reset_url, token.expose());
+    tracing::info!(user_id = %user.id, "password reset token issued");
+    notify::send_logged(
+        app,
+        notify::reset_email(&user.email, &link),
+        "password-reset",
+    )
+    .await;
+    Ok(())
+}
+
+/// Sets a new password with a live token, using the token up. The password rules are
+/// checked before the token.
+pub async fn reset_password(
+    app: &App,
+    presented: &str,
+    new_password: &str,
+) -> Result<(), AuthError> {
+    password::check_rules(new_password)?;
+    let (stored, user) = live_token(app, presented)
+        .await?
+        .ok_or(AuthError::InvalidResetToken)?;
+    let new_hash = password::hash(&app.hasher, new_password).await?;
+    match app
+        .store
+        .redeem_reset_token(&stored, &new_hash, app.clock.now())
+        .await
+    {
+        Ok(()) => {}
+        Err(PortError::Conflict) => return Err(AuthError::InvalidResetToken),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user_id = %user.id, "password reset with a token");
+    notify::send_logged(
+        app,
+        notify::password_changed_email(&user.email),
+        "password-changed",
+    )
+    .await;
+    Ok(())
+}
+
+/// Whether a token could be redeemed now. Never consumes it.
+pub async fn validate_reset_token(app: &App, presented: &str) -> Result<bool, AuthError> {
+    Ok(live_token(app, presented).await?.is_some())
+}
+
+/// The stored token and its account when the token is known, unexpired, and still the
+/// account's current one (not superseded, not voided by a password change).
+async fn live_token(
+    app: &App,
+    presented: &str,
+) -> Result<Option<(StoredResetToken, User)>, AuthError> {
+    if presented.is_empty() || presented.len() > 256 {
+        return Ok(None);
+    }
+    let digest = token::digest(presented);
+    let Some(stored) = app.store.reset_token(&digest).await? else {
+        return Ok(None);
+    };
+    if !stored.is_live(app.clock.now()) {
+        return Ok(None);
+    }
+    let user = app.store.user(&stored.user_id).await?;
+    Ok(user
+        .filter(|u| u.reset_token_digest.as_deref() == Some(digest.as_str()))
+        .map(|u| (stored, u)))
+}
+
+/// Runs `work` and answers no sooner than `floor` after it started.
+pub async fn no_sooner_than<T>(floor: Duration, work: impl Future<Output = T>) -> T {
+    let deadline = tokio::time::Instant::now() + floor;
+    let out = work.await;
+    tokio::time::sleep_until(deadline).await;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn quick_work_is_held_until_the_floor() {
+        let start = tokio::time::Instant::now();
+        let answer = no_sooner_than(Duration::from_millis(800), async { 7 }).await;
+        assert_eq!(answer, 7);
+        assert_eq!(start.elapsed(), Duration::from_millis(800));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_work_is_not_held_further() {
+        let start = tokio::time::Instant::now();
+        no_sooner_than(
+            Duration::from_millis(100),
+            tokio::time::sleep(Duration::from_millis(300)),
+        )
+        .await;
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+    }
+}

@@ -1,0 +1,184 @@
+//! Scoped keys: keys with a name, a Foundry client/user scope, an optional monthly cap,
+//! expiry and stored Foundry credentials, created and revoked by the master key.
+
+use crate::app::App;
+use crate::domain::auth::Caller;
+use crate::domain::error::{AuthError, Field, PortError, Required};
+use crate::domain::keys::{ApiKey, KeyKind};
+use crate::domain::model::ScopedKey;
+use crate::ports::EncryptionContext;
+use chrono::{DateTime, Utc};
+use zeroize::Zeroizing;
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_TEXT_CHARS: usize = 256;
+
+/// A scoped key as requested; empty optional strings count as absent.
+#[derive(Default)]
+pub struct NewScopedKey {
+    pub name: Option<String>,
+    pub scoped_client_id: Option<String>,
+    pub scoped_user_id: Option<String>,
+    pub monthly_limit: Option<u64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub foundry_url: Option<String>,
+    pub foundry_username: Option<String>,
+    pub foundry_password: Option<Zeroizing<String>>,
+}
+
+/// A created key with its plaintext, shown this once.
+#[derive(Debug)]
+pub struct Created {
+    pub record: ScopedKey,
+    pub key: ApiKey,
+}
+
+pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Created, AuthError> {
+    if caller.key.kind() != KeyKind::Master {
+        return Err(AuthError::ScopedKeyCannotCreateKeys);
+    }
+    let name = new.name.as_deref().map(str::trim).unwrap_or_default();
+    if name.is_empty() {
+        return Err(AuthError::Required(Required::Name));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AuthError::InvalidField(Field::NameTooLong));
+    }
+    if new.monthly_limit == Some(0) {
+        return Err(AuthError::InvalidField(Field::MonthlyLimit));
+    }
+    let now = app.clock.now();
+    if new.expires_at.is_some_and(|at| at <= now) {
+        return Err(AuthError::InvalidField(Field::ExpiresAt));
+    }
+    let foundry_url = new
+        .foundry_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    if foundry_url.is_some_and(|u| !is_http_url(u)) {
+        return Err(AuthError::InvalidField(Field::FoundryUrl));
+    }
+    let scoped_client_id = text("scopedClientId", new.scoped_client_id)?;
+    let scoped_user_id = text("scopedUserId", new.scoped_user_id)?;
+    let foundry_username = text("foundryUsername", new.foundry_username)?;
+    let foundry_password = new.foundry_password.filter(|p| !p.is_empty());
+    if foundry_password
+        .as_ref()
+        .is_some_and(|p| p.chars().count() > MAX_TEXT_CHARS)
+    {
+        return Err(AuthError::InvalidField(Field::TooLong("foundryPassword")));
+    }
+
+    let user = &caller.user;
+    let id = uuid::Uuid::new_v4().to_string();
+    let key = ApiKey::generate(KeyKind::Scoped);
+    let foundry_password_ciphertext = match foundry_password {
+        Some(password) => Some(
+            app.cipher
+                .encrypt(
+                    password.as_bytes(),
+                    &EncryptionContext::foundry_password(&user.id, &id),
+                )
+                .await?,
+        ),
+        None => None,
+    };
+    let record = ScopedKey {
+        id,
+        user_id: user.id.clone(),
+        name: name.to_owned(),
+        digest: key.digest(),
+        prefix: key.display_prefix(),
+        scoped_client_id,
+        scoped_user_id,
+        monthly_limit: new.monthly_limit,
+        expires_at: new.expires_at,
+        foundry_url: foundry_url.map(str::to_owned),
+        foundry_username,
+        foundry_password_ciphertext,
+        enabled: true,
+        generation: user.key_generation,
+        requests_this_month: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    match app.store.create_scoped_key(user, &record).await {
+        Ok(()) => Ok(Created { record, key }),
+        // The master key was replaced or the account deleted while we worked.
+        Err(PortError::Conflict) => Err(AuthError::InvalidApiKey),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes one of the caller's keys. Unknown ids, malformed ids and other accounts' keys
+/// are all "not found".
+pub async fn delete(app: &App, caller: &Caller, key_id: &str) -> Result<(), AuthError> {
+    if uuid::Uuid::try_parse(key_id).is_err() {
+        return Err(AuthError::ApiKeyNotFound);
+    }
+    let key = app
+        .store
+        .scoped_key(&caller.user.id, key_id)
+        .await?
+        .ok_or(AuthError::ApiKeyNotFound)?;
+    match app.store.delete_scoped_key(&key).await {
+        Ok(()) => Ok(()),
+        Err(PortError::Conflict) => Err(AuthError::ApiKeyNotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn is_http_url(candidate: &str) -> bool {
+    url::Url::parse(candidate).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    }) && candidate.chars().count() <= MAX_TEXT_CHARS * 8
+}
+
+fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, AuthError> {
+    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if value
+        .as_ref()
+        .is_some_and(|v| v.chars().count() > MAX_TEXT_CHARS)
+    {
+        return Err(AuthError::InvalidField(Field::TooLong(field)));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_and_https_urls_with_a_host_are_foundry_urls() {
+        for ok in [
+            "http://localhost:30000",
+            "https://foundry.example.io/game",
+            "http://10.0.0.5:30000/",
+        ] {
+            assert!(is_http_url(ok), "{ok}");
+        }
+        for junk in [
+            "localhost:30000",
+            "ftp://example.io",
+            "javascript:alert(1)",
+            "not a url",
+            "http://",
+            "file:///etc/passwd",
+        ] {
+            assert!(!is_http_url(junk), "{junk}");
+        }
+    }
+
+    #[test]
+    fn optional_text_is_trimmed_empty_is_absent_and_long_is_refused() {
+        assert_eq!(text("f", Some("  abc ".into())), Ok(Some("abc".into())));
+        assert_eq!(text("f", Some("   ".into())), Ok(None));
+        assert_eq!(text("f", None), Ok(None));
+        assert_eq!(
+            text("f", Some("x".repeat(MAX_TEXT_CHARS + 1))),
+            Err(AuthError::InvalidField(Field::TooLong("f")))
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! Password-reset tokens: 256 random bits, stored only as SHA-256, valid for one hour.
+
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+pub const TOKEN_BYTES: usize = 32;
+pub const LIFETIME: Duration = Duration::hours(1);
+
+/// The token that goes into the email link. Never stored, never logged.
+pub struct ResetToken(Zeroizing<String>);
+
+impl ResetToken {
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; TOKEN_BYTES]);
+        OsRng.fill_bytes(bytes.as_mut());
+        Self(Zeroizing::new(hex::encode(bytes.as_ref())))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The SHA-256 (hex) of a presented token: the only form the store ever sees.
+pub fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A stored token as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResetToken {
+    pub digest: String,
+    pub user_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl StoredResetToken {
+    pub fn issue(token: &ResetToken, user_id: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            digest: digest(token.expose()),
+            user_id: user_id.to_owned(),
+            expires_at: now + LIFETIME,
+        }
+    }
+
+    /// Expiry is decided here, against the injected clock; a store's TTL only cleans up.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn tokens_carry_256_random_bits_and_are_stored_as_their_digest() {
+        let a = ResetToken::generate();
+        let b = ResetToken::generate();
+        assert_eq!(a.expose().len(), TOKEN_BYTES * 2);
+        const { assert!(TOKEN_BYTES * 8 >= 128) };
+        assert_ne!(a.expose(), b.expose());
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let stored = StoredResetToken::issue(&a, "u1", now);
+        assert_eq!(stored.digest, digest(a.expose()));
+        assert_ne!(stored.digest, a.expose());
+    }
+
+    #[test]
+    fn a_token_lives_exactly_one_hour() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let stored = StoredResetToken::issue(&ResetToken::generate(), "u1", now);
+        assert!(stored.is_live(now));
+        assert!(stored.is_live(now + Duration::minutes(59) + Duration::seconds(59)));
+        assert!(!stored.is_live(now + Duration::hours(1)));
+        assert!(!stored.is_live(now + Duration::days(2)));
+    }
+}

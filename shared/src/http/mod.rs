@@ -1,0 +1,37 @@
+//! HTTP: reading requests, the one error mapping, responses, and the route table.
+
+pub mod error;
+pub mod request;
+pub mod routes;
+
+pub use routes::{dispatch, Endpoint};
+
+use error::PublicError;
+use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+
+/// A JSON answer. Nothing this service answers may be cached: it is all about one account.
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        CACHE_CONTROL,
+        lambda_http::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+pub fn error_response(err: &crate::domain::error::AuthError) -> Response<Body> {
+    let public = PublicError::from(err);
+    json_response(
+        public.status,
+        &json!({ "error": public.message, "code": public.code }),
+    )
+}

@@ -1,0 +1,515 @@
+//! The route table: every endpoint, its method and path, and its handler.
+
+use crate::app::App;
+use crate::domain::auth::{authenticate, authenticate_master};
+use crate::domain::clock::iso;
+use crate::domain::error::{AuthError, Field, Required};
+use crate::domain::model::{ScopedKey, User};
+use crate::domain::scoped::NewScopedKey;
+use crate::domain::{accounts, recovery, scoped};
+use crate::http::request::{api_key, path_parameter, JsonBody};
+use crate::http::{error_response, json_response};
+use chrono::{DateTime, Utc};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use zeroize::Zeroizing;
+
+type Answer = Result<Response<Body>, AuthError>;
+
+/// The thirteen endpoints of the Auth API; each is one Lambda function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Register,
+    Login,
+    RegenerateKey,
+    UserData,
+    ExportData,
+    DeleteAccount,
+    ChangePassword,
+    ForgotPassword,
+    ResetPassword,
+    ValidateResetToken,
+    CreateApiKey,
+    ListApiKeys,
+    DeleteApiKey,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 13] = [
+        Endpoint::Register,
+        Endpoint::Login,
+        Endpoint::RegenerateKey,
+        Endpoint::UserData,
+        Endpoint::ExportData,
+        Endpoint::DeleteAccount,
+        Endpoint::ChangePassword,
+        Endpoint::ForgotPassword,
+        Endpoint::ResetPassword,
+        Endpoint::ValidateResetToken,
+        Endpoint::CreateApiKey,
+        Endpoint::ListApiKeys,
+        Endpoint::DeleteApiKey,
+    ];
+
+    /// Method, path (path parameters in braces, as API Gateway writes them) and the name
+    /// of the function (crate and binary) that serves it.
+    pub fn route(self) -> (Method, &'static str, &'static str) {
+        use Endpoint::*;
+        match self {
+            Register => (Method::POST, "/auth/register", "register"),
+            Login => (Method::POST, "/auth/login", "login"),
+            RegenerateKey => (Method::POST, "/auth/regenerate-key", "regenerate-key"),
+            UserData => (Method::GET, "/auth/user-data", "user-data"),
+            ExportData => (Method::GET, "/auth/export-data", "export-data"),
+            DeleteAccount => (Method::DELETE, "/auth/account", "delete-account"),
+            ChangePassword => (Method::POST, "/auth/change-password", "change-password"),
+            ForgotPassword => (Method::POST, "/auth/forgot-password", "forgot-password"),
+            ResetPassword => (Method::POST, "/auth/reset-password", "reset-password"),
+            ValidateResetToken => (
+                Method::GET,
+                "/auth/validate-reset-token/{token}",
+                "validate-reset-token",
+            ),
+            CreateApiKey => (Method::POST, "/auth/api-keys", "create-api-key"),
+            ListApiKeys => (Method::GET, "/auth/api-keys", "list-api-keys"),
+            DeleteApiKey => (Method::DELETE, "/auth/api-keys/{id}", "delete-api-key"),
+        }
+    }
+
+    pub fn method(self) -> Method {
+        self.route().0
+    }
+
+    pub fn path(self) -> &'static str {
+        self.route().1
+    }
+
+    pub fn function_name(self) -> &'static str {
+        self.route().2
+    }
+
+    /// Answers one request routed to this endpoint. Every failure is an answer.
+    pub async fn handle(self, app: &App, req: Request) -> Response<Body> {
+        use Endpoint::*;
+        let answer = match self {
+            Register => register(app, &req).await,
+            Login => login(app, &req).await,
+            RegenerateKey => regenerate_key(app, &req).await,
+            UserData => user_data(app, &req).await,
+            ExportData => export_data(app, &req).await,
+            DeleteAccount => delete_account(app, &req).await,
+            ChangePassword => change_password(app, &req).await,
+            ForgotPassword => forgot_password(app, &req).await,
+            ResetPassword => reset_password(app, &req).await,
+            ValidateResetToken => validate_reset_token(app, &req).await,
+            CreateApiKey => create_api_key(app, &req).await,
+            ListApiKeys => list_api_keys(app, &req).await,
+            DeleteApiKey => delete_api_key(app, &req).await,
+        };
+        answer.unwrap_or_else(|err| error_response(&err))
+    }
+
+    /// The path parameters when `path` matches this endpoint's pattern.
+    fn matches(self, path: &str) -> Option<HashMap<String, Vec<String>>> {
+        let mut pattern = self.path().split('/');
+        let mut actual = path.split('/');
+        let mut params = HashMap::new();
+        loop {
+            match (pattern.next(), actual.next()) {
+                (None, None) => return Some(params),
+                (Some(p), Some(a)) if p.starts_with('{') && p.ends_with('}') && !a.is_empty() => {
+                    params.insert(p[1..p.len() - 1].to_owned(), vec![a.to_owned()]);
+                }
+                (Some(p), Some(a)) if p == a => {}
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Routes a request by method and path, as API Gateway does in front of the functions:
+/// 404 for an unknown path, 405 for a known path with another method.
+pub async fn dispatch(app: &App, req: Request) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let mut known_path = false;
+    for endpoint in Endpoint::ALL {
+        let Some(params) = endpoint.matches(&path) else {
+            continue;
+        };
+        known_path = true;
+        if endpoint.method() == req.method() {
+            return endpoint.handle(app, req.with_path_parameters(params)).await;
+        }
+    }
+    if known_path {
+        json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": "Method not allowed", "code": "method_not_allowed"}),
+        )
+    } else {
+        json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "Not found", "code": "not_found"}),
+        )
+    }
+}
+
+fn email_and_password(body: &JsonBody) -> Result<(String, Zeroizing<String>), AuthError> {
+    match (body.non_empty("email")?, body.non_empty("password")?) {
+        (Some(email), Some(password)) => {
+            Ok((email.to_owned(), Zeroizing::new(password.to_owned())))
+        }
+        _ => Err(AuthError::Required(Required::EmailAndPassword)),
+    }
+}
+
+async fn register(app: &App, req: &Request) -> Answer {
+    let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
+    let created = accounts::register(app, &email, &password).await?;
+    let user = &created.user;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "id": user.id,
+            "email": user.email,
+            "apiKey": created.key.expose(),
+            "createdAt": iso(user.created_at),
+            "subscriptionStatus": user.subscription_status,
+        }),
+    ))
+}
+
+async fn login(app: &App, req: &Request) -> Answer {
+    let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
+    let session = accounts::login(app, &email, &password).await?;
+    let user = &session.user;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "id": user.id,
+            "email": user.email,
+            "apiKey": session.key.expose(),
+            "requestsThisMonth": user.usage.requests_this_month,
+            "createdAt": iso(user.created_at),
+        }),
+    ))
+}
+
+async fn regenerate_key(app: &App, req: &Request) -> Answer {
+    let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
+    let key = accounts::regenerate_key(app, &email, &password).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "apiKey": key.expose() }),
+    ))
+}
+
+async fn user_data(app: &App, req: &Request) -> Answer {
+    let caller = authenticate_master(app, api_key(req)).await?;
+    let user = &caller.user;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "id": user.id,
+            "email": user.email,
+            "apiKey": caller.key.expose(),
+            "requestsThisMonth": user.usage.requests_this_month,
+            "requestsToday": user.usage.requests_today,
+            "subscriptionStatus": user.subscription_status,
+            "limits": {
+                "dailyLimit": app.settings.daily_request_limit,
+                "monthlyLimit": app.settings.monthly_request_limit,
+                "unlimitedMonthly": user.subscription_status == "active",
+            },
+        }),
+    ))
+}
+
+async fn export_data(app: &App, req: &Request) -> Answer {
+    let caller = authenticate_master(app, api_key(req)).await?;
+    let user = &caller.user;
+    let keys = accounts::scoped_keys_of(app, user).await?;
+    let scoped: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            json!({
+                "id": k.id,
+                "name": k.name,
+                "keyPrefix": k.prefix,
+                "scopedClientId": k.scoped_client_id,
+                "scopedUserId": k.scoped_user_id,
+                "monthlyLimit": k.monthly_limit,
+                "requestsThisMonth": k.requests_this_month,
+                "expiresAt": k.expires_at.map(iso),
+                "enabled": k.is_enabled(user),
+                "hasFoundryCredentials": k.foundry_password_ciphertext.is_some(),
+                "foundryUrl": k.foundry_url,
+                "foundryUsername": k.foundry_username,
+                "createdAt": iso(k.created_at),
+            })
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "exportDate": iso(app.clock.now()),
+            "user": {
+                "id": user.id,
+                "email": user.email,
+                "createdAt": iso(user.created_at),
+                "updatedAt": iso(user.updated_at),
+            },
+            "subscription": {
+                "status": user.subscription_status,
+                "stripeCustomerId": user.stripe_customer_id,
+                "subscriptionId": user.subscription_id,
+            },
+            "usage": {
+                "requestsThisMonth": user.usage.requests_this_month,
+                "requestsToday": user.usage.requests_today,
+                "lastRequestDate": user.usage.last_request_date,
+            },
+            "apiAccess": {
+                "keyPrefix": user.master_key.prefix,
+                "createdAt": iso(user.master_key.created_at),
+            },
+            "scopedKeys": scoped,
+        }),
+    ))
+}
+
+async fn delete_account(app: &App, req: &Request) -> Answer {
+    let caller = authenticate_master(app, api_key(req)).await?;
+    let body = JsonBody::from_request(req)?;
+    let confirm = body.non_empty("confirmEmail")?;
+    let password = body.non_empty("password")?;
+    accounts::delete_account(app, &caller, confirm, password).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "success": true, "message": "Account successfully deleted" }),
+    ))
+}
+
+async fn change_password(app: &App, req: &Request) -> Answer {
+    let caller = authenticate_master(app, api_key(req)).await?;
+    let body = JsonBody::from_request(req)?;
+    let (Some(current), Some(new)) = (
+        body.non_empty("currentPassword")?,
+        body.non_empty("newPassword")?,
+    ) else {
+        return Err(AuthError::Required(Required::CurrentAndNewPassword));
+    };
+    accounts::change_password(app, &caller, current, new).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "message": "Password changed successfully" }),
+    ))
+}
+
+async fn forgot_password(app: &App, req: &Request) -> Answer {
+    let body = JsonBody::from_request(req)?;
+    let email = body
+        .non_empty("email")?
+        .ok_or(AuthError::Required(Required::Email))?;
+    recovery::forgot_password(app, email).await;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "message": "If an account with that email exists, a password reset link has been sent." }),
+    ))
+}
+
+async fn reset_password(app: &App, req: &Request) -> Answer {
+    let body = JsonBody::from_request(req)?;
+    let (Some(token), Some(password)) = (body.non_empty("token")?, body.non_empty("password")?)
+    else {
+        return Err(AuthError::Required(Required::TokenAndPassword));
+    };
+    recovery::reset_password(app, token, password).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "message": "Password has been reset successfully" }),
+    ))
+}
+
+async fn validate_reset_token(app: &App, req: &Request) -> Answer {
+    let token = path_parameter(req, "token").unwrap_or_default();
+    let valid = recovery::validate_reset_token(app, &token).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "valid": valid })))
+}
+
+async fn create_api_key(app: &App, req: &Request) -> Answer {
+    let caller = authenticate(app, api_key(req)).await?;
+    if caller.key.kind() != crate::domain::keys::KeyKind::Master {
+        return Err(AuthError::ScopedKeyCannotCreateKeys);
+    }
+    let body = JsonBody::from_request(req)?;
+    let owned = |field| body.string(field).map(|v| v.map(str::to_owned));
+    let new = NewScopedKey {
+        name: owned("name")?,
+        scoped_client_id: owned("scopedClientId")?,
+        scoped_user_id: owned("scopedUserId")?,
+        monthly_limit: monthly_limit(body.value("monthlyLimit"))?,
+        expires_at: expires_at(body.value("expiresAt"))?,
+        foundry_url: owned("foundryUrl")?,
+        foundry_username: owned("foundryUsername")?,
+        foundry_password: owned("foundryPassword")?.map(Zeroizing::new),
+    };
+    let created = scoped::create(app, &caller, new).await?;
+    let k = &created.record;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "id": k.id,
+            "key": created.key.expose(),
+            "name": k.name,
+            "scopedClientId": k.scoped_client_id,
+            "scopedUserId": k.scoped_user_id,
+            "monthlyLimit": k.monthly_limit,
+            "expiresAt": k.expires_at.map(iso),
+            "hasFoundryCredentials": k.foundry_password_ciphertext.is_some(),
+            "enabled": true,
+            "createdAt": iso(k.created_at),
+        }),
+    ))
+}
+
+async fn list_api_keys(app: &App, req: &Request) -> Answer {
+    let caller = authenticate_master(app, api_key(req)).await?;
+    let now = app.clock.now();
+    let keys = accounts::scoped_keys_of(app, &caller.user).await?;
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|k| listed_key(k, &caller.user, now))
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({ "keys": keys })))
+}
+
+fn listed_key(k: &ScopedKey, user: &User, now: DateTime<Utc>) -> Value {
+    json!({
+        "id": k.id,
+        "key": format!("{}...", k.prefix),
+        "name": k.name,
+        "scopedClientId": k.scoped_client_id,
+        "scopedUserId": k.scoped_user_id,
+        "monthlyLimit": k.monthly_limit,
+        "requestsThisMonth": k.requests_this_month,
+        "expiresAt": k.expires_at.map(iso),
+        "isExpired": k.is_expired(now),
+        "enabled": k.is_enabled(user),
+        "hasFoundryCredentials": k.foundry_password_ciphertext.is_some(),
+        "foundryUrl": k.foundry_url,
+        "foundryUsername": k.foundry_username,
+        "createdAt": iso(k.created_at),
+        "updatedAt": iso(k.updated_at),
+    })
+}
+
+async fn delete_api_key(app: &App, req: &Request) -> Answer {
+    let caller = authenticate_master(app, api_key(req)).await?;
+    let id = path_parameter(req, "id").unwrap_or_default();
+    scoped::delete(app, &caller, &id).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "success": true, "message": "API key deleted" }),
+    ))
+}
+
+/// A positive whole number, as a JSON number or a string of digits.
+fn monthly_limit(value: Option<&Value>) -> Result<Option<u64>, AuthError> {
+    let invalid = || AuthError::InvalidField(Field::MonthlyLimit);
+    let limit = match value {
+        None => return Ok(None),
+        Some(Value::Number(n)) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= 9_007_199_254_740_992.0)
+                .map(|f| f as u64)
+        }),
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        Some(_) => None,
+    };
+    limit.filter(|n| *n > 0).map(Some).ok_or_else(invalid)
+}
+
+/// An RFC 3339 timestamp (whether it lies in the future is the domain's question).
+fn expires_at(value: Option<&Value>) -> Result<Option<DateTime<Utc>>, AuthError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| AuthError::InvalidField(Field::ExpiresAt)),
+        Some(_) => Err(AuthError::InvalidField(Field::ExpiresAt)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_has_a_distinct_route_and_function() {
+        let mut routes = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for e in Endpoint::ALL {
+            assert!(routes.insert((e.method(), e.path())), "{e:?}");
+            assert!(names.insert(e.function_name()), "{e:?}");
+            assert!(e.path().starts_with("/auth/"));
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_extracted_from_matching_paths_only() {
+        let params = Endpoint::DeleteApiKey
+            .matches("/auth/api-keys/abc")
+            .unwrap();
+        assert_eq!(params["id"], vec!["abc".to_owned()]);
+        assert!(Endpoint::DeleteApiKey.matches("/auth/api-keys/").is_none());
+        assert!(Endpoint::DeleteApiKey
+            .matches("/auth/api-keys/a/b")
+            .is_none());
+        assert!(Endpoint::ListApiKeys.matches("/auth/api-keys").is_some());
+        assert!(Endpoint::Register.matches("/auth/register/").is_none());
+    }
+
+    #[test]
+    fn monthly_limits_are_positive_whole_numbers_or_digit_strings() {
+        assert_eq!(monthly_limit(None), Ok(None));
+        assert_eq!(monthly_limit(Some(&json!(5))), Ok(Some(5)));
+        assert_eq!(monthly_limit(Some(&json!(5.0))), Ok(Some(5)));
+        assert_eq!(monthly_limit(Some(&json!("250"))), Ok(Some(250)));
+        for bad in [
+            json!(0),
+            json!(-3),
+            json!(2.5),
+            json!("12a"),
+            json!(""),
+            json!("0"),
+            json!(true),
+            json!([1]),
+        ] {
+            assert_eq!(
+                monthly_limit(Some(&bad)),
+                Err(AuthError::InvalidField(Field::MonthlyLimit)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_must_be_rfc_3339() {
+        let t = expires_at(Some(&json!("2030-01-02T03:04:05+02:00")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(iso(t), "2030-01-02T01:04:05Z");
+        for bad in [json!("tomorrow"), json!("2030-01-02"), json!(1234567890)] {
+            assert_eq!(
+                expires_at(Some(&bad)),
+                Err(AuthError::InvalidField(Field::ExpiresAt)),
+                "{bad}"
+            );
+        }
+    }
+}

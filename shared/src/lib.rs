@@ -1,0 +1,18 @@
+//! The Foundry relay Auth API: everything the thirteen Lambda functions share.
+//!
+//! - [`domain`]: the rules and operations, pure Rust over the [`ports`].
+//! - [`aws`]: the DynamoDB, SES v2 and KMS adapters.
+//! - [`http`]: request parsing, the one error mapping, and the route table.
+//! - [`lambda`]: `run(endpoint)`, a function's whole `main`.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod app;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod lambda;
+pub mod ports;
+
+pub use app::App;

@@ -1,0 +1,136 @@
+//! The capabilities the domain needs, one small trait each. Every port has an AWS adapter
+//! (`aws/`); the local server adds embedded ones.
+
+use crate::domain::error::PortError;
+use crate::domain::keys::KeyDigest;
+use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
+use crate::domain::token::StoredResetToken;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use zeroize::Zeroizing;
+
+pub type PortResult<T> = Result<T, PortError>;
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates the user, its email reservation and its master key's index entry, all or
+    /// nothing. `Conflict` when the normalised email is taken.
+    async fn create_user(&self, user: &User) -> PortResult<()>;
+    /// A strongly consistent read.
+    async fn user(&self, id: &str) -> PortResult<Option<User>>;
+    async fn user_by_email(&self, email_normalised: &str) -> PortResult<Option<User>>;
+    /// Swaps the master key (index entry included) and bumps the key generation, so every
+    /// scoped key of the account stops working at once. `Conflict` when `user` is stale.
+    async fn replace_master_key(
+        &self,
+        user: &User,
+        new: &StoredMasterKey,
+        now: DateTime<Utc>,
+    ) -> PortResult<()>;
+    /// Sets a new password hash and voids the outstanding reset token, if any.
+    /// `Conflict` when `user` is stale.
+    async fn set_password(
+        &self,
+        user: &User,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<()>;
+    /// Replaces a hash only while it still is `old` (the upgrade on login).
+    async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> PortResult<()>;
+    /// Deletes the user, its email reservation, master key entry and reset token, all or
+    /// nothing. Scoped keys die with it (their generation no longer has an account) and
+    /// are removed afterwards. `Conflict` when `user` is stale.
+    async fn delete_user(&self, user: &User) -> PortResult<()>;
+}
+
+#[async_trait]
+pub trait KeyIndex: Send + Sync {
+    /// A strongly consistent lookup by digest.
+    async fn key_entry(&self, digest: &KeyDigest) -> PortResult<Option<KeyEntry>>;
+}
+
+#[async_trait]
+pub trait ResetTokens: Send + Sync {
+    /// Stores the token and makes it the account's only redeemable one; the previous one
+    /// is deleted. `Conflict` when `user` is stale.
+    async fn issue_reset_token(&self, user: &User, token: &StoredResetToken) -> PortResult<()>;
+    async fn reset_token(&self, digest: &str) -> PortResult<Option<StoredResetToken>>;
+    /// Uses the token up and sets the password, atomically: of concurrent redemptions
+    /// exactly one succeeds, the others get `Conflict`.
+    async fn redeem_reset_token(
+        &self,
+        token: &StoredResetToken,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<()>;
+}
+
+#[async_trait]
+pub trait ScopedKeys: Send + Sync {
+    /// Stores the key and its index entry; `Conflict` when the account is gone or its
+    /// master key changed since `user` was read.
+    async fn create_scoped_key(&self, user: &User, key: &ScopedKey) -> PortResult<()>;
+    /// All of an account's scoped keys (consistent read), in no particular order.
+    async fn scoped_keys(&self, user_id: &str) -> PortResult<Vec<ScopedKey>>;
+    async fn scoped_key(&self, user_id: &str, key_id: &str) -> PortResult<Option<ScopedKey>>;
+    /// Deletes the key and its index entry; `Conflict` when it is already gone.
+    async fn delete_scoped_key(&self, key: &ScopedKey) -> PortResult<()>;
+    /// Marks a key disabled and drops its index entry (after a master key change).
+    async fn retire_scoped_key(&self, key: &ScopedKey, now: DateTime<Utc>) -> PortResult<()>;
+}
+
+/// Everything a store offers; what the app state holds.
+pub trait Store: UserStore + KeyIndex + ResetTokens + ScopedKeys {}
+impl<T: UserStore + KeyIndex + ResetTokens + ScopedKeys> Store for T {}
+
+/// An email with a plain-text and an HTML part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, email: &OutgoingEmail) -> PortResult<()>;
+}
+
+/// Names what a ciphertext belongs to; decrypting under another context fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptionContext(pub BTreeMap<String, String>);
+
+impl EncryptionContext {
+    pub fn master_key(user_id: &str) -> Self {
+        Self::of([("purpose", "master-key"), ("userId", user_id)])
+    }
+
+    pub fn foundry_password(user_id: &str, scoped_key_id: &str) -> Self {
+        Self::of([
+            ("purpose", "foundry-password"),
+            ("userId", user_id),
+            ("scopedKeyId", scoped_key_id),
+        ])
+    }
+
+    fn of<const N: usize>(pairs: [(&str, &str); N]) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+}
+
+#[async_trait]
+pub trait Cipher: Send + Sync {
+    async fn encrypt(&self, plaintext: &[u8], context: &EncryptionContext) -> PortResult<Vec<u8>>;
+    async fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> PortResult<Zeroizing<Vec<u8>>>;
+}
