@@ -56,18 +56,12 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
+        let required =
+            |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name));
         let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
         let number = |name: &'static str, default: u64| match lookup(name) {
             None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map_err(|e| invalid(name, e.to_string())),
+            Some(v) => v.trim().parse::<u64>().map_err(|e| invalid(name, e.to_string())),
         };
 
         let reset_url = required("RESET_URL")?;
@@ -79,15 +73,9 @@ impl Config {
             None | Some("") => true,
             Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
             Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
-            Some(v) => {
-                return Err(invalid(
-                    "REGISTRATION_ENABLED",
-                    format!("expected true or false, got {v:?}"),
-                ))
-            }
+            Some(v) => return Err(invalid("REGISTRATION_ENABLED", format!("expected true or false, got {v:?}"))),
         };
-        let throttling =
-            !lookup("THROTTLING").is_some_and(|v| v.trim().eq_ignore_ascii_case("off"));
+        let throttling = !lookup("THROTTLING").is_some_and(|v| v.trim().eq_ignore_ascii_case("off"));
 
         Ok(Self {
             users_table: required("USERS_TABLE")?,
@@ -101,10 +89,7 @@ impl Config {
                 daily_request_limit: number("DAILY_REQUEST_LIMIT", 1000)?,
                 monthly_request_limit: number("MONTHLY_REQUEST_LIMIT", 100)?,
                 throttling,
-                reset_response_floor: Duration::from_millis(number(
-                    "RESET_RESPONSE_FLOOR_MS",
-                    1000,
-                )?),
+                reset_response_floor: Duration::from_millis(number("RESET_RESPONSE_FLOOR_MS", 1000)?),
             },
         })
     }
@@ -116,10 +101,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -162,10 +144,7 @@ mod tests {
         ]);
         let settings = Config::from_lookup(env(&pairs)).unwrap().settings;
         assert!(!settings.registration_enabled);
-        assert_eq!(
-            (settings.daily_request_limit, settings.monthly_request_limit),
-            (5, 50)
-        );
+        assert_eq!((settings.daily_request_limit, settings.monthly_request_limit), (5, 50));
         assert!(!settings.throttling);
     }
 
@@ -175,20 +154,11 @@ mod tests {
         pairs.push(("DAILY_REQUEST_LIMIT", "lots"));
         assert!(matches!(
             Config::from_lookup(env(&pairs)),
-            Err(ConfigError::Invalid {
-                name: "DAILY_REQUEST_LIMIT",
-                ..
-            })
+            Err(ConfigError::Invalid { name: "DAILY_REQUEST_LIMIT", .. })
         ));
         let mut pairs = FULL.to_vec();
         pairs.retain(|(n, _)| *n != "RESET_URL");
         pairs.push(("RESET_URL", "javascript:alert(1)"));
-        assert!(matches!(
-            Config::from_lookup(env(&pairs)),
-            Err(ConfigError::Invalid {
-                name: "RESET_URL",
-                ..
-            })
-        ));
+        assert!(matches!(Config::from_lookup(env(&pairs)), Err(ConfigError::Invalid { name: "RESET_URL", .. })));
     }
 }

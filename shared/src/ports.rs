@@ -22,20 +22,10 @@ pub trait UserStore: Send + Sync {
     async fn user_by_email(&self, email_normalised: &str) -> PortResult<Option<User>>;
     /// Swaps the master key (index entry included) and bumps the key generation, so every
     /// scoped key of the account stops working at once. `Conflict` when `user` is stale.
-    async fn replace_master_key(
-        &self,
-        user: &User,
-        new: &StoredMasterKey,
-        now: DateTime<Utc>,
-    ) -> PortResult<()>;
+    async fn replace_master_key(&self, user: &User, new: &StoredMasterKey, now: DateTime<Utc>) -> PortResult<()>;
     /// Sets a new password hash and voids the outstanding reset token, if any.
     /// `Conflict` when `user` is stale.
-    async fn set_password(
-        &self,
-        user: &User,
-        password_hash: &str,
-        now: DateTime<Utc>,
-    ) -> PortResult<()>;
+    async fn set_password(&self, user: &User, password_hash: &str, now: DateTime<Utc>) -> PortResult<()>;
     /// Replaces a hash only while it still is `old` (the upgrade on login).
     async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> PortResult<()>;
     /// Deletes the user, its email reservation, master key entry and reset token, all or
@@ -108,29 +98,16 @@ impl EncryptionContext {
     }
 
     pub fn foundry_password(user_id: &str, scoped_key_id: &str) -> Self {
-        Self::of([
-            ("purpose", "foundry-password"),
-            ("userId", user_id),
-            ("scopedKeyId", scoped_key_id),
-        ])
+        Self::of([("purpose", "foundry-password"), ("userId", user_id), ("scopedKeyId", scoped_key_id)])
     }
 
     fn of<const N: usize>(pairs: [(&str, &str); N]) -> Self {
-        Self(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        )
+        Self(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
     }
 }
 
 #[async_trait]
 pub trait Cipher: Send + Sync {
     async fn encrypt(&self, plaintext: &[u8], context: &EncryptionContext) -> PortResult<Vec<u8>>;
-    async fn decrypt(
-        &self,
-        ciphertext: &[u8],
-        context: &EncryptionContext,
-    ) -> PortResult<Zeroizing<Vec<u8>>>;
+    async fn decrypt(&self, ciphertext: &[u8], context: &EncryptionContext) -> PortResult<Zeroizing<Vec<u8>>>;
 }

@@ -14,9 +14,7 @@ use crate::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, UserStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeZone, Utc};
 use rand::Rng;
@@ -302,12 +300,7 @@ fn put(table: &str, item: Item, condition: Option<&str>) -> PortResult<TransactW
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-fn delete(
-    table: &str,
-    key: Item,
-    condition: Option<&str>,
-    values: Option<Item>,
-) -> PortResult<TransactWriteItem> {
+fn delete(table: &str, key: Item, condition: Option<&str>, values: Option<Item>) -> PortResult<TransactWriteItem> {
     let delete = Delete::builder()
         .table_name(table)
         .set_key(Some(key))
@@ -318,13 +311,7 @@ fn delete(
     Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
-fn update(
-    table: &str,
-    key: Item,
-    expression: &str,
-    condition: &str,
-    values: Item,
-) -> PortResult<TransactWriteItem> {
+fn update(table: &str, key: Item, expression: &str, condition: &str, values: Item) -> PortResult<TransactWriteItem> {
     let update = Update::builder()
         .table_name(table)
         .set_key(Some(key))
@@ -336,12 +323,7 @@ fn update(
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
-fn condition_check(
-    table: &str,
-    key: Item,
-    condition: &str,
-    values: Item,
-) -> PortResult<TransactWriteItem> {
+fn condition_check(table: &str, key: Item, condition: &str, values: Item) -> PortResult<TransactWriteItem> {
     let check = ConditionCheck::builder()
         .table_name(table)
         .set_key(Some(key))
@@ -357,10 +339,7 @@ fn pk(value: String) -> Item {
 }
 
 fn scoped_key_key(user_id: &str, key_id: &str) -> Item {
-    HashMap::from([
-        ("userId".to_owned(), s(user_id)),
-        ("keyId".to_owned(), s(key_id)),
-    ])
+    HashMap::from([("userId".to_owned(), s(user_id)), ("keyId".to_owned(), s(key_id))])
 }
 
 fn token_key(digest: &str) -> Item {
@@ -373,19 +352,12 @@ enum Cancelled {
 }
 
 fn cancellation(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        TransactWriteItemsError,
-        aws_sdk_dynamodb::config::http::HttpResponse,
-    >,
+    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> Option<Cancelled> {
     let TransactWriteItemsError::TransactionCanceledException(e) = err.as_service_error()? else {
         return None;
     };
-    let codes: Vec<&str> = e
-        .cancellation_reasons()
-        .iter()
-        .filter_map(|r| r.code())
-        .collect();
+    let codes: Vec<&str> = e.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
     if codes.contains(&"ConditionalCheckFailed") {
         Some(Cancelled::Condition)
     } else if codes.contains(&"TransactionConflict") {
@@ -405,12 +377,7 @@ impl DynamoStore {
     async fn transact(&self, items: Vec<TransactWriteItem>) -> PortResult<()> {
         const ATTEMPTS: u32 = 5;
         for attempt in 1..=ATTEMPTS {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
+            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
             let err = match result {
                 Ok(_) => return Ok(()),
                 Err(err) => err,
@@ -424,9 +391,7 @@ impl DynamoStore {
                 _ => return Err(sdk_error(err)),
             }
         }
-        Err(PortError::Unavailable(
-            "transaction contention persisted".into(),
-        ))
+        Err(PortError::Unavailable("transaction contention persisted".into()))
     }
 
     async fn get(&self, table: &str, key: Item) -> PortResult<Option<Item>> {
@@ -447,10 +412,7 @@ impl DynamoStore {
 impl UserStore for DynamoStore {
     async fn create_user(&self, user: &User) -> PortResult<()> {
         let table = &self.tables.users;
-        let email = EmailItem {
-            pk: email_pk(&user.email_normalised),
-            user_id: user.id.clone(),
-        };
+        let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
         let key = KeyItem {
             pk: key_pk(&user.master_key.digest),
             user_id: user.id.clone(),
@@ -477,29 +439,18 @@ impl UserStore for DynamoStore {
     }
 
     async fn user_by_email(&self, email_normalised: &str) -> PortResult<Option<User>> {
-        let Some(item) = self
-            .get(&self.tables.users, pk(email_pk(email_normalised)))
-            .await?
-        else {
+        let Some(item) = self.get(&self.tables.users, pk(email_pk(email_normalised))).await? else {
             return Ok(None);
         };
         let reservation: EmailItem = from_item(item)?;
         self.user(&reservation.user_id).await
     }
 
-    async fn replace_master_key(
-        &self,
-        user: &User,
-        new: &StoredMasterKey,
-        now: DateTime<Utc>,
-    ) -> PortResult<()> {
+    async fn replace_master_key(&self, user: &User, new: &StoredMasterKey, now: DateTime<Utc>) -> PortResult<()> {
         let table = &self.tables.users;
         let values = HashMap::from([
             (":newDigest".to_owned(), s(&new.digest.0)),
-            (
-                ":newCiphertext".to_owned(),
-                AttributeValue::B(new.ciphertext.clone().into()),
-            ),
+            (":newCiphertext".to_owned(), AttributeValue::B(new.ciphertext.clone().into())),
             (":newPrefix".to_owned(), s(&new.prefix)),
             (":now".to_owned(), time(now)),
             (":one".to_owned(), n(1)),
@@ -531,16 +482,8 @@ impl UserStore for DynamoStore {
         .await
     }
 
-    async fn set_password(
-        &self,
-        user: &User,
-        password_hash: &str,
-        now: DateTime<Utc>,
-    ) -> PortResult<()> {
-        let mut values = HashMap::from([
-            (":hash".to_owned(), s(password_hash)),
-            (":now".to_owned(), time(now)),
-        ]);
+    async fn set_password(&self, user: &User, password_hash: &str, now: DateTime<Utc>) -> PortResult<()> {
+        let mut values = HashMap::from([(":hash".to_owned(), s(password_hash)), (":now".to_owned(), time(now))]);
         let condition = reset_guard(user, &mut values);
         let mut items = vec![update(
             &self.tables.users,
@@ -550,12 +493,7 @@ impl UserStore for DynamoStore {
             values,
         )?];
         if let Some(digest) = &user.reset_token_digest {
-            items.push(delete(
-                &self.tables.reset_tokens,
-                token_key(digest),
-                None,
-                None,
-            )?);
+            items.push(delete(&self.tables.reset_tokens, token_key(digest), None, None)?);
         }
         self.transact(items).await
     }
@@ -574,12 +512,7 @@ impl UserStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
                 Err(PortError::Conflict)
             }
             Err(err) => Err(sdk_error(err)),
@@ -597,12 +530,7 @@ impl UserStore for DynamoStore {
             delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
         ];
         if let Some(digest) = &user.reset_token_digest {
-            items.push(delete(
-                &self.tables.reset_tokens,
-                token_key(digest),
-                None,
-                None,
-            )?);
+            items.push(delete(&self.tables.reset_tokens, token_key(digest), None, None)?);
         }
         self.transact(items).await
     }
@@ -638,35 +566,17 @@ impl ResetTokens for DynamoStore {
             expires_at: token.expires_at.timestamp(),
         };
         let mut items = vec![
-            update(
-                &self.tables.users,
-                pk(user_pk(&user.id)),
-                "SET resetTokenDigest = :new",
-                condition,
-                values,
-            )?,
-            put(
-                &self.tables.reset_tokens,
-                to_item(&item)?,
-                Some("attribute_not_exists(tokenHash)"),
-            )?,
+            update(&self.tables.users, pk(user_pk(&user.id)), "SET resetTokenDigest = :new", condition, values)?,
+            put(&self.tables.reset_tokens, to_item(&item)?, Some("attribute_not_exists(tokenHash)"))?,
         ];
         if let Some(previous) = &user.reset_token_digest {
-            items.push(delete(
-                &self.tables.reset_tokens,
-                token_key(previous),
-                None,
-                None,
-            )?);
+            items.push(delete(&self.tables.reset_tokens, token_key(previous), None, None)?);
         }
         self.transact(items).await
     }
 
     async fn reset_token(&self, digest: &str) -> PortResult<Option<StoredResetToken>> {
-        let Some(item) = self
-            .get(&self.tables.reset_tokens, token_key(digest))
-            .await?
-        else {
+        let Some(item) = self.get(&self.tables.reset_tokens, token_key(digest)).await? else {
             return Ok(None);
         };
         let item: TokenItem = from_item(item)?;
@@ -674,11 +584,7 @@ impl ResetTokens for DynamoStore {
             .timestamp_opt(item.expires_at, 0)
             .single()
             .ok_or_else(|| PortError::Other("reset token with an impossible expiry".into()))?;
-        Ok(Some(StoredResetToken {
-            digest: item.token_hash,
-            user_id: item.user_id,
-            expires_at,
-        }))
+        Ok(Some(StoredResetToken { digest: item.token_hash, user_id: item.user_id, expires_at }))
     }
 
     async fn redeem_reset_token(
@@ -693,12 +599,7 @@ impl ResetTokens for DynamoStore {
             (":digest".to_owned(), s(&token.digest)),
         ]);
         self.transact(vec![
-            delete(
-                &self.tables.reset_tokens,
-                token_key(&token.digest),
-                Some("attribute_exists(tokenHash)"),
-                None,
-            )?,
+            delete(&self.tables.reset_tokens, token_key(&token.digest), Some("attribute_exists(tokenHash)"), None)?,
             update(
                 &self.tables.users,
                 pk(user_pk(&token.user_id)),
@@ -721,16 +622,8 @@ impl ScopedKeys for DynamoStore {
                 "keyGeneration = :generation",
                 HashMap::from([(":generation".to_owned(), n(user.key_generation))]),
             )?,
-            put(
-                &self.tables.scoped_keys,
-                to_item(&ScopedKeyItem::from(key))?,
-                Some("attribute_not_exists(keyId)"),
-            )?,
-            put(
-                &self.tables.users,
-                to_item(&KeyItem::from(&key.entry()))?,
-                Some("attribute_not_exists(pk)"),
-            )?,
+            put(&self.tables.scoped_keys, to_item(&ScopedKeyItem::from(key))?, Some("attribute_not_exists(keyId)"))?,
+            put(&self.tables.users, to_item(&KeyItem::from(&key.entry()))?, Some("attribute_not_exists(pk)"))?,
         ])
         .await
     }
@@ -787,10 +680,7 @@ impl ScopedKeys for DynamoStore {
                 scoped_key_key(&key.user_id, &key.id),
                 "SET enabled = :disabled, updatedAt = :now",
                 "attribute_exists(keyId)",
-                HashMap::from([
-                    (":disabled".to_owned(), AttributeValue::Bool(false)),
-                    (":now".to_owned(), time(now)),
-                ]),
+                HashMap::from([(":disabled".to_owned(), AttributeValue::Bool(false)), (":now".to_owned(), time(now))]),
             )?,
             delete(&self.tables.users, pk(key_pk(&key.digest)), None, None)?,
         ])

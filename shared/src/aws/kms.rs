@@ -41,11 +41,7 @@ impl Cipher for KmsCipher {
             .ok_or_else(|| PortError::Other("KMS Encrypt returned no ciphertext".into()))
     }
 
-    async fn decrypt(
-        &self,
-        ciphertext: &[u8],
-        ctx: &EncryptionContext,
-    ) -> PortResult<Zeroizing<Vec<u8>>> {
+    async fn decrypt(&self, ciphertext: &[u8], ctx: &EncryptionContext) -> PortResult<Zeroizing<Vec<u8>>> {
         let out = self
             .client
             .decrypt()

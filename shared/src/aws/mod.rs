@@ -25,14 +25,8 @@ pub async fn build_app(config: &Config) -> App {
                 reset_tokens: config.reset_tokens_table.clone(),
             },
         )),
-        mailer: Arc::new(ses::SesMailer::new(
-            aws_sdk_sesv2::Client::new(&sdk),
-            config.email_from.clone(),
-        )),
-        cipher: Arc::new(kms::KmsCipher::new(
-            aws_sdk_kms::Client::new(&sdk),
-            config.kms_key_id.clone(),
-        )),
+        mailer: Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), config.email_from.clone())),
+        cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::new(&sdk), config.kms_key_id.clone())),
         hasher: Arc::new(Argon2Hasher::new()),
         clock: Arc::new(SystemClock),
         settings: config.settings.clone(),
@@ -56,10 +50,8 @@ where
         "ServiceUnavailable",
         "KMSInternalException",
     ];
-    let unavailable = matches!(
-        err,
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)
-    ) || err.code().is_some_and(|code| THROTTLED.contains(&code));
+    let unavailable = matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_))
+        || err.code().is_some_and(|code| THROTTLED.contains(&code));
     let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
     if unavailable {
         PortError::Unavailable(detail)

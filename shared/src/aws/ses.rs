@@ -18,11 +18,7 @@ impl SesMailer {
 }
 
 fn utf8(text: &str) -> PortResult<Content> {
-    Content::builder()
-        .data(text)
-        .charset("UTF-8")
-        .build()
-        .map_err(crate::domain::error::PortError::other)
+    Content::builder().data(text).charset("UTF-8").build().map_err(crate::domain::error::PortError::other)
 }
 
 #[async_trait]
@@ -30,12 +26,7 @@ impl Mailer for SesMailer {
     async fn send(&self, email: &OutgoingEmail) -> PortResult<()> {
         let message = Message::builder()
             .subject(utf8(&email.subject)?)
-            .body(
-                Body::builder()
-                    .text(utf8(&email.text)?)
-                    .html(utf8(&email.html)?)
-                    .build(),
-            )
+            .body(Body::builder().text(utf8(&email.text)?).html(utf8(&email.html)?).build())
             .build();
         self.client
             .send_email()

@@ -65,13 +65,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
 /// A successful login answers the current master key, decrypted from its KMS ciphertext.
 pub async fn login(app: &App, email: &str, password: &str) -> Result<Registered, AuthError> {
     let user = check_credentials(app, email, password).await?;
-    let plaintext = app
-        .cipher
-        .decrypt(
-            &user.master_key.ciphertext,
-            &EncryptionContext::master_key(&user.id),
-        )
-        .await?;
+    let plaintext = app.cipher.decrypt(&user.master_key.ciphertext, &EncryptionContext::master_key(&user.id)).await?;
     let key = std::str::from_utf8(&plaintext)
         .ok()
         .and_then(ApiKey::parse)
@@ -99,11 +93,7 @@ pub async fn regenerate_key(app: &App, email: &str, password: &str) -> Result<Ap
             };
             let now = app.clock.now();
             let sealed = seal_master_key(app, &user.id, key, now).await?;
-            Ok(app
-                .store
-                .replace_master_key(&user, &sealed, now)
-                .await
-                .map(|()| user))
+            Ok(app.store.replace_master_key(&user, &sealed, now).await.map(|()| user))
         }
     })
     .await?;
@@ -112,12 +102,7 @@ pub async fn regenerate_key(app: &App, email: &str, password: &str) -> Result<Ap
 }
 
 /// Change the password of the calling account; voids every reset token and notifies.
-pub async fn change_password(
-    app: &App,
-    caller: &Caller,
-    current: &str,
-    new: &str,
-) -> Result<(), AuthError> {
+pub async fn change_password(app: &App, caller: &Caller, current: &str, new: &str) -> Result<(), AuthError> {
     if !password::verify(&app.hasher, current, Some(&caller.user.password_hash)).await? {
         return Err(AuthError::CurrentPasswordIncorrect);
     }
@@ -130,25 +115,13 @@ pub async fn change_password(
         async move {
             let user = match user {
                 Some(user) => user,
-                None => app
-                    .store
-                    .user(&caller.user.id)
-                    .await?
-                    .ok_or(AuthError::InvalidApiKey)?,
+                None => app.store.user(&caller.user.id).await?.ok_or(AuthError::InvalidApiKey)?,
             };
-            Ok(app
-                .store
-                .set_password(&user, new_hash, app.clock.now())
-                .await)
+            Ok(app.store.set_password(&user, new_hash, app.clock.now()).await)
         }
     })
     .await?;
-    notify::send_logged(
-        app,
-        notify::password_changed_email(&caller.user.email),
-        "password-changed",
-    )
-    .await;
+    notify::send_logged(app, notify::password_changed_email(&caller.user.email), "password-changed").await;
     Ok(())
 }
 
@@ -173,11 +146,7 @@ pub async fn delete_account(
         async move {
             let user = match user {
                 Some(user) => user,
-                None => app
-                    .store
-                    .user(&caller.user.id)
-                    .await?
-                    .ok_or(AuthError::InvalidApiKey)?,
+                None => app.store.user(&caller.user.id).await?.ok_or(AuthError::InvalidApiKey)?,
             };
             Ok(app.store.delete_user(&user).await)
         }
@@ -196,11 +165,7 @@ pub async fn delete_account(
 /// The caller's scoped keys, oldest first.
 pub async fn scoped_keys_of(app: &App, user: &User) -> Result<Vec<ScopedKey>, AuthError> {
     let mut keys = app.store.scoped_keys(&user.id).await?;
-    keys.sort_by(|a, b| {
-        a.created_at
-            .cmp(&b.created_at)
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
     Ok(keys)
 }
 
@@ -210,26 +175,12 @@ async fn seal_master_key(
     key: &ApiKey,
     now: DateTime<Utc>,
 ) -> Result<StoredMasterKey, AuthError> {
-    let ciphertext = app
-        .cipher
-        .encrypt(
-            key.expose().as_bytes(),
-            &EncryptionContext::master_key(user_id),
-        )
-        .await?;
-    Ok(StoredMasterKey {
-        digest: key.digest(),
-        ciphertext,
-        prefix: key.display_prefix(),
-        created_at: now,
-    })
+    let ciphertext = app.cipher.encrypt(key.expose().as_bytes(), &EncryptionContext::master_key(user_id)).await?;
+    Ok(StoredMasterKey { digest: key.digest(), ciphertext, prefix: key.display_prefix(), created_at: now })
 }
 
 async fn reread(app: &App, email: &str) -> Result<User, AuthError> {
-    app.store
-        .user_by_email(&normalise(email))
-        .await?
-        .ok_or(AuthError::InvalidCredentials)
+    app.store.user_by_email(&normalise(email)).await?.ok_or(AuthError::InvalidCredentials)
 }
 
 async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
@@ -237,11 +188,9 @@ async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
         return;
     }
     let result = match password::hash(&app.hasher, password).await {
-        Ok(new_hash) => app
-            .store
-            .upgrade_password_hash(&user.id, &user.password_hash, &new_hash)
-            .await
-            .map_err(AuthError::from),
+        Ok(new_hash) => {
+            app.store.upgrade_password_hash(&user.id, &user.password_hash, &new_hash).await.map_err(AuthError::from)
+        }
         Err(e) => Err(e),
     };
     match result {

@@ -19,10 +19,7 @@ impl Email {
         if address.chars().count() > MAX_LEN || !plain || !EmailAddress::is_valid(address) {
             return Err(AuthError::InvalidEmail);
         }
-        Ok(Self {
-            address: address.to_owned(),
-            normalised: normalise(address),
-        })
+        Ok(Self { address: address.to_owned(), normalised: normalise(address) })
     }
 
     pub fn as_str(&self) -> &str {
@@ -53,15 +50,7 @@ mod tests {
 
     #[test]
     fn malformed_addresses_are_rejected() {
-        for raw in [
-            "",
-            "alice",
-            "alice@",
-            "@example.io",
-            "a b@example.io",
-            "Alice <a@example.io>",
-            "a@@b.io",
-        ] {
+        for raw in ["", "alice", "alice@", "@example.io", "a b@example.io", "Alice <a@example.io>", "a@@b.io"] {
             assert_eq!(Email::parse(raw), Err(AuthError::InvalidEmail), "{raw:?}");
         }
     }

@@ -55,28 +55,18 @@ impl ApiKey {
         text.push_str(kind.prefix());
         text.push_str(&random);
         text.push_str(&checksum(&text));
-        Self {
-            kind,
-            text: Zeroizing::new(text),
-        }
+        Self { kind, text: Zeroizing::new(text) }
     }
 
     /// Accepts only a well-formed key with a valid checksum; anything else is noise.
     pub fn parse(candidate: &str) -> Option<Self> {
-        let kind = [KeyKind::Master, KeyKind::Scoped]
-            .into_iter()
-            .find(|kind| candidate.starts_with(kind.prefix()))?;
+        let kind = [KeyKind::Master, KeyKind::Scoped].into_iter().find(|kind| candidate.starts_with(kind.prefix()))?;
         let body = &candidate[PREFIX_LEN..];
-        if body.len() != RANDOM_CHARS + CHECKSUM_CHARS
-            || !body.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
+        if body.len() != RANDOM_CHARS + CHECKSUM_CHARS || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return None;
         }
         let (payload, sum) = candidate.split_at(PREFIX_LEN + RANDOM_CHARS);
-        (checksum(payload) == sum).then(|| Self {
-            kind,
-            text: Zeroizing::new(candidate.to_owned()),
-        })
+        (checksum(payload) == sum).then(|| Self { kind, text: Zeroizing::new(candidate.to_owned()) })
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -122,12 +112,8 @@ mod tests {
             assert_eq!(parsed.kind(), kind);
             assert_eq!(parsed.digest(), key.digest());
         }
-        assert!(ApiKey::generate(KeyKind::Master)
-            .expose()
-            .starts_with("frm_"));
-        assert!(ApiKey::generate(KeyKind::Scoped)
-            .expose()
-            .starts_with("frs_"));
+        assert!(ApiKey::generate(KeyKind::Master).expose().starts_with("frm_"));
+        assert!(ApiKey::generate(KeyKind::Scoped).expose().starts_with("frs_"));
     }
 
     #[test]
@@ -136,9 +122,7 @@ mod tests {
         assert!(RANDOM_CHARS as f64 * 62f64.log2() >= 160.0);
         // Even after the shown prefix, more than 160 bits stay secret.
         assert!((RANDOM_CHARS - (DISPLAY_CHARS - PREFIX_LEN)) as f64 * 62f64.log2() >= 160.0);
-        let keys: HashSet<String> = (0..1000)
-            .map(|_| ApiKey::generate(KeyKind::Master).expose().to_owned())
-            .collect();
+        let keys: HashSet<String> = (0..1000).map(|_| ApiKey::generate(KeyKind::Master).expose().to_owned()).collect();
         assert_eq!(keys.len(), 1000);
     }
 
@@ -176,10 +160,7 @@ mod tests {
     #[test]
     fn the_digest_is_sha256_hex_and_the_prefix_shows_twelve_characters() {
         let key = ApiKey::generate(KeyKind::Master);
-        assert_eq!(
-            key.digest().0,
-            hex::encode(Sha256::digest(key.expose().as_bytes()))
-        );
+        assert_eq!(key.digest().0, hex::encode(Sha256::digest(key.expose().as_bytes())));
         assert_eq!(key.digest().0.len(), 64);
         assert_eq!(key.display_prefix(), key.expose()[..12]);
         assert!(!format!("{key:?}").contains(key.expose()));

@@ -55,10 +55,7 @@ mod tests {
     #[test]
     fn the_reset_link_appends_the_token_to_the_configured_page() {
         let page = Url::parse("https://relay.example.io/reset").unwrap();
-        assert_eq!(
-            reset_link(&page, "abc123").as_str(),
-            "https://relay.example.io/reset?reset-token=abc123"
-        );
+        assert_eq!(reset_link(&page, "abc123").as_str(), "https://relay.example.io/reset?reset-token=abc123");
         let with_query = Url::parse("https://relay.example.io/app?lang=de").unwrap();
         assert_eq!(
             reset_link(&with_query, "abc123").as_str(),

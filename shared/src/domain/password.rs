@@ -50,7 +50,8 @@ pub const POLICY: (u32, u32, u32) = (19_456, 2, 1);
 /// A decoy with exactly [`POLICY`]'s parameters and a random salt and digest (no password
 /// is known to produce it), so
 /// that a login for an unknown email runs the very same verification as a wrong password.
-const POLICY_DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$QlVWUzVnT3kxY3RGc0E2dg$ZLuUNCyIY/sRgkvoU2dUMfRwQ8x5dBvnWNaSlKnKkJ0";
+const POLICY_DECOY: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$QlVWUzVnT3kxY3RGc0E2dg$ZLuUNCyIY/sRgkvoU2dUMfRwQ8x5dBvnWNaSlKnKkJ0";
 
 pub struct Argon2Hasher {
     argon2: Argon2<'static>,
@@ -80,11 +81,7 @@ impl Argon2Hasher {
     }
 
     fn build(params: Params, decoy: String) -> Self {
-        Self {
-            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()),
-            params,
-            decoy,
-        }
+        Self { argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()), params, decoy }
     }
 }
 
@@ -97,19 +94,12 @@ impl Default for Argon2Hasher {
 impl PasswordHasher for Argon2Hasher {
     fn hash(&self, password: &str) -> Result<String, PortError> {
         let salt = SaltString::generate(&mut OsRng);
-        self.argon2
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(PortError::other)
+        self.argon2.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(PortError::other)
     }
 
     fn verify(&self, password: &str, phc: &str) -> bool {
         PasswordHash::new(phc)
-            .map(|parsed| {
-                self.argon2
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| self.argon2.verify_password(password.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
     }
 
@@ -144,11 +134,7 @@ pub async fn hash(hasher: &Arc<dyn PasswordHasher>, password: &str) -> Result<St
 
 /// Verifies on the blocking pool. `None` (no such account) verifies against the decoy,
 /// so both paths do the same work, and never matches.
-pub async fn verify(
-    hasher: &Arc<dyn PasswordHasher>,
-    password: &str,
-    phc: Option<&str>,
-) -> Result<bool, AuthError> {
+pub async fn verify(hasher: &Arc<dyn PasswordHasher>, password: &str, phc: Option<&str>) -> Result<bool, AuthError> {
     let hasher = Arc::clone(hasher);
     let password = Zeroizing::new(password.to_owned());
     let known = phc.is_some();
@@ -177,11 +163,7 @@ mod tests {
             (&*format!("Aa1{}", "x".repeat(126)), TooLong),
         ];
         for (password, rule) in cases {
-            assert_eq!(
-                check_rules(password),
-                Err(AuthError::WeakPassword(rule)),
-                "{password}"
-            );
+            assert_eq!(check_rules(password), Err(AuthError::WeakPassword(rule)), "{password}");
         }
         assert_eq!(check_rules(&format!("Aa1{}", "x".repeat(125))), Ok(()));
     }
@@ -189,10 +171,7 @@ mod tests {
     #[test]
     fn length_counts_unicode_characters_and_nothing_is_trimmed() {
         // Seven characters but more than eight bytes.
-        assert_eq!(
-            check_rules("Ää1äääá"),
-            Err(AuthError::WeakPassword(PasswordRule::TooShort))
-        );
+        assert_eq!(check_rules("Ää1äääá"), Err(AuthError::WeakPassword(PasswordRule::TooShort)));
         assert_eq!(check_rules("Ää1äääáé"), Ok(()));
         // Spaces count.
         assert_eq!(check_rules(" Abcde1 "), Ok(()));
@@ -213,21 +192,14 @@ mod tests {
     #[test]
     fn weaker_or_foreign_hashes_need_a_rehash() {
         let policy = Argon2Hasher::new();
-        let weak = Argon2Hasher::with_params(8, 1, 1)
-            .unwrap()
-            .hash("Pw-123456")
-            .unwrap();
+        let weak = Argon2Hasher::with_params(8, 1, 1).unwrap().hash("Pw-123456").unwrap();
         assert!(policy.needs_rehash(&weak));
         assert!(policy.verify("Pw-123456", &weak), "old hashes still verify");
         assert!(policy.needs_rehash("$2b$12$notargon"));
-        let argon2i = Argon2::new(
-            Algorithm::Argon2i,
-            Version::V0x13,
-            Params::new(19_456, 2, 1, None).unwrap(),
-        )
-        .hash_password(b"Pw-123456", &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(19_456, 2, 1, None).unwrap())
+            .hash_password(b"Pw-123456", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
         assert!(policy.needs_rehash(&argon2i));
     }
 
@@ -239,10 +211,7 @@ mod tests {
         let real = PasswordHash::new(&real_hash).unwrap();
         assert_eq!(decoy.algorithm, real.algorithm);
         assert_eq!(decoy.version, real.version);
-        assert_eq!(
-            Params::try_from(&decoy).unwrap(),
-            Params::try_from(&real).unwrap()
-        );
+        assert_eq!(Params::try_from(&decoy).unwrap(), Params::try_from(&real).unwrap());
         assert_eq!(decoy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
         assert!(!hasher.needs_rehash(hasher.decoy()));
     }

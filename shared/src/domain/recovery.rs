@@ -41,53 +41,29 @@ async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
                 },
             };
             let stored = StoredResetToken::issue(token, &user.id, app.clock.now());
-            Ok(app
-                .store
-                .issue_reset_token(&user, &stored)
-                .await
-                .map(|()| user))
+            Ok(app.store.issue_reset_token(&user, &stored).await.map(|()| user))
         }
     })
     .await?;
     let link = notify::reset_link(&app.settings.reset_url, token.expose());
     tracing::info!(user_id = %user.id, "password reset token issued");
-    notify::send_logged(
-        app,
-        notify::reset_email(&user.email, &link),
-        "password-reset",
-    )
-    .await;
+    notify::send_logged(app, notify::reset_email(&user.email, &link), "password-reset").await;
     Ok(())
 }
 
 /// Sets a new password with a live token, using the token up. The password rules are
 /// checked before the token.
-pub async fn reset_password(
-    app: &App,
-    presented: &str,
-    new_password: &str,
-) -> Result<(), AuthError> {
+pub async fn reset_password(app: &App, presented: &str, new_password: &str) -> Result<(), AuthError> {
     password::check_rules(new_password)?;
-    let (stored, user) = live_token(app, presented)
-        .await?
-        .ok_or(AuthError::InvalidResetToken)?;
+    let (stored, user) = live_token(app, presented).await?.ok_or(AuthError::InvalidResetToken)?;
     let new_hash = password::hash(&app.hasher, new_password).await?;
-    match app
-        .store
-        .redeem_reset_token(&stored, &new_hash, app.clock.now())
-        .await
-    {
+    match app.store.redeem_reset_token(&stored, &new_hash, app.clock.now()).await {
         Ok(()) => {}
         Err(PortError::Conflict) => return Err(AuthError::InvalidResetToken),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %user.id, "password reset with a token");
-    notify::send_logged(
-        app,
-        notify::password_changed_email(&user.email),
-        "password-changed",
-    )
-    .await;
+    notify::send_logged(app, notify::password_changed_email(&user.email), "password-changed").await;
     Ok(())
 }
 
@@ -98,10 +74,7 @@ pub async fn validate_reset_token(app: &App, presented: &str) -> Result<bool, Au
 
 /// The stored token and its account when the token is known, unexpired, and still the
 /// account's current one (not superseded, not voided by a password change).
-async fn live_token(
-    app: &App,
-    presented: &str,
-) -> Result<Option<(StoredResetToken, User)>, AuthError> {
+async fn live_token(app: &App, presented: &str) -> Result<Option<(StoredResetToken, User)>, AuthError> {
     if presented.is_empty() || presented.len() > 256 {
         return Ok(None);
     }
@@ -113,9 +86,7 @@ async fn live_token(
         return Ok(None);
     }
     let user = app.store.user(&stored.user_id).await?;
-    Ok(user
-        .filter(|u| u.reset_token_digest.as_deref() == Some(digest.as_str()))
-        .map(|u| (stored, u)))
+    Ok(user.filter(|u| u.reset_token_digest.as_deref() == Some(digest.as_str())).map(|u| (stored, u)))
 }
 
 /// Runs `work` and answers no sooner than `floor` after it started.
@@ -141,11 +112,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slow_work_is_not_held_further() {
         let start = tokio::time::Instant::now();
-        no_sooner_than(
-            Duration::from_millis(100),
-            tokio::time::sleep(Duration::from_millis(300)),
-        )
-        .await;
+        no_sooner_than(Duration::from_millis(100), tokio::time::sleep(Duration::from_millis(300))).await;
         assert_eq!(start.elapsed(), Duration::from_millis(300));
     }
 }

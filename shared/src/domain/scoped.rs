@@ -51,11 +51,7 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     if new.expires_at.is_some_and(|at| at <= now) {
         return Err(AuthError::InvalidField(Field::ExpiresAt));
     }
-    let foundry_url = new
-        .foundry_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty());
+    let foundry_url = new.foundry_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
     if foundry_url.is_some_and(|u| !is_http_url(u)) {
         return Err(AuthError::InvalidField(Field::FoundryUrl));
     }
@@ -63,10 +59,7 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     let scoped_user_id = text("scopedUserId", new.scoped_user_id)?;
     let foundry_username = text("foundryUsername", new.foundry_username)?;
     let foundry_password = new.foundry_password.filter(|p| !p.is_empty());
-    if foundry_password
-        .as_ref()
-        .is_some_and(|p| p.chars().count() > MAX_TEXT_CHARS)
-    {
+    if foundry_password.as_ref().is_some_and(|p| p.chars().count() > MAX_TEXT_CHARS) {
         return Err(AuthError::InvalidField(Field::TooLong("foundryPassword")));
     }
 
@@ -74,14 +67,9 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     let id = uuid::Uuid::new_v4().to_string();
     let key = ApiKey::generate(KeyKind::Scoped);
     let foundry_password_ciphertext = match foundry_password {
-        Some(password) => Some(
-            app.cipher
-                .encrypt(
-                    password.as_bytes(),
-                    &EncryptionContext::foundry_password(&user.id, &id),
-                )
-                .await?,
-        ),
+        Some(password) => {
+            Some(app.cipher.encrypt(password.as_bytes(), &EncryptionContext::foundry_password(&user.id, &id)).await?)
+        }
         None => None,
     };
     let record = ScopedKey {
@@ -117,11 +105,7 @@ pub async fn delete(app: &App, caller: &Caller, key_id: &str) -> Result<(), Auth
     if uuid::Uuid::try_parse(key_id).is_err() {
         return Err(AuthError::ApiKeyNotFound);
     }
-    let key = app
-        .store
-        .scoped_key(&caller.user.id, key_id)
-        .await?
-        .ok_or(AuthError::ApiKeyNotFound)?;
+    let key = app.store.scoped_key(&caller.user.id, key_id).await?.ok_or(AuthError::ApiKeyNotFound)?;
     match app.store.delete_scoped_key(&key).await {
         Ok(()) => Ok(()),
         Err(PortError::Conflict) => Err(AuthError::ApiKeyNotFound),
@@ -130,17 +114,14 @@ pub async fn delete(app: &App, caller: &Caller, key_id: &str) -> Result<(), Auth
 }
 
 fn is_http_url(candidate: &str) -> bool {
-    url::Url::parse(candidate).is_ok_and(|u| {
-        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
-    }) && candidate.chars().count() <= MAX_TEXT_CHARS * 8
+    url::Url::parse(candidate)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+        && candidate.chars().count() <= MAX_TEXT_CHARS * 8
 }
 
 fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, AuthError> {
     let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    if value
-        .as_ref()
-        .is_some_and(|v| v.chars().count() > MAX_TEXT_CHARS)
-    {
+    if value.as_ref().is_some_and(|v| v.chars().count() > MAX_TEXT_CHARS) {
         return Err(AuthError::InvalidField(Field::TooLong(field)));
     }
     Ok(value)
@@ -152,21 +133,12 @@ mod tests {
 
     #[test]
     fn only_http_and_https_urls_with_a_host_are_foundry_urls() {
-        for ok in [
-            "http://localhost:30000",
-            "https://foundry.example.io/game",
-            "http://10.0.0.5:30000/",
-        ] {
+        for ok in ["http://localhost:30000", "https://foundry.example.io/game", "http://10.0.0.5:30000/"] {
             assert!(is_http_url(ok), "{ok}");
         }
-        for junk in [
-            "localhost:30000",
-            "ftp://example.io",
-            "javascript:alert(1)",
-            "not a url",
-            "http://",
-            "file:///etc/passwd",
-        ] {
+        for junk in
+            ["localhost:30000", "ftp://example.io", "javascript:alert(1)", "not a url", "http://", "file:///etc/passwd"]
+        {
             assert!(!is_http_url(junk), "{junk}");
         }
     }
@@ -176,9 +148,6 @@ mod tests {
         assert_eq!(text("f", Some("  abc ".into())), Ok(Some("abc".into())));
         assert_eq!(text("f", Some("   ".into())), Ok(None));
         assert_eq!(text("f", None), Ok(None));
-        assert_eq!(
-            text("f", Some("x".repeat(MAX_TEXT_CHARS + 1))),
-            Err(AuthError::InvalidField(Field::TooLong("f")))
-        );
+        assert_eq!(text("f", Some("x".repeat(MAX_TEXT_CHARS + 1))), Err(AuthError::InvalidField(Field::TooLong("f"))));
     }
 }

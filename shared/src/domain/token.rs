@@ -39,11 +39,7 @@ pub struct StoredResetToken {
 
 impl StoredResetToken {
     pub fn issue(token: &ResetToken, user_id: &str, now: DateTime<Utc>) -> Self {
-        Self {
-            digest: digest(token.expose()),
-            user_id: user_id.to_owned(),
-            expires_at: now + LIFETIME,
-        }
+        Self { digest: digest(token.expose()), user_id: user_id.to_owned(), expires_at: now + LIFETIME }
     }
 
     /// Expiry is decided here, against the injected clock; a store's TTL only cleans up.

@@ -16,36 +16,16 @@ impl From<&AuthError> for PublicError {
     fn from(err: &AuthError) -> Self {
         use AuthError as E;
         let (status, message, code): (StatusCode, Cow<'static, str>, &'static str) = match err {
-            E::InvalidJson => (
-                StatusCode::BAD_REQUEST,
-                "Invalid JSON format".into(),
-                "invalid_json",
-            ),
-            E::InvalidBody(detail) => (
-                StatusCode::BAD_REQUEST,
-                detail.clone().into(),
-                "invalid_body",
-            ),
-            E::UnsupportedContentType => (
-                StatusCode::BAD_REQUEST,
-                "Content-Type must be application/json".into(),
-                "unsupported_content_type",
-            ),
-            E::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request body is too large".into(),
-                "payload_too_large",
-            ),
-            E::Required(which) => (
-                StatusCode::BAD_REQUEST,
-                required_message(*which).into(),
-                "missing_fields",
-            ),
-            E::InvalidEmail => (
-                StatusCode::BAD_REQUEST,
-                "Invalid email address".into(),
-                "invalid_email",
-            ),
+            E::InvalidJson => (StatusCode::BAD_REQUEST, "Invalid JSON format".into(), "invalid_json"),
+            E::InvalidBody(detail) => (StatusCode::BAD_REQUEST, detail.clone().into(), "invalid_body"),
+            E::UnsupportedContentType => {
+                (StatusCode::BAD_REQUEST, "Content-Type must be application/json".into(), "unsupported_content_type")
+            }
+            E::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large".into(), "payload_too_large")
+            }
+            E::Required(which) => (StatusCode::BAD_REQUEST, required_message(*which).into(), "missing_fields"),
+            E::InvalidEmail => (StatusCode::BAD_REQUEST, "Invalid email address".into(), "invalid_email"),
             E::WeakPassword(rule) => {
                 let (message, code) = password_rule(*rule);
                 (StatusCode::BAD_REQUEST, message.into(), code)
@@ -54,82 +34,38 @@ impl From<&AuthError> for PublicError {
                 let (message, code) = field_message(*field);
                 (StatusCode::BAD_REQUEST, message, code)
             }
-            E::MissingApiKey => (
-                StatusCode::UNAUTHORIZED,
-                "API key is required".into(),
-                "api_key_required",
-            ),
-            E::InvalidApiKey => (
-                StatusCode::UNAUTHORIZED,
-                "Invalid API key".into(),
-                "invalid_api_key",
-            ),
-            E::MasterKeyRequired => (
-                StatusCode::FORBIDDEN,
-                "Use your master API key to manage scoped keys.".into(),
-                "master_key_required",
-            ),
+            E::MissingApiKey => (StatusCode::UNAUTHORIZED, "API key is required".into(), "api_key_required"),
+            E::InvalidApiKey => (StatusCode::UNAUTHORIZED, "Invalid API key".into(), "invalid_api_key"),
+            E::MasterKeyRequired => {
+                (StatusCode::FORBIDDEN, "Use your master API key to manage scoped keys.".into(), "master_key_required")
+            }
             E::ScopedKeyCannotCreateKeys => (
                 StatusCode::FORBIDDEN,
                 "Scoped keys cannot create other scoped keys. Use your master API key.".into(),
                 "master_key_required",
             ),
-            E::InvalidCredentials => (
-                StatusCode::UNAUTHORIZED,
-                "Invalid credentials".into(),
-                "invalid_credentials",
-            ),
-            E::InvalidPassword => (
-                StatusCode::UNAUTHORIZED,
-                "Invalid password".into(),
-                "invalid_password",
-            ),
-            E::CurrentPasswordIncorrect => (
-                StatusCode::UNAUTHORIZED,
-                "Current password is incorrect".into(),
-                "current_password_incorrect",
-            ),
-            E::EmailConfirmationRequired => (
-                StatusCode::BAD_REQUEST,
-                "Email confirmation required".into(),
-                "email_confirmation_required",
-            ),
-            E::RegistrationDisabled => (
-                StatusCode::FORBIDDEN,
-                "Registration is disabled on this server".into(),
-                "registration_disabled",
-            ),
-            E::UserExists => (
-                StatusCode::CONFLICT,
-                "User already exists".into(),
-                "user_exists",
-            ),
-            E::InvalidResetToken => (
-                StatusCode::BAD_REQUEST,
-                "Invalid or expired reset token".into(),
-                "invalid_reset_token",
-            ),
-            E::ApiKeyNotFound => (
-                StatusCode::NOT_FOUND,
-                "API key not found".into(),
-                "api_key_not_found",
-            ),
-            E::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service temporarily unavailable".into(),
-                "service_unavailable",
-            ),
-            E::Internal => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal server error".into(),
-                "internal_error",
-            ),
+            E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "Invalid credentials".into(), "invalid_credentials"),
+            E::InvalidPassword => (StatusCode::UNAUTHORIZED, "Invalid password".into(), "invalid_password"),
+            E::CurrentPasswordIncorrect => {
+                (StatusCode::UNAUTHORIZED, "Current password is incorrect".into(), "current_password_incorrect")
+            }
+            E::EmailConfirmationRequired => {
+                (StatusCode::BAD_REQUEST, "Email confirmation required".into(), "email_confirmation_required")
+            }
+            E::RegistrationDisabled => {
+                (StatusCode::FORBIDDEN, "Registration is disabled on this server".into(), "registration_disabled")
+            }
+            E::UserExists => (StatusCode::CONFLICT, "User already exists".into(), "user_exists"),
+            E::InvalidResetToken => {
+                (StatusCode::BAD_REQUEST, "Invalid or expired reset token".into(), "invalid_reset_token")
+            }
+            E::ApiKeyNotFound => (StatusCode::NOT_FOUND, "API key not found".into(), "api_key_not_found"),
+            E::Unavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable".into(), "service_unavailable")
+            }
+            E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".into(), "internal_error"),
         };
-        Self {
-            status,
-            message,
-            code,
-        }
+        Self { status, message, code }
     }
 }
 
@@ -146,48 +82,21 @@ fn required_message(which: Required) -> &'static str {
 
 fn password_rule(rule: PasswordRule) -> (&'static str, &'static str) {
     match rule {
-        PasswordRule::TooShort => (
-            "Password must be at least 8 characters long",
-            "password_too_short",
-        ),
-        PasswordRule::NoUppercase => (
-            "Password must contain at least one uppercase letter",
-            "password_no_uppercase",
-        ),
-        PasswordRule::NoLowercase => (
-            "Password must contain at least one lowercase letter",
-            "password_no_lowercase",
-        ),
-        PasswordRule::NoDigit => (
-            "Password must contain at least one number",
-            "password_no_number",
-        ),
-        PasswordRule::TooLong => (
-            "Password must be at most 128 characters long",
-            "password_too_long",
-        ),
+        PasswordRule::TooShort => ("Password must be at least 8 characters long", "password_too_short"),
+        PasswordRule::NoUppercase => ("Password must contain at least one uppercase letter", "password_no_uppercase"),
+        PasswordRule::NoLowercase => ("Password must contain at least one lowercase letter", "password_no_lowercase"),
+        PasswordRule::NoDigit => ("Password must contain at least one number", "password_no_number"),
+        PasswordRule::TooLong => ("Password must be at most 128 characters long", "password_too_long"),
     }
 }
 
 fn field_message(field: Field) -> (Cow<'static, str>, &'static str) {
     match field {
         Field::NameTooLong => ("Name must be at most 100 characters".into(), "invalid_name"),
-        Field::MonthlyLimit => (
-            "monthlyLimit must be a positive whole number".into(),
-            "invalid_monthly_limit",
-        ),
-        Field::ExpiresAt => (
-            "expiresAt must be an RFC 3339 timestamp in the future".into(),
-            "invalid_expires_at",
-        ),
-        Field::FoundryUrl => (
-            "foundryUrl must be an http(s) URL".into(),
-            "invalid_foundry_url",
-        ),
-        Field::TooLong(name) => (
-            format!("{name} must be at most 256 characters").into(),
-            "field_too_long",
-        ),
+        Field::MonthlyLimit => ("monthlyLimit must be a positive whole number".into(), "invalid_monthly_limit"),
+        Field::ExpiresAt => ("expiresAt must be an RFC 3339 timestamp in the future".into(), "invalid_expires_at"),
+        Field::FoundryUrl => ("foundryUrl must be an http(s) URL".into(), "invalid_foundry_url"),
+        Field::TooLong(name) => (format!("{name} must be at most 256 characters").into(), "field_too_long"),
     }
 }
 
@@ -202,29 +111,14 @@ mod tests {
 
     #[test]
     fn contract_messages_and_statuses() {
-        assert_eq!(
-            public(AuthError::InvalidJson),
-            (400, "Invalid JSON format".into(), "invalid_json")
-        );
-        assert_eq!(
-            public(AuthError::MissingApiKey),
-            (401, "API key is required".into(), "api_key_required")
-        );
-        assert_eq!(
-            public(AuthError::InvalidApiKey),
-            (401, "Invalid API key".into(), "invalid_api_key")
-        );
-        assert_eq!(
-            public(AuthError::UserExists),
-            (409, "User already exists".into(), "user_exists")
-        );
+        assert_eq!(public(AuthError::InvalidJson), (400, "Invalid JSON format".into(), "invalid_json"));
+        assert_eq!(public(AuthError::MissingApiKey), (401, "API key is required".into(), "api_key_required"));
+        assert_eq!(public(AuthError::InvalidApiKey), (401, "Invalid API key".into(), "invalid_api_key"));
+        assert_eq!(public(AuthError::UserExists), (409, "User already exists".into(), "user_exists"));
         assert_eq!(public(AuthError::InvalidCredentials).0, 401);
         assert_eq!(public(AuthError::ApiKeyNotFound).0, 404);
         assert_eq!(public(AuthError::PayloadTooLarge).0, 413);
-        assert_eq!(
-            public(AuthError::Required(Required::EmailAndPassword)).1,
-            "Email and password are required"
-        );
+        assert_eq!(public(AuthError::Required(Required::EmailAndPassword)).1, "Email and password are required");
         assert_eq!(
             public(AuthError::WeakPassword(PasswordRule::NoDigit)).1,
             "Password must contain at least one number"
@@ -233,10 +127,7 @@ mod tests {
 
     #[test]
     fn infrastructure_failures_reveal_nothing() {
-        assert_eq!(
-            public(AuthError::Internal),
-            (500, "Internal server error".into(), "internal_error")
-        );
+        assert_eq!(public(AuthError::Internal), (500, "Internal server error".into(), "internal_error"));
         assert_eq!(public(AuthError::Unavailable).0, 503);
     }
 
@@ -253,10 +144,7 @@ mod tests {
         ];
         for err in samples {
             let code = PublicError::from(&err).code;
-            assert!(
-                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "{code}"
-            );
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
         }
     }
 }

@@ -17,21 +17,12 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        CACHE_CONTROL,
-        lambda_http::http::HeaderValue::from_static("no-store"),
-    );
+    headers.insert(CONTENT_TYPE, lambda_http::http::HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, lambda_http::http::HeaderValue::from_static("no-store"));
     response
 }
 
 pub fn error_response(err: &crate::domain::error::AuthError) -> Response<Body> {
     let public = PublicError::from(err);
-    json_response(
-        public.status,
-        &json!({ "error": public.message, "code": public.code }),
-    )
+    json_response(public.status, &json!({ "error": public.message, "code": public.code }))
 }

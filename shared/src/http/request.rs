@@ -30,9 +30,7 @@ impl JsonBody {
         }
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(AuthError::InvalidBody(
-                "Request body must be a JSON object".into(),
-            )),
+            Ok(_) => Err(AuthError::InvalidBody("Request body must be a JSON object".into())),
             Err(_) => Err(AuthError::InvalidJson),
         }
     }
@@ -57,14 +55,8 @@ impl JsonBody {
 }
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The `x-api-key` header (names are case-insensitive). Never from the query string.
@@ -83,9 +75,7 @@ mod tests {
     use lambda_http::Body;
 
     fn request(content_type: Option<&str>, body: &str) -> Request {
-        let mut builder = lambda_http::http::Request::builder()
-            .method("POST")
-            .uri("/auth/login");
+        let mut builder = lambda_http::http::Request::builder().method("POST").uri("/auth/login");
         if let Some(ct) = content_type {
             builder = builder.header(CONTENT_TYPE, ct);
         }
@@ -103,36 +93,22 @@ mod tests {
         assert_eq!(body.string("missing").unwrap(), None);
         assert_eq!(body.string("z").unwrap(), None);
         assert_eq!(body.non_empty("e").unwrap(), None);
-        assert_eq!(
-            body.string("n"),
-            Err(AuthError::InvalidBody("n must be a string".into()))
-        );
+        assert_eq!(body.string("n"), Err(AuthError::InvalidBody("n must be a string".into())));
     }
 
     #[test]
     fn malformed_and_non_object_bodies_are_refused() {
-        assert_eq!(
-            JsonBody::from_request(&request(None, "{nope")).unwrap_err(),
-            AuthError::InvalidJson
-        );
-        assert!(matches!(
-            JsonBody::from_request(&request(None, "[1,2]")),
-            Err(AuthError::InvalidBody(_))
-        ));
+        assert_eq!(JsonBody::from_request(&request(None, "{nope")).unwrap_err(), AuthError::InvalidJson);
+        assert!(matches!(JsonBody::from_request(&request(None, "[1,2]")), Err(AuthError::InvalidBody(_))));
         assert!(JsonBody::from_request(&request(None, "")).is_ok());
     }
 
     #[test]
     fn other_content_types_and_large_bodies_are_refused() {
-        let err =
-            JsonBody::from_request(&request(Some("application/x-www-form-urlencoded"), "a=b"))
-                .unwrap_err();
+        let err = JsonBody::from_request(&request(Some("application/x-www-form-urlencoded"), "a=b")).unwrap_err();
         assert_eq!(err, AuthError::UnsupportedContentType);
         assert!(JsonBody::from_request(&request(Some("application/vnd.api+json"), "{}")).is_ok());
         let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(MAX_BODY_BYTES));
-        assert_eq!(
-            JsonBody::from_request(&request(None, &big)).unwrap_err(),
-            AuthError::PayloadTooLarge
-        );
+        assert_eq!(JsonBody::from_request(&request(None, &big)).unwrap_err(), AuthError::PayloadTooLarge);
     }
 }

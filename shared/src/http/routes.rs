@@ -67,11 +67,7 @@ impl Endpoint {
             ChangePassword => (Method::POST, "/auth/change-password", "change-password"),
             ForgotPassword => (Method::POST, "/auth/forgot-password", "forgot-password"),
             ResetPassword => (Method::POST, "/auth/reset-password", "reset-password"),
-            ValidateResetToken => (
-                Method::GET,
-                "/auth/validate-reset-token/{token}",
-                "validate-reset-token",
-            ),
+            ValidateResetToken => (Method::GET, "/auth/validate-reset-token/{token}", "validate-reset-token"),
             CreateApiKey => (Method::POST, "/auth/api-keys", "create-api-key"),
             ListApiKeys => (Method::GET, "/auth/api-keys", "list-api-keys"),
             DeleteApiKey => (Method::DELETE, "/auth/api-keys/{id}", "delete-api-key"),
@@ -149,18 +145,13 @@ pub async fn dispatch(app: &App, req: Request) -> Response<Body> {
             &json!({"error": "Method not allowed", "code": "method_not_allowed"}),
         )
     } else {
-        json_response(
-            StatusCode::NOT_FOUND,
-            &json!({"error": "Not found", "code": "not_found"}),
-        )
+        json_response(StatusCode::NOT_FOUND, &json!({"error": "Not found", "code": "not_found"}))
     }
 }
 
 fn email_and_password(body: &JsonBody) -> Result<(String, Zeroizing<String>), AuthError> {
     match (body.non_empty("email")?, body.non_empty("password")?) {
-        (Some(email), Some(password)) => {
-            Ok((email.to_owned(), Zeroizing::new(password.to_owned())))
-        }
+        (Some(email), Some(password)) => Ok((email.to_owned(), Zeroizing::new(password.to_owned()))),
         _ => Err(AuthError::Required(Required::EmailAndPassword)),
     }
 }
@@ -200,10 +191,7 @@ async fn login(app: &App, req: &Request) -> Answer {
 async fn regenerate_key(app: &App, req: &Request) -> Answer {
     let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
     let key = accounts::regenerate_key(app, &email, &password).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "apiKey": key.expose() }),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({ "apiKey": key.expose() })))
 }
 
 async fn user_data(app: &App, req: &Request) -> Answer {
@@ -286,33 +274,22 @@ async fn delete_account(app: &App, req: &Request) -> Answer {
     let confirm = body.non_empty("confirmEmail")?;
     let password = body.non_empty("password")?;
     accounts::delete_account(app, &caller, confirm, password).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "success": true, "message": "Account successfully deleted" }),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({ "success": true, "message": "Account successfully deleted" })))
 }
 
 async fn change_password(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     let body = JsonBody::from_request(req)?;
-    let (Some(current), Some(new)) = (
-        body.non_empty("currentPassword")?,
-        body.non_empty("newPassword")?,
-    ) else {
+    let (Some(current), Some(new)) = (body.non_empty("currentPassword")?, body.non_empty("newPassword")?) else {
         return Err(AuthError::Required(Required::CurrentAndNewPassword));
     };
     accounts::change_password(app, &caller, current, new).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "message": "Password changed successfully" }),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({ "message": "Password changed successfully" })))
 }
 
 async fn forgot_password(app: &App, req: &Request) -> Answer {
     let body = JsonBody::from_request(req)?;
-    let email = body
-        .non_empty("email")?
-        .ok_or(AuthError::Required(Required::Email))?;
+    let email = body.non_empty("email")?.ok_or(AuthError::Required(Required::Email))?;
     recovery::forgot_password(app, email).await;
     Ok(json_response(
         StatusCode::OK,
@@ -322,15 +299,11 @@ async fn forgot_password(app: &App, req: &Request) -> Answer {
 
 async fn reset_password(app: &App, req: &Request) -> Answer {
     let body = JsonBody::from_request(req)?;
-    let (Some(token), Some(password)) = (body.non_empty("token")?, body.non_empty("password")?)
-    else {
+    let (Some(token), Some(password)) = (body.non_empty("token")?, body.non_empty("password")?) else {
         return Err(AuthError::Required(Required::TokenAndPassword));
     };
     recovery::reset_password(app, token, password).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "message": "Password has been reset successfully" }),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({ "message": "Password has been reset successfully" })))
 }
 
 async fn validate_reset_token(app: &App, req: &Request) -> Answer {
@@ -379,10 +352,7 @@ async fn list_api_keys(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     let now = app.clock.now();
     let keys = accounts::scoped_keys_of(app, &caller.user).await?;
-    let keys: Vec<Value> = keys
-        .iter()
-        .map(|k| listed_key(k, &caller.user, now))
-        .collect();
+    let keys: Vec<Value> = keys.iter().map(|k| listed_key(k, &caller.user, now)).collect();
     Ok(json_response(StatusCode::OK, &json!({ "keys": keys })))
 }
 
@@ -410,10 +380,7 @@ async fn delete_api_key(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     let id = path_parameter(req, "id").unwrap_or_default();
     scoped::delete(app, &caller, &id).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "success": true, "message": "API key deleted" }),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({ "success": true, "message": "API key deleted" })))
 }
 
 /// A positive whole number, as a JSON number or a string of digits.
@@ -422,13 +389,9 @@ fn monthly_limit(value: Option<&Value>) -> Result<Option<u64>, AuthError> {
     let limit = match value {
         None => return Ok(None),
         Some(Value::Number(n)) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= 9_007_199_254_740_992.0)
-                .map(|f| f as u64)
+            n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= 9_007_199_254_740_992.0).map(|f| f as u64)
         }),
-        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().ok()
-        }
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
         Some(_) => None,
     };
     limit.filter(|n| *n > 0).map(Some).ok_or_else(invalid)
@@ -462,14 +425,10 @@ mod tests {
 
     #[test]
     fn path_parameters_are_extracted_from_matching_paths_only() {
-        let params = Endpoint::DeleteApiKey
-            .matches("/auth/api-keys/abc")
-            .unwrap();
+        let params = Endpoint::DeleteApiKey.matches("/auth/api-keys/abc").unwrap();
         assert_eq!(params["id"], vec!["abc".to_owned()]);
         assert!(Endpoint::DeleteApiKey.matches("/auth/api-keys/").is_none());
-        assert!(Endpoint::DeleteApiKey
-            .matches("/auth/api-keys/a/b")
-            .is_none());
+        assert!(Endpoint::DeleteApiKey.matches("/auth/api-keys/a/b").is_none());
         assert!(Endpoint::ListApiKeys.matches("/auth/api-keys").is_some());
         assert!(Endpoint::Register.matches("/auth/register/").is_none());
     }
@@ -480,36 +439,17 @@ mod tests {
         assert_eq!(monthly_limit(Some(&json!(5))), Ok(Some(5)));
         assert_eq!(monthly_limit(Some(&json!(5.0))), Ok(Some(5)));
         assert_eq!(monthly_limit(Some(&json!("250"))), Ok(Some(250)));
-        for bad in [
-            json!(0),
-            json!(-3),
-            json!(2.5),
-            json!("12a"),
-            json!(""),
-            json!("0"),
-            json!(true),
-            json!([1]),
-        ] {
-            assert_eq!(
-                monthly_limit(Some(&bad)),
-                Err(AuthError::InvalidField(Field::MonthlyLimit)),
-                "{bad}"
-            );
+        for bad in [json!(0), json!(-3), json!(2.5), json!("12a"), json!(""), json!("0"), json!(true), json!([1])] {
+            assert_eq!(monthly_limit(Some(&bad)), Err(AuthError::InvalidField(Field::MonthlyLimit)), "{bad}");
         }
     }
 
     #[test]
     fn expiry_must_be_rfc_3339() {
-        let t = expires_at(Some(&json!("2030-01-02T03:04:05+02:00")))
-            .unwrap()
-            .unwrap();
+        let t = expires_at(Some(&json!("2030-01-02T03:04:05+02:00"))).unwrap().unwrap();
         assert_eq!(iso(t), "2030-01-02T01:04:05Z");
         for bad in [json!("tomorrow"), json!("2030-01-02"), json!(1234567890)] {
-            assert_eq!(
-                expires_at(Some(&bad)),
-                Err(AuthError::InvalidField(Field::ExpiresAt)),
-                "{bad}"
-            );
+            assert_eq!(expires_at(Some(&bad)), Err(AuthError::InvalidField(Field::ExpiresAt)), "{bad}");
         }
     }
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project from a fresh clone:
+#   formatting, clippy, the build of all functions, unit tests, and the end-to-end tests
+#   against a local AWS emulator (moto: DynamoDB, SES v2 and KMS on 127.0.0.1), which this
+#   script installs into .tools/venv, starts on a free port and stops again, also when a
+#   test fails. Extra arguments go to the test runner (e.g. a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+venv="$root/.tools/venv"
+if ! "$venv/bin/python" -c 'import moto, yaml' 2>/dev/null; then
+  echo "==> installing the AWS emulator into .tools/venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo build (all functions)"
+cargo build --workspace --quiet
+
+port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+log="$root/.tools/moto.log"
+echo "==> starting the AWS emulator on 127.0.0.1:$port (log: .tools/moto.log)"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 1 100); do
+  if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
+    break
+  fi
+  kill -0 "$moto_pid" 2>/dev/null || { cat "$log"; echo "the emulator did not start" >&2; exit 1; }
+  sleep 0.1
+done
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+unset AWS_PROFILE AWS_SESSION_TOKEN
+eval "$("$venv/bin/python" scripts/emulator.py "$AWS_ENDPOINT_URL" template.yaml "run$$")"
+
+echo "==> tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi

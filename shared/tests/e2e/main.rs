@@ -1,0 +1,12 @@
+//! End-to-end tests of the Auth API: every route of the contract, through the real
+//! handlers and adapters, against the local AWS emulator started by `scripts/test.sh`.
+//! (One test binary for the crate; each area is a module.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod accounts;
+mod invariants;
+mod recovery;
+mod routing;
+mod runtime_api;
+mod scoped_keys;
+mod support;

@@ -1,0 +1,195 @@
+//! The function binaries themselves, started as Lambda starts them: under a Lambda Runtime
+//! API (`AWS_LAMBDA_RUNTIME_API`) that hands out one event and takes the answer back.
+//! The Runtime API here is a small local stand-in (AWS's emulator is not available on
+//! this machine); the binaries, their configuration and the emulator behind them are real.
+
+use crate::support::*;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use shared::http::Endpoint;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+#[derive(Debug)]
+enum Outcome {
+    Response(Value),
+    Error(String),
+}
+
+#[derive(Clone)]
+struct Runtime {
+    event: Arc<Mutex<Option<Value>>>,
+    outcome: Arc<Mutex<Option<oneshot::Sender<Outcome>>>>,
+}
+
+impl Runtime {
+    fn finish(&self, outcome: Outcome) {
+        if let Some(tx) = self.outcome.lock().unwrap().take() {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+async fn next(State(rt): State<Runtime>) -> (HeaderMap, String) {
+    let Some(event) = rt.event.lock().unwrap().take() else {
+        // One invocation per test: later polls wait until the process is stopped.
+        std::future::pending::<()>().await;
+        unreachable!()
+    };
+    let mut headers = HeaderMap::new();
+    let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
+    headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_static("8476a536-e9f4-11e8-9739-2dfe598c3fcd"));
+    headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline.to_string()).unwrap());
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:foundry-auth"),
+    );
+    headers.insert(
+        "lambda-runtime-trace-id",
+        HeaderValue::from_static("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"),
+    );
+    (headers, event.to_string())
+}
+
+async fn response(State(rt): State<Runtime>, Path(_id): Path<String>, body: String) -> &'static str {
+    rt.finish(Outcome::Response(serde_json::from_str(&body).unwrap_or(Value::String(body))));
+    ""
+}
+
+async fn error(State(rt): State<Runtime>, body: String) -> &'static str {
+    rt.finish(Outcome::Error(body));
+    ""
+}
+
+async fn error_with_id(rt: State<Runtime>, Path(_id): Path<String>, body: String) -> &'static str {
+    error(rt, body).await
+}
+
+fn binary(name: &str) -> PathBuf {
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(path.exists(), "{} is missing: build the functions first (cargo build --workspace)", path.display());
+    path
+}
+
+/// Starts the function's binary under a Runtime API that serves `event`, and answers
+/// what the function posted back.
+async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Outcome {
+    let (tx, rx) = oneshot::channel();
+    let rt = Runtime { event: Arc::new(Mutex::new(Some(event))), outcome: Arc::new(Mutex::new(Some(tx))) };
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error_with_id))
+        .route("/2018-06-01/runtime/init/error", post(error))
+        .with_state(rt);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut command = tokio::process::Command::new(binary(function));
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/26/[$LATEST]test")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), rx).await;
+    let _ = child.kill().await;
+    server.abort();
+    outcome.unwrap_or_else(|_| panic!("{function} answered nothing within a minute")).unwrap()
+}
+
+#[tokio::test]
+async fn every_function_binary_serves_its_route_under_the_lambda_runtime_api() {
+    let h = Harness::new().await;
+    let main = h.register().await;
+    let (scoped_id, _) = h.scoped_key(&main.key, json!({"name": "to delete"})).await;
+    let regenerating = h.register().await;
+    let leaving = h.register().await;
+    let changing = h.register().await;
+
+    let cases: Vec<(Endpoint, Call, u16)> = vec![
+        (
+            Endpoint::Register,
+            call(Endpoint::Register).json(json!({"email": unique_email(), "password": PASSWORD})),
+            201,
+        ),
+        (Endpoint::Login, call(Endpoint::Login).json(json!({"email": main.email, "password": PASSWORD})), 200),
+        (
+            Endpoint::RegenerateKey,
+            call(Endpoint::RegenerateKey).json(json!({"email": regenerating.email, "password": PASSWORD})),
+            200,
+        ),
+        (Endpoint::UserData, call(Endpoint::UserData).key(&main.key), 200),
+        (Endpoint::ExportData, call(Endpoint::ExportData).key(&main.key), 200),
+        (
+            Endpoint::DeleteAccount,
+            call(Endpoint::DeleteAccount)
+                .key(&leaving.key)
+                .json(json!({"confirmEmail": leaving.email, "password": PASSWORD})),
+            200,
+        ),
+        (
+            Endpoint::ChangePassword,
+            call(Endpoint::ChangePassword)
+                .key(&changing.key)
+                .json(json!({"currentPassword": PASSWORD, "newPassword": "Changed-Pass-1"})),
+            200,
+        ),
+        (Endpoint::ForgotPassword, call(Endpoint::ForgotPassword).json(json!({"email": main.email})), 200),
+        (
+            Endpoint::ResetPassword,
+            call(Endpoint::ResetPassword).json(json!({"token": "0".repeat(64), "password": "Strong-Pass-1"})),
+            400,
+        ),
+        (Endpoint::ValidateResetToken, call(Endpoint::ValidateResetToken).param("token", "abc"), 200),
+        (Endpoint::CreateApiKey, call(Endpoint::CreateApiKey).key(&main.key).json(json!({"name": "cli"})), 201),
+        (Endpoint::ListApiKeys, call(Endpoint::ListApiKeys).key(&main.key), 200),
+        (Endpoint::DeleteApiKey, call(Endpoint::DeleteApiKey).key(&main.key).param("id", &scoped_id), 200),
+    ];
+    assert_eq!(cases.len(), Endpoint::ALL.len());
+    for (endpoint, request, status) in cases {
+        let name = endpoint.function_name();
+        let outcome = invoke(name, request.event(), &[("RESET_RESPONSE_FLOOR_MS", "0")]).await;
+        let answer = match outcome {
+            Outcome::Response(answer) => answer,
+            Outcome::Error(error) => panic!("{name} reported an error: {error}"),
+        };
+        assert_eq!(answer["statusCode"], status, "{name}: {answer}");
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert!(body.is_object(), "{name}: {answer}");
+    }
+    // What the binaries did is visible through the in-process handlers too.
+    let gone = h.send(call(Endpoint::UserData).key(&leaving.key)).await;
+    gone.assert_error(401, "Invalid API key");
+}
+
+#[tokio::test]
+async fn a_function_without_its_configuration_stops_at_init_naming_the_variable() {
+    let output = tokio::process::Command::new(binary("user-data"))
+        .env_remove("USERS_TABLE")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(printed.contains("USERS_TABLE"), "{printed}");
+}

@@ -1,0 +1,311 @@
+//! The test harness: the real handlers, fed API Gateway HTTP API (payload 2.0) events
+//! through `lambda_http`, over the real adapters against the local emulator that
+//! `scripts/test.sh` starts. Only the clock is replaced (so tests can move time) and the
+//! password hasher is wrapped to record which hashes it verified.
+
+use chrono::Utc;
+use lambda_http::Body;
+use serde_json::{json, Value};
+use shared::aws::build_app;
+use shared::config::Config;
+use shared::domain::clock::ManualClock;
+use shared::domain::error::PortError;
+use shared::domain::password::{Argon2Hasher, PasswordHasher};
+use shared::http::Endpoint;
+use shared::App;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use shared::domain::clock::Clock;
+
+pub const PASSWORD: &str = "Tavern-Brawl-42";
+
+pub struct Harness {
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    pub hasher: Arc<RecordingHasher>,
+    pub config: Config,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    endpoint: String,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::configured(|_| {}).await
+    }
+
+    pub async fn configured(adjust: impl FnOnce(&mut Config)) -> Self {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .expect("AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh, which starts the emulator");
+        let mut config = Config::from_env().unwrap_or_else(|e| panic!("{e}: run the tests through scripts/test.sh"));
+        config.settings.reset_response_floor = Duration::ZERO;
+        adjust(&mut config);
+        let mut app = build_app(&config).await;
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        app.clock = clock.clone();
+        let hasher = Arc::new(RecordingHasher::new(Argon2Hasher::new()));
+        app.hasher = hasher.clone();
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self { app, clock, hasher, config, dynamo: aws_sdk_dynamodb::Client::new(&sdk), endpoint }
+    }
+
+    /// Answers one request through the endpoint's handler, as its Lambda function would.
+    pub async fn send(&self, call: Call) -> Reply {
+        let request = call.request();
+        Reply::from(call.endpoint.handle(&self.app, request).await)
+    }
+
+    pub async fn register(&self) -> Account {
+        self.register_as(&unique_email(), PASSWORD).await
+    }
+
+    pub async fn register_as(&self, email: &str, password: &str) -> Account {
+        let reply = self.send(call(Endpoint::Register).json(json!({"email": email, "password": password}))).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        Account { id: reply.str("id"), email: email.trim().to_owned(), key: reply.str("apiKey") }
+    }
+
+    /// Creates a scoped key with the master key; answers (id, key).
+    pub async fn scoped_key(&self, master: &str, body: Value) -> (String, String) {
+        let reply = self.send(call(Endpoint::CreateApiKey).key(master).json(body)).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        (reply.str("id"), reply.str("key"))
+    }
+
+    /// Emails the emulator's SES accepted for `to`, oldest first.
+    pub async fn mails_to(&self, to: &str) -> Vec<Value> {
+        let data: Value = reqwest::get(format!("{}/moto-api/data.json", self.endpoint))
+            .await
+            .expect("the emulator answers")
+            .json()
+            .await
+            .expect("data.json is JSON");
+        data["ses"]["Message"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["destinations"]["ToAddresses"].as_array().is_some_and(|to_list| to_list.iter().any(|a| a == to))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Asks for a reset link and reads the token out of the email that carried it.
+    pub async fn forgot_and_read_token(&self, email: &str) -> String {
+        let before = self.mails_to(email).await.len();
+        let reply = self.send(call(Endpoint::ForgotPassword).json(json!({"email": email}))).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let mails = self.mails_to(email).await;
+        assert_eq!(mails.len(), before + 1, "one reset email was sent");
+        reset_token_in(&mails[before])
+    }
+
+    /// Every item of every table, as JSON text.
+    pub async fn dump_tables(&self) -> Vec<String> {
+        let mut items = Vec::new();
+        for table in [&self.config.users_table, &self.config.scoped_keys_table, &self.config.reset_tokens_table] {
+            let mut start = None;
+            loop {
+                let out = self
+                    .dynamo
+                    .scan()
+                    .table_name(table)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .expect("scan");
+                items.extend(out.items().iter().map(|item| format!("{item:?}")));
+                match out.last_evaluated_key {
+                    Some(key) if !key.is_empty() => start = Some(key),
+                    _ => break,
+                }
+            }
+        }
+        items
+    }
+}
+
+pub fn reset_token_in(mail: &Value) -> String {
+    let body = mail["body"].as_str().expect("the email has a body");
+    let start = body.find("reset-token=").expect("the email carries the reset link") + "reset-token=".len();
+    body[start..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect()
+}
+
+pub fn unique_email() -> String {
+    format!("player-{}@example.io", uuid::Uuid::new_v4().simple())
+}
+
+pub struct Account {
+    pub id: String,
+    pub email: String,
+    pub key: String,
+}
+
+/// A request to one endpoint, turned into a payload 2.0 event.
+#[derive(Clone)]
+pub struct Call {
+    pub endpoint: Endpoint,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    params: Vec<(String, String)>,
+}
+
+pub fn call(endpoint: Endpoint) -> Call {
+    Call { endpoint, headers: vec![("user-agent".into(), "foundry-auth-tests".into())], body: None, params: Vec::new() }
+}
+
+impl Call {
+    pub fn key(self, key: &str) -> Self {
+        self.header("x-api-key", key)
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn json(self, body: Value) -> Self {
+        self.raw("application/json", &body.to_string())
+    }
+
+    pub fn raw(mut self, content_type: &str, body: &str) -> Self {
+        self.body = Some(body.to_owned());
+        self.header("content-type", content_type)
+    }
+
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.params.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn path(&self) -> String {
+        let mut path = self.endpoint.path().to_owned();
+        for (name, value) in &self.params {
+            path = path.replace(&format!("{{{name}}}"), value);
+        }
+        path
+    }
+
+    /// The API Gateway HTTP API (payload format 2.0) event of this request.
+    pub fn event(&self) -> Value {
+        let method = self.endpoint.method().to_string();
+        let path = self.path();
+        let headers: serde_json::Map<String, Value> =
+            self.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+        let route_key = format!("{method} {}", self.endpoint.path());
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "a1b2c3d4e5",
+                "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+                "domainPrefix": "a1b2c3d4e5",
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "203.0.113.7",
+                    "userAgent": "foundry-auth-tests"
+                },
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "routeKey": route_key,
+                "stage": "$default",
+                "time": "26/Nov/2026:01:00:00 +0000",
+                "timeEpoch": 1_795_654_800_000u64
+            },
+            "isBase64Encoded": false
+        });
+        if let Some(body) = &self.body {
+            event["body"] = Value::from(body.clone());
+        }
+        if !self.params.is_empty() {
+            let params: serde_json::Map<String, Value> =
+                self.params.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+            event["pathParameters"] = Value::Object(params);
+        }
+        event
+    }
+
+    pub fn request(&self) -> lambda_http::Request {
+        lambda_http::request::from_str(&self.event().to_string()).expect("lambda_http parses the event")
+    }
+}
+
+/// A response, with its body parsed.
+pub struct Reply {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn str(&self, field: &str) -> String {
+        self.body[field].as_str().unwrap_or_else(|| panic!("{field} is a string in {}", self.body)).to_owned()
+    }
+
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts an error answer: status, message, and that a code comes with it.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!((self.status, self.error()), (status, message), "{}", self.text);
+        assert!(self.body["code"].as_str().is_some_and(|c| !c.is_empty()), "{}", self.text);
+        assert_eq!(self.header("content-type"), "application/json");
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+}
+
+impl From<lambda_http::Response<Body>> for Reply {
+    fn from(response: lambda_http::Response<Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        let text = String::from_utf8(body.as_ref().to_vec()).expect("UTF-8 body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self { status: parts.status.as_u16(), headers: parts.headers, body, text }
+    }
+}
+
+/// Argon2 as in production, recording every stored hash it was asked to verify against.
+pub struct RecordingHasher {
+    inner: Argon2Hasher,
+    pub verified: Mutex<Vec<String>>,
+}
+
+impl RecordingHasher {
+    pub fn new(inner: Argon2Hasher) -> Self {
+        Self { inner, verified: Mutex::new(Vec::new()) }
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.verified.lock().unwrap())
+    }
+}
+
+impl PasswordHasher for RecordingHasher {
+    fn hash(&self, password: &str) -> Result<String, PortError> {
+        self.inner.hash(password)
+    }
+
+    fn verify(&self, password: &str, phc: &str) -> bool {
+        self.verified.lock().unwrap().push(phc.to_owned());
+        self.inner.verify(password, phc)
+    }
+
+    fn needs_rehash(&self, phc: &str) -> bool {
+        self.inner.needs_rehash(phc)
+    }
+
+    fn decoy(&self) -> &str {
+        self.inner.decoy()
+    }
+}
