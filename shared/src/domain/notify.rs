@@ -11,6 +11,7 @@ pub fn reset_link(reset_page: &Url, token: &str) -> Url {
 }
 
 pub fn reset_email(to: &str, link: &Url) -> OutgoingEmail {
+    let href = escape_html(link.as_str());
     OutgoingEmail {
         to: to.to_owned(),
         subject: "Reset your Foundry REST API password".into(),
@@ -22,7 +23,7 @@ pub fn reset_email(to: &str, link: &Url) -> OutgoingEmail {
         html: format!(
             "<p>Someone asked to reset the password of your Foundry REST API account.</p>\
              <p>To choose a new password, open this link within one hour:<br>\
-             <a href=\"{link}\">{link}</a></p>\
+             <a href=\"{href}\">{href}</a></p>\
              <p>If it was not you, ignore this email: your password stays as it is.</p>"
         ),
     }
@@ -39,6 +40,11 @@ pub fn password_changed_email(to: &str) -> OutgoingEmail {
                <p>If it was not you, reset your password at once and regenerate your API key.</p>"
             .into(),
     }
+}
+
+/// The link is built from configuration, but a page URL may carry `&` in its query.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// Sends, and logs a failure without the address or the content.
@@ -70,5 +76,8 @@ mod tests {
         assert_eq!(email.to, "a@example.io");
         assert!(email.text.contains(link.as_str()));
         assert!(email.html.contains(link.as_str()));
+        let with_query = Url::parse("https://relay.example.io/app?lang=de&reset-token=t0k").unwrap();
+        let html = reset_email("a@example.io", &with_query).html;
+        assert!(html.contains("href=\"https://relay.example.io/app?lang=de&amp;reset-token=t0k\""), "{html}");
     }
 }
