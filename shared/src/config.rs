@@ -37,19 +37,6 @@ pub struct Settings {
     pub reset_response_floor: Duration,
 }
 
-impl Settings {
-    pub fn new(reset_url: Url) -> Self {
-        Self {
-            reset_url,
-            registration_enabled: true,
-            daily_request_limit: 1000,
-            monthly_request_limit: 100,
-            throttling: true,
-            reset_response_floor: Duration::from_millis(1000),
-        }
-    }
-}
-
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -58,40 +45,55 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required =
             |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name));
-        let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
-        let number = |name: &'static str, default: u64| match lookup(name) {
-            None => Ok(default),
-            Some(v) => v.trim().parse::<u64>().map_err(|e| invalid(name, e.to_string())),
-        };
-
-        let reset_url = required("RESET_URL")?;
-        let reset_url = Url::parse(&reset_url).map_err(|e| invalid("RESET_URL", e.to_string()))?;
-        if !matches!(reset_url.scheme(), "http" | "https") {
-            return Err(invalid("RESET_URL", "must be an http(s) URL".into()));
-        }
-        let registration_enabled = match lookup("REGISTRATION_ENABLED").as_deref().map(str::trim) {
-            None | Some("") => true,
-            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
-            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
-            Some(v) => return Err(invalid("REGISTRATION_ENABLED", format!("expected true or false, got {v:?}"))),
-        };
-        let throttling = !lookup("THROTTLING").is_some_and(|v| v.trim().eq_ignore_ascii_case("off"));
-
+        let reset_url = parse_reset_url(&required("RESET_URL")?)?;
         Ok(Self {
             users_table: required("USERS_TABLE")?,
             scoped_keys_table: required("SCOPED_KEYS_TABLE")?,
             reset_tokens_table: required("RESET_TOKENS_TABLE")?,
             kms_key_id: required("KMS_KEY_ID")?,
             email_from: required("EMAIL_FROM")?,
-            settings: Settings {
-                reset_url,
-                registration_enabled,
-                daily_request_limit: number("DAILY_REQUEST_LIMIT", 1000)?,
-                monthly_request_limit: number("MONTHLY_REQUEST_LIMIT", 100)?,
-                throttling,
-                reset_response_floor: Duration::from_millis(number("RESET_RESPONSE_FLOOR_MS", 1000)?),
-            },
+            settings: Settings::from_lookup(reset_url, &lookup)?,
         })
+    }
+}
+
+/// The reset page must be an http(s) URL: the emailed link is built from it alone.
+pub fn parse_reset_url(raw: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: "RESET_URL", reason };
+    let url = Url::parse(raw.trim()).map_err(|e| invalid(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid("must be an http(s) URL".into()));
+    }
+    Ok(url)
+}
+
+impl Settings {
+    /// The optional settings (switches and limits), with their defaults.
+    pub fn from_lookup(reset_url: Url, lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
+        let number = |name: &'static str, default: u64| match lookup(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u64>().map_err(|e| invalid(name, e.to_string())),
+        };
+        let registration_enabled = match lookup("REGISTRATION_ENABLED").as_deref().map(str::trim) {
+            None | Some("") => true,
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+            Some(v) => return Err(invalid("REGISTRATION_ENABLED", format!("expected true or false, got {v:?}"))),
+        };
+        Ok(Self {
+            reset_url,
+            registration_enabled,
+            daily_request_limit: number("DAILY_REQUEST_LIMIT", 1000)?,
+            monthly_request_limit: number("MONTHLY_REQUEST_LIMIT", 100)?,
+            throttling: !lookup("THROTTLING").is_some_and(|v| v.trim().eq_ignore_ascii_case("off")),
+            reset_response_floor: Duration::from_millis(number("RESET_RESPONSE_FLOOR_MS", 1000)?),
+        })
+    }
+
+    /// The optional settings from the process environment.
+    pub fn from_env(reset_url: Url) -> Result<Self, ConfigError> {
+        Self::from_lookup(reset_url, &|name| std::env::var(name).ok())
     }
 }
 

@@ -11,8 +11,10 @@ pub mod app;
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod embedded;
 pub mod http;
 pub mod lambda;
 pub mod ports;
+mod records;
 
 pub use app::App;

@@ -7,19 +7,20 @@
 
 use super::sdk_error;
 use crate::domain::error::PortError;
-use crate::domain::keys::{KeyDigest, KeyKind};
-use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
+use crate::domain::keys::KeyDigest;
+use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::token::StoredResetToken;
 use crate::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, UserStore};
+use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -36,109 +37,6 @@ pub struct Tables {
 pub struct DynamoStore {
     client: Client,
     tables: Tables,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserItem {
-    pk: String,
-    id: String,
-    email: String,
-    email_normalised: String,
-    password_hash: String,
-    master_key_digest: String,
-    #[serde(with = "serde_bytes")]
-    master_key_ciphertext: Vec<u8>,
-    master_key_prefix: String,
-    master_key_created_at: DateTime<Utc>,
-    key_generation: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    reset_token_digest: Option<String>,
-    subscription_status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    stripe_customer_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    subscription_id: Option<String>,
-    #[serde(default)]
-    requests_this_month: u64,
-    #[serde(default)]
-    requests_today: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_request_date: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EmailItem {
-    pk: String,
-    user_id: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KeyItem {
-    pk: String,
-    user_id: String,
-    kind: KeyKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scoped_key_id: Option<String>,
-    generation: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at: Option<DateTime<Utc>>,
-    enabled: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ScopedKeyItem {
-    user_id: String,
-    key_id: String,
-    name: String,
-    key_digest: String,
-    key_prefix: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scoped_client_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scoped_user_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    monthly_limit: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    foundry_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    foundry_username: Option<String>,
-    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
-    foundry_password_ciphertext: Option<Vec<u8>>,
-    enabled: bool,
-    generation: u64,
-    #[serde(default)]
-    requests_this_month: u64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TokenItem {
-    token_hash: String,
-    user_id: String,
-    /// Epoch seconds: also the table's TTL attribute.
-    expires_at: i64,
-}
-
-fn user_pk(id: &str) -> String {
-    format!("USER#{id}")
-}
-
-fn email_pk(normalised: &str) -> String {
-    format!("EMAIL#{normalised}")
-}
-
-fn key_pk(digest: &KeyDigest) -> String {
-    format!("KEY#{}", digest.0)
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -159,123 +57,6 @@ fn to_item<T: Serialize>(value: &T) -> PortResult<Item> {
 
 fn from_item<T: DeserializeOwned>(item: Item) -> PortResult<T> {
     serde_dynamo::from_item(item).map_err(PortError::other)
-}
-
-impl From<&User> for UserItem {
-    fn from(u: &User) -> Self {
-        Self {
-            pk: user_pk(&u.id),
-            id: u.id.clone(),
-            email: u.email.clone(),
-            email_normalised: u.email_normalised.clone(),
-            password_hash: u.password_hash.clone(),
-            master_key_digest: u.master_key.digest.0.clone(),
-            master_key_ciphertext: u.master_key.ciphertext.clone(),
-            master_key_prefix: u.master_key.prefix.clone(),
-            master_key_created_at: u.master_key.created_at,
-            key_generation: u.key_generation,
-            reset_token_digest: u.reset_token_digest.clone(),
-            subscription_status: u.subscription_status.clone(),
-            stripe_customer_id: u.stripe_customer_id.clone(),
-            subscription_id: u.subscription_id.clone(),
-            requests_this_month: u.usage.requests_this_month,
-            requests_today: u.usage.requests_today,
-            last_request_date: u.usage.last_request_date.clone(),
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-        }
-    }
-}
-
-impl From<UserItem> for User {
-    fn from(i: UserItem) -> Self {
-        Self {
-            id: i.id,
-            email: i.email,
-            email_normalised: i.email_normalised,
-            password_hash: i.password_hash,
-            master_key: StoredMasterKey {
-                digest: KeyDigest(i.master_key_digest),
-                ciphertext: i.master_key_ciphertext,
-                prefix: i.master_key_prefix,
-                created_at: i.master_key_created_at,
-            },
-            key_generation: i.key_generation,
-            reset_token_digest: i.reset_token_digest,
-            subscription_status: i.subscription_status,
-            stripe_customer_id: i.stripe_customer_id,
-            subscription_id: i.subscription_id,
-            usage: Usage {
-                requests_this_month: i.requests_this_month,
-                requests_today: i.requests_today,
-                last_request_date: i.last_request_date,
-            },
-            created_at: i.created_at,
-            updated_at: i.updated_at,
-        }
-    }
-}
-
-impl From<&KeyEntry> for KeyItem {
-    fn from(e: &KeyEntry) -> Self {
-        Self {
-            pk: key_pk(&e.digest),
-            user_id: e.user_id.clone(),
-            kind: e.kind,
-            scoped_key_id: e.scoped_key_id.clone(),
-            generation: e.generation,
-            expires_at: e.expires_at,
-            enabled: e.enabled,
-        }
-    }
-}
-
-impl From<&ScopedKey> for ScopedKeyItem {
-    fn from(k: &ScopedKey) -> Self {
-        Self {
-            user_id: k.user_id.clone(),
-            key_id: k.id.clone(),
-            name: k.name.clone(),
-            key_digest: k.digest.0.clone(),
-            key_prefix: k.prefix.clone(),
-            scoped_client_id: k.scoped_client_id.clone(),
-            scoped_user_id: k.scoped_user_id.clone(),
-            monthly_limit: k.monthly_limit,
-            expires_at: k.expires_at,
-            foundry_url: k.foundry_url.clone(),
-            foundry_username: k.foundry_username.clone(),
-            foundry_password_ciphertext: k.foundry_password_ciphertext.clone(),
-            enabled: k.enabled,
-            generation: k.generation,
-            requests_this_month: k.requests_this_month,
-            created_at: k.created_at,
-            updated_at: k.updated_at,
-        }
-    }
-}
-
-impl From<ScopedKeyItem> for ScopedKey {
-    fn from(i: ScopedKeyItem) -> Self {
-        Self {
-            id: i.key_id,
-            user_id: i.user_id,
-            name: i.name,
-            digest: KeyDigest(i.key_digest),
-            prefix: i.key_prefix,
-            scoped_client_id: i.scoped_client_id,
-            scoped_user_id: i.scoped_user_id,
-            monthly_limit: i.monthly_limit,
-            expires_at: i.expires_at,
-            foundry_url: i.foundry_url,
-            foundry_username: i.foundry_username,
-            foundry_password_ciphertext: i.foundry_password_ciphertext,
-            enabled: i.enabled,
-            generation: i.generation,
-            requests_this_month: i.requests_this_month,
-            created_at: i.created_at,
-            updated_at: i.updated_at,
-        }
-    }
 }
 
 /// The condition that `user`'s reset token is still what we read: no concurrent
@@ -413,15 +194,7 @@ impl UserStore for DynamoStore {
     async fn create_user(&self, user: &User) -> PortResult<()> {
         let table = &self.tables.users;
         let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
-        let key = KeyItem {
-            pk: key_pk(&user.master_key.digest),
-            user_id: user.id.clone(),
-            kind: KeyKind::Master,
-            scoped_key_id: None,
-            generation: user.key_generation,
-            expires_at: None,
-            enabled: true,
-        };
+        let key = KeyItem::master(&user.id, &user.master_key.digest, user.key_generation);
         let absent = Some("attribute_not_exists(pk)");
         self.transact(vec![
             put(table, to_item(&email)?, absent)?,
@@ -457,15 +230,7 @@ impl UserStore for DynamoStore {
             (":oldDigest".to_owned(), s(&user.master_key.digest.0)),
             (":oldGeneration".to_owned(), n(user.key_generation)),
         ]);
-        let entry = KeyItem {
-            pk: key_pk(&new.digest),
-            user_id: user.id.clone(),
-            kind: KeyKind::Master,
-            scoped_key_id: None,
-            generation: user.key_generation + 1,
-            expires_at: None,
-            enabled: true,
-        };
+        let entry = KeyItem::master(&user.id, &new.digest, user.key_generation + 1);
         self.transact(vec![
             update(
                 table,
@@ -542,16 +307,7 @@ impl KeyIndex for DynamoStore {
         let Some(item) = self.get(&self.tables.users, pk(key_pk(digest))).await? else {
             return Ok(None);
         };
-        let item: KeyItem = from_item(item)?;
-        Ok(Some(KeyEntry {
-            digest: digest.clone(),
-            user_id: item.user_id,
-            kind: item.kind,
-            scoped_key_id: item.scoped_key_id,
-            generation: item.generation,
-            expires_at: item.expires_at,
-            enabled: item.enabled,
-        }))
+        Ok(Some(from_item::<KeyItem>(item)?.into_entry(digest)))
     }
 }
 
@@ -560,11 +316,7 @@ impl ResetTokens for DynamoStore {
     async fn issue_reset_token(&self, user: &User, token: &StoredResetToken) -> PortResult<()> {
         let mut values = HashMap::from([(":new".to_owned(), s(&token.digest))]);
         let condition = reset_guard(user, &mut values);
-        let item = TokenItem {
-            token_hash: token.digest.clone(),
-            user_id: user.id.clone(),
-            expires_at: token.expires_at.timestamp(),
-        };
+        let item = TokenItem::from_stored(token);
         let mut items = vec![
             update(&self.tables.users, pk(user_pk(&user.id)), "SET resetTokenDigest = :new", condition, values)?,
             put(&self.tables.reset_tokens, to_item(&item)?, Some("attribute_not_exists(tokenHash)"))?,
@@ -579,12 +331,10 @@ impl ResetTokens for DynamoStore {
         let Some(item) = self.get(&self.tables.reset_tokens, token_key(digest)).await? else {
             return Ok(None);
         };
-        let item: TokenItem = from_item(item)?;
-        let expires_at = Utc
-            .timestamp_opt(item.expires_at, 0)
-            .single()
-            .ok_or_else(|| PortError::Other("reset token with an impossible expiry".into()))?;
-        Ok(Some(StoredResetToken { digest: item.token_hash, user_id: item.user_id, expires_at }))
+        from_item::<TokenItem>(item)?
+            .into_stored()
+            .map(Some)
+            .ok_or_else(|| PortError::Other("reset token with an impossible expiry".into()))
     }
 
     async fn redeem_reset_token(

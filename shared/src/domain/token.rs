@@ -1,6 +1,6 @@
 //! Password-reset tokens: 256 random bits, stored only as SHA-256, valid for one hour.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -39,7 +39,13 @@ pub struct StoredResetToken {
 
 impl StoredResetToken {
     pub fn issue(token: &ResetToken, user_id: &str, now: DateTime<Utc>) -> Self {
-        Self { digest: digest(token.expose()), user_id: user_id.to_owned(), expires_at: now + LIFETIME }
+        Self {
+            digest: digest(token.expose()),
+            user_id: user_id.to_owned(),
+            // Whole seconds, as stores keep it (a TTL is epoch seconds): never later than
+            // an hour after issue.
+            expires_at: (now + LIFETIME).trunc_subsecs(0),
+        }
     }
 
     /// Expiry is decided here, against the injected clock; a store's TTL only cleans up.

@@ -7,9 +7,8 @@ use shared::http::Endpoint;
 use std::path::PathBuf;
 
 fn event_file(endpoint: Endpoint) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(format!("{}.json", endpoint.function_name()));
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(format!("{}.json", endpoint.function_name()));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }

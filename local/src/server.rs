@@ -1,0 +1,88 @@
+//! Serves the route table over HTTP, passing each request to the handlers the way API
+//! Gateway passes it to the Lambda functions: the same routing (404/405), the body size
+//! limit, the client address as `sourceIp`, and CORS for browser clients.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use axum::Router;
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
+};
+use lambda_http::request::RequestContext;
+use lambda_http::RequestExt;
+use shared::domain::error::AuthError;
+use shared::http::request::MAX_BODY_BYTES;
+use shared::App;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(serve).with_state(app)
+}
+
+async fn serve(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request<Body>,
+) -> Response<Body> {
+    let mut response = if request.method() == Method::OPTIONS {
+        preflight()
+    } else {
+        match to_lambda(request, peer).await {
+            Ok(request) => from_lambda(shared::http::dispatch(&app, request).await),
+            Err(refusal) => refusal,
+        }
+    };
+    allow_any_origin(response.headers_mut());
+    response
+}
+
+/// The request as the functions receive it from API Gateway (payload format 2.0).
+async fn to_lambda(request: Request<Body>, peer: SocketAddr) -> Result<lambda_http::Request, Response<Body>> {
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| from_lambda(shared::http::error_response(&AuthError::PayloadTooLarge)))?;
+    let body = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) if text.is_empty() => lambda_http::Body::Empty,
+        Ok(text) => lambda_http::Body::Text(text),
+        Err(binary) => lambda_http::Body::Binary(binary.into_bytes()),
+    };
+    let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
+    http.method = parts.method.clone();
+    http.path = Some(parts.uri.path().to_owned());
+    http.protocol = Some(format!("{:?}", parts.version));
+    http.source_ip = Some(peer.ip().to_string());
+    http.user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.http = http;
+    context.stage = Some("$default".into());
+    Ok(lambda_http::Request::from_parts(parts, body).with_request_context(RequestContext::ApiGatewayV2(context)))
+}
+
+fn from_lambda(response: lambda_http::Response<lambda_http::Body>) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        lambda_http::Body::Empty => Body::empty(),
+        lambda_http::Body::Text(text) => Body::from(text),
+        lambda_http::Body::Binary(bytes) => Body::from(bytes),
+        _ => Body::empty(),
+    };
+    Response::from_parts(parts, body)
+}
+
+/// A CORS preflight, answered without authentication.
+fn preflight() -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, x-api-key"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    response
+}
+
+fn allow_any_origin(headers: &mut HeaderMap) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+}

@@ -1,0 +1,70 @@
+//! A mailer that writes each email as an RFC 5322 `.eml` file into an outbox directory.
+
+use crate::domain::error::PortError;
+use crate::ports::{Mailer, OutgoingEmail, PortResult};
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::Message;
+use std::path::{Path, PathBuf};
+
+pub struct OutboxMailer {
+    dir: PathBuf,
+    from: Mailbox,
+}
+
+impl OutboxMailer {
+    pub fn new(dir: &Path, from: &str) -> PortResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| PortError::Other(format!("outbox {}: {e}", dir.display())))?;
+        let from = from.parse().map_err(|e| PortError::Other(format!("sender address {from:?}: {e}")))?;
+        Ok(Self { dir: dir.to_owned(), from })
+    }
+}
+
+#[async_trait]
+impl Mailer for OutboxMailer {
+    async fn send(&self, email: &OutgoingEmail) -> PortResult<()> {
+        let to: Mailbox = email.to.parse().map_err(PortError::other)?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&email.subject)
+            .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
+            .map_err(PortError::other)?;
+        let name = format!("{}-{}.eml", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), uuid::Uuid::new_v4().simple());
+        // Written under a temporary name and renamed, so a reader never sees half a file.
+        let partial = self.dir.join(format!(".{name}.partial"));
+        let path = self.dir.join(&name);
+        let bytes = message.formatted();
+        tokio::fs::write(&partial, bytes).await.map_err(PortError::other)?;
+        tokio::fs::rename(&partial, &path).await.map_err(PortError::other)?;
+        tracing::info!(file = %path.display(), subject = %email.subject, "email written to the outbox");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_email_becomes_an_eml_file_with_headers_and_both_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = OutboxMailer::new(dir.path(), "no-reply@localhost").unwrap();
+        let email = OutgoingEmail {
+            to: "player@example.io".into(),
+            subject: "Reset your password".into(),
+            text: "Open https://relay.example.io/reset?reset-token=abc".into(),
+            html: "<p>Open <a href=\"https://relay.example.io/reset?reset-token=abc\">it</a></p>".into(),
+        };
+        mailer.send(&email).await.unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].extension().unwrap(), "eml");
+        let eml = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(eml.contains("To: player@example.io"), "{eml}");
+        assert!(eml.contains("From: no-reply@localhost"), "{eml}");
+        assert!(eml.contains("Subject: Reset your password"), "{eml}");
+        assert!(eml.contains("multipart/alternative"), "{eml}");
+        assert!(eml.contains("text/plain") && eml.contains("text/html"), "{eml}");
+    }
+}

@@ -1,0 +1,395 @@
+//! An embedded store on redb with the DynamoDB store's semantics: every operation is one
+//! serialisable write transaction that checks the same conditions and changes all of its
+//! items or none; reads see every committed write.
+
+use crate::domain::error::PortError;
+use crate::domain::keys::KeyDigest;
+use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
+use crate::domain::token::StoredResetToken;
+use crate::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, UserStore};
+use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Accounts, email reservations and the key index, by `pk` (as in the users table).
+const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+/// Scoped keys by (user id, key id).
+const SCOPED_KEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("scoped_keys");
+/// Reset tokens by digest.
+const RESET_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("reset_tokens");
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+fn failed(e: impl std::fmt::Display) -> PortError {
+    PortError::Other(format!("embedded store: {e}"))
+}
+
+fn encode<T: Serialize>(value: &T) -> PortResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(failed)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> PortResult<T> {
+    serde_json::from_slice(bytes).map_err(failed)
+}
+
+/// Reads and writes records inside one write transaction.
+struct Tx<'a>(&'a WriteTransaction);
+
+impl Tx<'_> {
+    fn get<T: DeserializeOwned>(&self, pk: &str) -> PortResult<Option<T>> {
+        let table = self.0.open_table(ACCOUNTS).map_err(failed)?;
+        let value = table.get(pk).map_err(failed)?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+
+    fn put<T: Serialize>(&self, pk: &str, value: &T) -> PortResult<()> {
+        let mut table = self.0.open_table(ACCOUNTS).map_err(failed)?;
+        table.insert(pk, encode(value)?.as_slice()).map_err(failed)?;
+        Ok(())
+    }
+
+    fn exists(&self, pk: &str) -> PortResult<bool> {
+        let table = self.0.open_table(ACCOUNTS).map_err(failed)?;
+        let found = table.get(pk).map_err(failed)?.is_some();
+        Ok(found)
+    }
+
+    fn remove(&self, pk: &str) -> PortResult<()> {
+        let mut table = self.0.open_table(ACCOUNTS).map_err(failed)?;
+        table.remove(pk).map_err(failed)?;
+        Ok(())
+    }
+
+    /// The account as stored, if it still is what `user` says about its keys and token.
+    fn current(&self, user: &User) -> PortResult<UserItem> {
+        let stored: UserItem = self.get(&user_pk(&user.id))?.ok_or(PortError::Conflict)?;
+        let same = stored.master_key_digest == user.master_key.digest.0
+            && stored.key_generation == user.key_generation
+            && stored.reset_token_digest == user.reset_token_digest;
+        if same {
+            Ok(stored)
+        } else {
+            Err(PortError::Conflict)
+        }
+    }
+
+    fn token(&self, digest: &str) -> PortResult<Option<TokenItem>> {
+        let table = self.0.open_table(RESET_TOKENS).map_err(failed)?;
+        let value = table.get(digest).map_err(failed)?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+
+    fn put_token(&self, token: &TokenItem) -> PortResult<()> {
+        let mut table = self.0.open_table(RESET_TOKENS).map_err(failed)?;
+        table.insert(token.token_hash.as_str(), encode(token)?.as_slice()).map_err(failed)?;
+        Ok(())
+    }
+
+    fn remove_token(&self, digest: &str) -> PortResult<()> {
+        let mut table = self.0.open_table(RESET_TOKENS).map_err(failed)?;
+        table.remove(digest).map_err(failed)?;
+        Ok(())
+    }
+
+    fn scoped(&self, user_id: &str, key_id: &str) -> PortResult<Option<ScopedKeyItem>> {
+        let table = self.0.open_table(SCOPED_KEYS).map_err(failed)?;
+        let value = table.get((user_id, key_id)).map_err(failed)?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+
+    fn put_scoped(&self, item: &ScopedKeyItem) -> PortResult<()> {
+        let mut table = self.0.open_table(SCOPED_KEYS).map_err(failed)?;
+        table.insert((item.user_id.as_str(), item.key_id.as_str()), encode(item)?.as_slice()).map_err(failed)?;
+        Ok(())
+    }
+
+    fn remove_scoped(&self, user_id: &str, key_id: &str) -> PortResult<()> {
+        let mut table = self.0.open_table(SCOPED_KEYS).map_err(failed)?;
+        table.remove((user_id, key_id)).map_err(failed)?;
+        Ok(())
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> PortResult<Self> {
+        let db = Database::create(path).map_err(|e| PortError::Other(format!("{}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(failed)?;
+        txn.open_table(ACCOUNTS).map_err(failed)?;
+        txn.open_table(SCOPED_KEYS).map_err(failed)?;
+        txn.open_table(RESET_TOKENS).map_err(failed)?;
+        txn.commit().map_err(failed)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs `change` in one write transaction, off the async executor. An error aborts
+    /// the transaction: nothing of it is written.
+    async fn write<T, F>(&self, change: F) -> PortResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> PortResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(failed)?;
+            let out = change(&Tx(&txn))?;
+            txn.commit().map_err(failed)?;
+            Ok(out)
+        })
+        .await
+        .map_err(failed)?
+    }
+
+    async fn read<T, F>(&self, query: F) -> PortResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> PortResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || query(&db.begin_read().map_err(failed)?)).await.map_err(failed)?
+    }
+
+    async fn get<T: DeserializeOwned + Send + 'static>(&self, pk: String) -> PortResult<Option<T>> {
+        self.read(move |txn| {
+            let table = txn.open_table(ACCOUNTS).map_err(failed)?;
+            let value = table.get(pk.as_str()).map_err(failed)?;
+            value.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UserStore for EmbeddedStore {
+    async fn create_user(&self, user: &User) -> PortResult<()> {
+        let item = UserItem::from(user);
+        let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
+        let key = KeyItem::master(&user.id, &user.master_key.digest, user.key_generation);
+        self.write(move |tx| {
+            if tx.exists(&email.pk)? || tx.exists(&item.pk)? || tx.exists(&key.pk)? {
+                return Err(PortError::Conflict);
+            }
+            tx.put(&email.pk, &email)?;
+            tx.put(&item.pk, &item)?;
+            tx.put(&key.pk, &key)
+        })
+        .await
+    }
+
+    async fn user(&self, id: &str) -> PortResult<Option<User>> {
+        Ok(self.get::<UserItem>(user_pk(id)).await?.map(User::from))
+    }
+
+    async fn user_by_email(&self, email_normalised: &str) -> PortResult<Option<User>> {
+        let pk = email_pk(email_normalised);
+        self.read(move |txn| {
+            let table = txn.open_table(ACCOUNTS).map_err(failed)?;
+            let Some(reservation) = table.get(pk.as_str()).map_err(failed)? else {
+                return Ok(None);
+            };
+            let reservation: EmailItem = decode(reservation.value())?;
+            let user = table.get(user_pk(&reservation.user_id).as_str()).map_err(failed)?;
+            user.map(|v| decode::<UserItem>(v.value()).map(User::from)).transpose()
+        })
+        .await
+    }
+
+    async fn replace_master_key(&self, user: &User, new: &StoredMasterKey, now: DateTime<Utc>) -> PortResult<()> {
+        let (user, new) = (user.clone(), new.clone());
+        self.write(move |tx| {
+            let mut stored = tx.current(&user)?;
+            let entry = KeyItem::master(&user.id, &new.digest, user.key_generation + 1);
+            if tx.exists(&entry.pk)? {
+                return Err(PortError::Conflict);
+            }
+            stored.master_key_digest = new.digest.0.clone();
+            stored.master_key_ciphertext = new.ciphertext.clone();
+            stored.master_key_prefix = new.prefix.clone();
+            stored.master_key_created_at = now;
+            stored.key_generation += 1;
+            stored.updated_at = now;
+            tx.remove(&key_pk(&user.master_key.digest))?;
+            tx.put(&entry.pk, &entry)?;
+            tx.put(&stored.pk.clone(), &stored)
+        })
+        .await
+    }
+
+    async fn set_password(&self, user: &User, password_hash: &str, now: DateTime<Utc>) -> PortResult<()> {
+        let (user, hash) = (user.clone(), password_hash.to_owned());
+        self.write(move |tx| {
+            let mut stored = tx.current(&user)?;
+            if let Some(digest) = stored.reset_token_digest.take() {
+                tx.remove_token(&digest)?;
+            }
+            stored.password_hash = hash;
+            stored.updated_at = now;
+            tx.put(&stored.pk.clone(), &stored)
+        })
+        .await
+    }
+
+    async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> PortResult<()> {
+        let (pk, old, new) = (user_pk(user_id), old.to_owned(), new.to_owned());
+        self.write(move |tx| {
+            let mut stored: UserItem = tx.get(&pk)?.ok_or(PortError::Conflict)?;
+            if stored.password_hash != old {
+                return Err(PortError::Conflict);
+            }
+            stored.password_hash = new;
+            tx.put(&pk, &stored)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, user: &User) -> PortResult<()> {
+        let user = user.clone();
+        self.write(move |tx| {
+            let stored = tx.current(&user)?;
+            if let Some(digest) = &stored.reset_token_digest {
+                tx.remove_token(digest)?;
+            }
+            tx.remove(&key_pk(&user.master_key.digest))?;
+            tx.remove(&email_pk(&stored.email_normalised))?;
+            tx.remove(&stored.pk)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl KeyIndex for EmbeddedStore {
+    async fn key_entry(&self, digest: &KeyDigest) -> PortResult<Option<KeyEntry>> {
+        Ok(self.get::<KeyItem>(key_pk(digest)).await?.map(|item| item.into_entry(digest)))
+    }
+}
+
+#[async_trait]
+impl ResetTokens for EmbeddedStore {
+    async fn issue_reset_token(&self, user: &User, token: &StoredResetToken) -> PortResult<()> {
+        let (user, item) = (user.clone(), TokenItem::from_stored(token));
+        self.write(move |tx| {
+            let mut stored = tx.current(&user)?;
+            if tx.token(&item.token_hash)?.is_some() {
+                return Err(PortError::Conflict);
+            }
+            if let Some(previous) = stored.reset_token_digest.replace(item.token_hash.clone()) {
+                tx.remove_token(&previous)?;
+            }
+            tx.put_token(&item)?;
+            tx.put(&stored.pk.clone(), &stored)
+        })
+        .await
+    }
+
+    async fn reset_token(&self, digest: &str) -> PortResult<Option<StoredResetToken>> {
+        let digest = digest.to_owned();
+        let item = self
+            .read(move |txn| {
+                let table = txn.open_table(RESET_TOKENS).map_err(failed)?;
+                let value = table.get(digest.as_str()).map_err(failed)?;
+                value.map(|v| decode::<TokenItem>(v.value())).transpose()
+            })
+            .await?;
+        item.map(|i| i.into_stored().ok_or_else(|| failed("reset token with an impossible expiry"))).transpose()
+    }
+
+    async fn redeem_reset_token(
+        &self,
+        token: &StoredResetToken,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<()> {
+        let (token, hash) = (token.clone(), password_hash.to_owned());
+        self.write(move |tx| {
+            tx.token(&token.digest)?.ok_or(PortError::Conflict)?;
+            let pk = user_pk(&token.user_id);
+            let mut stored: UserItem = tx.get(&pk)?.ok_or(PortError::Conflict)?;
+            if stored.reset_token_digest.as_deref() != Some(token.digest.as_str()) {
+                return Err(PortError::Conflict);
+            }
+            tx.remove_token(&token.digest)?;
+            stored.reset_token_digest = None;
+            stored.password_hash = hash;
+            stored.updated_at = now;
+            tx.put(&pk, &stored)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ScopedKeys for EmbeddedStore {
+    async fn create_scoped_key(&self, user: &User, key: &ScopedKey) -> PortResult<()> {
+        let (user_id, generation) = (user.id.clone(), user.key_generation);
+        let (item, entry) = (ScopedKeyItem::from(key), KeyItem::from(&key.entry()));
+        self.write(move |tx| {
+            let stored: UserItem = tx.get(&user_pk(&user_id))?.ok_or(PortError::Conflict)?;
+            if stored.key_generation != generation
+                || tx.scoped(&item.user_id, &item.key_id)?.is_some()
+                || tx.exists(&entry.pk)?
+            {
+                return Err(PortError::Conflict);
+            }
+            tx.put_scoped(&item)?;
+            tx.put(&entry.pk, &entry)
+        })
+        .await
+    }
+
+    async fn scoped_keys(&self, user_id: &str) -> PortResult<Vec<ScopedKey>> {
+        let user_id = user_id.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(SCOPED_KEYS).map_err(failed)?;
+            let mut keys = Vec::new();
+            for row in table.range((user_id.as_str(), "")..).map_err(failed)? {
+                let (key, value) = row.map_err(failed)?;
+                if key.value().0 != user_id {
+                    break;
+                }
+                keys.push(ScopedKey::from(decode::<ScopedKeyItem>(value.value())?));
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn scoped_key(&self, user_id: &str, key_id: &str) -> PortResult<Option<ScopedKey>> {
+        let (user_id, key_id) = (user_id.to_owned(), key_id.to_owned());
+        self.read(move |txn| {
+            let table = txn.open_table(SCOPED_KEYS).map_err(failed)?;
+            let value = table.get((user_id.as_str(), key_id.as_str())).map_err(failed)?;
+            value.map(|v| decode::<ScopedKeyItem>(v.value()).map(ScopedKey::from)).transpose()
+        })
+        .await
+    }
+
+    async fn delete_scoped_key(&self, key: &ScopedKey) -> PortResult<()> {
+        let (user_id, key_id, index) = (key.user_id.clone(), key.id.clone(), key_pk(&key.digest));
+        self.write(move |tx| {
+            tx.scoped(&user_id, &key_id)?.ok_or(PortError::Conflict)?;
+            tx.remove_scoped(&user_id, &key_id)?;
+            tx.remove(&index)
+        })
+        .await
+    }
+
+    async fn retire_scoped_key(&self, key: &ScopedKey, now: DateTime<Utc>) -> PortResult<()> {
+        let (user_id, key_id, index) = (key.user_id.clone(), key.id.clone(), key_pk(&key.digest));
+        self.write(move |tx| {
+            let mut item = tx.scoped(&user_id, &key_id)?.ok_or(PortError::Conflict)?;
+            item.enabled = false;
+            item.updated_at = now;
+            tx.put_scoped(&item)?;
+            tx.remove(&index)
+        })
+        .await
+    }
+}

@@ -1,0 +1,273 @@
+//! The stored form of accounts, key index entries, scoped keys and reset tokens, shared by
+//! every store adapter (DynamoDB items, embedded records), so that both keep the same data.
+//!
+//! One table of accounts holds three kinds of item by `pk`: `USER#<id>` the account,
+//! `EMAIL#<normalised email>` its email reservation, `KEY#<sha256>` the key index.
+
+use crate::domain::keys::{KeyDigest, KeyKind};
+use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
+use crate::domain::token::StoredResetToken;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserItem {
+    pub(crate) pk: String,
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) email_normalised: String,
+    pub(crate) password_hash: String,
+    pub(crate) master_key_digest: String,
+    #[serde(with = "serde_bytes")]
+    pub(crate) master_key_ciphertext: Vec<u8>,
+    pub(crate) master_key_prefix: String,
+    pub(crate) master_key_created_at: DateTime<Utc>,
+    pub(crate) key_generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reset_token_digest: Option<String>,
+    pub(crate) subscription_status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) stripe_customer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) subscription_id: Option<String>,
+    #[serde(default)]
+    pub(crate) requests_this_month: u64,
+    #[serde(default)]
+    pub(crate) requests_today: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_request_date: Option<String>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EmailItem {
+    pub(crate) pk: String,
+    pub(crate) user_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct KeyItem {
+    pub(crate) pk: String,
+    pub(crate) user_id: String,
+    pub(crate) kind: KeyKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scoped_key_id: Option<String>,
+    pub(crate) generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    pub(crate) enabled: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ScopedKeyItem {
+    pub(crate) user_id: String,
+    pub(crate) key_id: String,
+    pub(crate) name: String,
+    pub(crate) key_digest: String,
+    pub(crate) key_prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scoped_client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scoped_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) monthly_limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) foundry_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) foundry_username: Option<String>,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub(crate) foundry_password_ciphertext: Option<Vec<u8>>,
+    pub(crate) enabled: bool,
+    pub(crate) generation: u64,
+    #[serde(default)]
+    pub(crate) requests_this_month: u64,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TokenItem {
+    pub(crate) token_hash: String,
+    pub(crate) user_id: String,
+    /// Epoch seconds: also the table's TTL attribute.
+    pub(crate) expires_at: i64,
+}
+
+pub(crate) fn user_pk(id: &str) -> String {
+    format!("USER#{id}")
+}
+
+pub(crate) fn email_pk(normalised: &str) -> String {
+    format!("EMAIL#{normalised}")
+}
+
+pub(crate) fn key_pk(digest: &KeyDigest) -> String {
+    format!("KEY#{}", digest.0)
+}
+
+impl From<&User> for UserItem {
+    fn from(u: &User) -> Self {
+        Self {
+            pk: user_pk(&u.id),
+            id: u.id.clone(),
+            email: u.email.clone(),
+            email_normalised: u.email_normalised.clone(),
+            password_hash: u.password_hash.clone(),
+            master_key_digest: u.master_key.digest.0.clone(),
+            master_key_ciphertext: u.master_key.ciphertext.clone(),
+            master_key_prefix: u.master_key.prefix.clone(),
+            master_key_created_at: u.master_key.created_at,
+            key_generation: u.key_generation,
+            reset_token_digest: u.reset_token_digest.clone(),
+            subscription_status: u.subscription_status.clone(),
+            stripe_customer_id: u.stripe_customer_id.clone(),
+            subscription_id: u.subscription_id.clone(),
+            requests_this_month: u.usage.requests_this_month,
+            requests_today: u.usage.requests_today,
+            last_request_date: u.usage.last_request_date.clone(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+impl From<UserItem> for User {
+    fn from(i: UserItem) -> Self {
+        Self {
+            id: i.id,
+            email: i.email,
+            email_normalised: i.email_normalised,
+            password_hash: i.password_hash,
+            master_key: StoredMasterKey {
+                digest: KeyDigest(i.master_key_digest),
+                ciphertext: i.master_key_ciphertext,
+                prefix: i.master_key_prefix,
+                created_at: i.master_key_created_at,
+            },
+            key_generation: i.key_generation,
+            reset_token_digest: i.reset_token_digest,
+            subscription_status: i.subscription_status,
+            stripe_customer_id: i.stripe_customer_id,
+            subscription_id: i.subscription_id,
+            usage: Usage {
+                requests_this_month: i.requests_this_month,
+                requests_today: i.requests_today,
+                last_request_date: i.last_request_date,
+            },
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+impl From<&KeyEntry> for KeyItem {
+    fn from(e: &KeyEntry) -> Self {
+        Self {
+            pk: key_pk(&e.digest),
+            user_id: e.user_id.clone(),
+            kind: e.kind,
+            scoped_key_id: e.scoped_key_id.clone(),
+            generation: e.generation,
+            expires_at: e.expires_at,
+            enabled: e.enabled,
+        }
+    }
+}
+
+impl From<&ScopedKey> for ScopedKeyItem {
+    fn from(k: &ScopedKey) -> Self {
+        Self {
+            user_id: k.user_id.clone(),
+            key_id: k.id.clone(),
+            name: k.name.clone(),
+            key_digest: k.digest.0.clone(),
+            key_prefix: k.prefix.clone(),
+            scoped_client_id: k.scoped_client_id.clone(),
+            scoped_user_id: k.scoped_user_id.clone(),
+            monthly_limit: k.monthly_limit,
+            expires_at: k.expires_at,
+            foundry_url: k.foundry_url.clone(),
+            foundry_username: k.foundry_username.clone(),
+            foundry_password_ciphertext: k.foundry_password_ciphertext.clone(),
+            enabled: k.enabled,
+            generation: k.generation,
+            requests_this_month: k.requests_this_month,
+            created_at: k.created_at,
+            updated_at: k.updated_at,
+        }
+    }
+}
+
+impl From<ScopedKeyItem> for ScopedKey {
+    fn from(i: ScopedKeyItem) -> Self {
+        Self {
+            id: i.key_id,
+            user_id: i.user_id,
+            name: i.name,
+            digest: KeyDigest(i.key_digest),
+            prefix: i.key_prefix,
+            scoped_client_id: i.scoped_client_id,
+            scoped_user_id: i.scoped_user_id,
+            monthly_limit: i.monthly_limit,
+            expires_at: i.expires_at,
+            foundry_url: i.foundry_url,
+            foundry_username: i.foundry_username,
+            foundry_password_ciphertext: i.foundry_password_ciphertext,
+            enabled: i.enabled,
+            generation: i.generation,
+            requests_this_month: i.requests_this_month,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+impl KeyItem {
+    pub(crate) fn into_entry(self, digest: &KeyDigest) -> KeyEntry {
+        KeyEntry {
+            digest: digest.clone(),
+            user_id: self.user_id,
+            kind: self.kind,
+            scoped_key_id: self.scoped_key_id,
+            generation: self.generation,
+            expires_at: self.expires_at,
+            enabled: self.enabled,
+        }
+    }
+
+    /// The index entry of an account's master key.
+    pub(crate) fn master(user_id: &str, digest: &KeyDigest, generation: u64) -> Self {
+        Self {
+            pk: key_pk(digest),
+            user_id: user_id.to_owned(),
+            kind: KeyKind::Master,
+            scoped_key_id: None,
+            generation,
+            expires_at: None,
+            enabled: true,
+        }
+    }
+}
+
+impl TokenItem {
+    pub(crate) fn from_stored(token: &StoredResetToken) -> Self {
+        Self {
+            token_hash: token.digest.clone(),
+            user_id: token.user_id.clone(),
+            expires_at: token.expires_at.timestamp(),
+        }
+    }
+
+    pub(crate) fn into_stored(self) -> Option<StoredResetToken> {
+        let expires_at = Utc.timestamp_opt(self.expires_at, 0).single()?;
+        Some(StoredResetToken { digest: self.token_hash, user_id: self.user_id, expires_at })
+    }
+}

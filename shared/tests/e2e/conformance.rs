@@ -1,0 +1,258 @@
+//! One suite of store behaviours, run against every store: DynamoDB in the emulator and
+//! the embedded store of the local server. Both must keep the same promises.
+
+use chrono::{Duration, Utc};
+use futures::future::join_all;
+use shared::domain::error::PortError;
+use shared::domain::keys::{ApiKey, KeyKind};
+use shared::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
+use shared::domain::token::{ResetToken, StoredResetToken};
+use shared::ports::Store;
+use std::sync::Arc;
+
+/// A store under test, with whatever must live as long as it.
+pub struct Subject {
+    store: Arc<dyn Store>,
+    _data: Option<tempfile::TempDir>,
+}
+
+async fn dynamodb() -> Subject {
+    let config = shared::config::Config::from_env().expect("run through scripts/test.sh");
+    let app = shared::aws::build_app(&config).await;
+    Subject { store: app.store, _data: None }
+}
+
+async fn embedded() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let store = shared::embedded::store::EmbeddedStore::open(&dir.path().join("auth.redb")).unwrap();
+    Subject { store: Arc::new(store), _data: Some(dir) }
+}
+
+macro_rules! conformance {
+    ($($behaviour:ident),* $(,)?) => {
+        mod dynamodb {
+            $(#[tokio::test] async fn $behaviour() { super::$behaviour(&super::dynamodb().await.store).await })*
+        }
+        mod embedded {
+            $(#[tokio::test] async fn $behaviour() {
+                let subject = super::embedded().await;
+                super::$behaviour(&subject.store).await
+            })*
+        }
+    };
+}
+
+conformance!(
+    an_email_belongs_to_one_account,
+    concurrent_creations_of_one_email_admit_exactly_one,
+    a_master_key_change_is_conditional_and_complete,
+    reset_tokens_are_superseded_and_redeemed_once,
+    a_password_change_voids_the_reset_token,
+    scoped_keys_follow_the_master_key_generation,
+    deleting_an_account_removes_its_items,
+    a_hash_upgrade_only_replaces_the_hash_it_read,
+);
+
+fn new_user(email: &str) -> User {
+    let now = Utc::now();
+    let key = ApiKey::generate(KeyKind::Master);
+    User {
+        id: uuid::Uuid::new_v4().to_string(),
+        email: email.to_owned(),
+        email_normalised: email.to_lowercase(),
+        password_hash: "hash-1".into(),
+        master_key: StoredMasterKey {
+            digest: key.digest(),
+            ciphertext: vec![1, 2, 3],
+            prefix: key.display_prefix(),
+            created_at: now,
+        },
+        key_generation: 0,
+        reset_token_digest: None,
+        subscription_status: "free".into(),
+        stripe_customer_id: None,
+        subscription_id: None,
+        usage: Usage::default(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn email() -> String {
+    format!("Store-{}@Example.io", uuid::Uuid::new_v4().simple())
+}
+
+async fn created(store: &Arc<dyn Store>) -> User {
+    let user = new_user(&email());
+    store.create_user(&user).await.unwrap();
+    user
+}
+
+async fn reread(store: &Arc<dyn Store>, user: &User) -> User {
+    store.user(&user.id).await.unwrap().expect("the account exists")
+}
+
+fn scoped_key(user: &User) -> ScopedKey {
+    let key = ApiKey::generate(KeyKind::Scoped);
+    let now = Utc::now();
+    ScopedKey {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user.id.clone(),
+        name: "bot".into(),
+        digest: key.digest(),
+        prefix: key.display_prefix(),
+        scoped_client_id: Some("client".into()),
+        scoped_user_id: None,
+        monthly_limit: Some(10),
+        expires_at: Some(now + Duration::days(1)),
+        foundry_url: None,
+        foundry_username: None,
+        foundry_password_ciphertext: Some(vec![9, 9]),
+        enabled: true,
+        generation: user.key_generation,
+        requests_this_month: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn conflict<T: std::fmt::Debug>(result: Result<T, PortError>) -> bool {
+    matches!(result, Err(PortError::Conflict))
+}
+
+async fn an_email_belongs_to_one_account(store: &Arc<dyn Store>) {
+    let first = created(store).await;
+    let second = new_user(&first.email.to_uppercase());
+    assert!(conflict(store.create_user(&second).await));
+    let found = store.user_by_email(&first.email_normalised).await.unwrap().unwrap();
+    assert_eq!(found, first);
+    assert!(store.user(&second.id).await.unwrap().is_none(), "nothing of the loser was written");
+    assert!(store.key_entry(&second.master_key.digest).await.unwrap().is_none());
+    let entry = store.key_entry(&first.master_key.digest).await.unwrap().unwrap();
+    assert_eq!((entry.user_id.as_str(), entry.kind), (first.id.as_str(), KeyKind::Master));
+}
+
+async fn concurrent_creations_of_one_email_admit_exactly_one(store: &Arc<dyn Store>) {
+    let shared_email = email();
+    let users: Vec<User> = (0..8).map(|_| new_user(&shared_email)).collect();
+    let results = join_all(users.iter().map(|u| store.create_user(u))).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.into_iter().filter(|r| r.is_err()).all(conflict));
+}
+
+async fn a_master_key_change_is_conditional_and_complete(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let key = ApiKey::generate(KeyKind::Master);
+    let new = StoredMasterKey {
+        digest: key.digest(),
+        ciphertext: vec![4],
+        prefix: key.display_prefix(),
+        created_at: Utc::now(),
+    };
+    let mut stale = user.clone();
+    stale.key_generation += 1;
+    assert!(conflict(store.replace_master_key(&stale, &new, Utc::now()).await));
+    assert!(store.key_entry(&user.master_key.digest).await.unwrap().is_some(), "the old key still works");
+    assert!(store.key_entry(&new.digest).await.unwrap().is_none(), "nothing was half written");
+
+    store.replace_master_key(&user, &new, Utc::now()).await.unwrap();
+    assert!(store.key_entry(&user.master_key.digest).await.unwrap().is_none());
+    assert_eq!(store.key_entry(&new.digest).await.unwrap().unwrap().user_id, user.id);
+    let after = reread(store, &user).await;
+    assert_eq!((after.key_generation, &after.master_key.digest), (1, &new.digest));
+    assert!(conflict(store.replace_master_key(&user, &new, Utc::now()).await), "a second change from stale state");
+}
+
+async fn issue(store: &Arc<dyn Store>, user: &User) -> StoredResetToken {
+    let token = StoredResetToken::issue(&ResetToken::generate(), &user.id, Utc::now());
+    store.issue_reset_token(user, &token).await.unwrap();
+    token
+}
+
+async fn reset_tokens_are_superseded_and_redeemed_once(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let first = issue(store, &user).await;
+    assert_eq!(store.reset_token(&first.digest).await.unwrap(), Some(first.clone()));
+    let second = StoredResetToken::issue(&ResetToken::generate(), &user.id, Utc::now());
+    assert!(conflict(store.issue_reset_token(&user, &second).await), "issued from stale state");
+    let fresh = reread(store, &user).await;
+    store.issue_reset_token(&fresh, &second).await.unwrap();
+    assert_eq!(store.reset_token(&first.digest).await.unwrap(), None, "the older token is gone");
+    assert!(conflict(store.redeem_reset_token(&first, "hash-x", Utc::now()).await));
+
+    let hashes: Vec<String> = (0..5).map(|i| format!("hash-{i}")).collect();
+    let results = join_all(hashes.iter().map(|h| store.redeem_reset_token(&second, h, Utc::now()))).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    let winner = results.iter().position(|r| r.is_ok()).unwrap();
+    let after = reread(store, &user).await;
+    assert_eq!(after.password_hash, hashes[winner]);
+    assert_eq!(after.reset_token_digest, None);
+    assert_eq!(store.reset_token(&second.digest).await.unwrap(), None);
+}
+
+async fn a_password_change_voids_the_reset_token(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let token = issue(store, &user).await;
+    assert!(conflict(store.set_password(&user, "hash-2", Utc::now()).await), "stale: the token was issued since");
+    let fresh = reread(store, &user).await;
+    store.set_password(&fresh, "hash-2", Utc::now()).await.unwrap();
+    let after = reread(store, &user).await;
+    assert_eq!((after.password_hash.as_str(), after.reset_token_digest), ("hash-2", None));
+    assert_eq!(store.reset_token(&token.digest).await.unwrap(), None);
+}
+
+async fn scoped_keys_follow_the_master_key_generation(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let key = scoped_key(&user);
+    store.create_scoped_key(&user, &key).await.unwrap();
+    assert!(conflict(store.create_scoped_key(&user, &key).await), "ids are unique");
+    assert_eq!(store.scoped_key(&user.id, &key.id).await.unwrap(), Some(key.clone()));
+    let entry = store.key_entry(&key.digest).await.unwrap().unwrap();
+    assert_eq!(
+        (entry.kind, entry.scoped_key_id.as_deref(), entry.generation),
+        (KeyKind::Scoped, Some(key.id.as_str()), 0)
+    );
+
+    let other = created(store).await;
+    store.create_scoped_key(&other, &scoped_key(&other)).await.unwrap();
+    assert_eq!(store.scoped_keys(&user.id).await.unwrap(), vec![key.clone()], "only the account's own keys");
+
+    let master = ApiKey::generate(KeyKind::Master);
+    let new = StoredMasterKey {
+        digest: master.digest(),
+        ciphertext: vec![5],
+        prefix: master.display_prefix(),
+        created_at: Utc::now(),
+    };
+    store.replace_master_key(&user, &new, Utc::now()).await.unwrap();
+    assert!(conflict(store.create_scoped_key(&user, &scoped_key(&user)).await), "minted under a replaced master key");
+
+    store.retire_scoped_key(&key, Utc::now()).await.unwrap();
+    assert!(store.key_entry(&key.digest).await.unwrap().is_none());
+    assert!(!store.scoped_key(&user.id, &key.id).await.unwrap().unwrap().enabled);
+    store.delete_scoped_key(&key).await.unwrap();
+    assert!(conflict(store.delete_scoped_key(&key).await));
+    assert_eq!(store.scoped_keys(&user.id).await.unwrap(), vec![]);
+}
+
+async fn deleting_an_account_removes_its_items(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let token = issue(store, &user).await;
+    assert!(conflict(store.delete_user(&user).await), "stale: a token was issued since");
+    let fresh = reread(store, &user).await;
+    store.delete_user(&fresh).await.unwrap();
+    assert_eq!(store.user(&user.id).await.unwrap(), None);
+    assert_eq!(store.user_by_email(&user.email_normalised).await.unwrap(), None);
+    assert_eq!(store.key_entry(&user.master_key.digest).await.unwrap(), None);
+    assert_eq!(store.reset_token(&token.digest).await.unwrap(), None);
+    assert!(conflict(store.delete_user(&fresh).await));
+    // The email is free again.
+    store.create_user(&new_user(&user.email)).await.unwrap();
+}
+
+async fn a_hash_upgrade_only_replaces_the_hash_it_read(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    assert!(conflict(store.upgrade_password_hash(&user.id, "not-the-hash", "hash-3").await));
+    store.upgrade_password_hash(&user.id, "hash-1", "hash-3").await.unwrap();
+    assert_eq!(reread(store, &user).await.password_hash, "hash-3");
+}
