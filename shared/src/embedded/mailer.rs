@@ -3,7 +3,8 @@
 use crate::domain::error::PortError;
 use crate::ports::{Mailer, OutgoingEmail, PortResult};
 use async_trait::async_trait;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,20 @@ impl OutboxMailer {
     }
 }
 
+/// The text part unencoded where RFC 5322 allows it (ASCII, lines of at most 998
+/// characters), so that a person reading the `.eml` file sees the link as it is; lettre
+/// itself would quote-print any line over 76 characters.
+fn plain_text(text: &str) -> SinglePart {
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let seven_bit = crlf.is_ascii() && !crlf.contains('\0') && crlf.split("\r\n").all(|line| line.len() <= 998);
+    let body = if seven_bit {
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(text.to_owned())
+    };
+    SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body)
+}
+
 #[async_trait]
 impl Mailer for OutboxMailer {
     async fn send(&self, email: &OutgoingEmail) -> PortResult<()> {
@@ -28,7 +43,7 @@ impl Mailer for OutboxMailer {
             .from(self.from.clone())
             .to(to)
             .subject(&email.subject)
-            .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
+            .multipart(MultiPart::alternative().singlepart(plain_text(&email.text)).singlepart(SinglePart::html(email.html.clone())))
             .map_err(PortError::other)?;
         let name = format!("{}-{}.eml", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), uuid::Uuid::new_v4().simple());
         // Written under a temporary name and renamed, so a reader never sees half a file.
@@ -53,7 +68,7 @@ mod tests {
         let email = OutgoingEmail {
             to: "player@example.io".into(),
             subject: "Reset your password".into(),
-            text: "Open https://relay.example.io/reset?reset-token=abc".into(),
+            text: format!("Open this link:\nhttps://relay.example.io/reset?reset-token={}\n", "ab".repeat(32)),
             html: "<p>Open <a href=\"https://relay.example.io/reset?reset-token=abc\">it</a></p>".into(),
         };
         mailer.send(&email).await.unwrap();
@@ -66,5 +81,7 @@ mod tests {
         assert!(eml.contains("Subject: Reset your password"), "{eml}");
         assert!(eml.contains("multipart/alternative"), "{eml}");
         assert!(eml.contains("text/plain") && eml.contains("text/html"), "{eml}");
+        let link = format!("https://relay.example.io/reset?reset-token={}", "ab".repeat(32));
+        assert!(eml.contains(&link), "the link reads as it is: {eml}");
     }
 }
