@@ -43,7 +43,11 @@ impl Mailer for OutboxMailer {
             .from(self.from.clone())
             .to(to)
             .subject(&email.subject)
-            .multipart(MultiPart::alternative().singlepart(plain_text(&email.text)).singlepart(SinglePart::html(email.html.clone())))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(plain_text(&email.text))
+                    .singlepart(SinglePart::html(email.html.clone())),
+            )
             .map_err(PortError::other)?;
         let name = format!("{}-{}.eml", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), uuid::Uuid::new_v4().simple());
         // Written under a temporary name and renamed, so a reader never sees half a file.
