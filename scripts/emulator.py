@@ -17,6 +17,7 @@ TABLE_ENV = {
     "UsersTable": "USERS_TABLE",
     "ScopedKeysTable": "SCOPED_KEYS_TABLE",
     "ResetTokensTable": "RESET_TOKENS_TABLE",
+    "ThrottleTable": "THROTTLE_TABLE",
 }
 EMAIL_FROM = "no-reply@foundry-auth.test"
 RESET_URL = "https://relay.foundry-auth.test/reset"

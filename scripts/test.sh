@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project from a fresh clone:
-#   formatting, clippy, the build of all functions, unit tests, and the end-to-end tests
-#   against a local AWS emulator (moto: DynamoDB, SES v2 and KMS on 127.0.0.1), which this
-#   script installs into .tools/venv, starts on a free port and stops again, also when a
-#   test fails. Extra arguments go to the test runner (e.g. a test name filter).
+#   the template checks (cfn-lint, sam validate --lint), formatting, clippy, the build of
+#   all functions, unit tests, and the end-to-end tests against a local AWS emulator (moto:
+#   DynamoDB, SES v2 and KMS on 127.0.0.1), which this script installs into .tools/venv,
+#   starts on a free port and stops again, also when a test fails. Extra arguments go to
+#   the test runner (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
+# install VENV REQUIREMENTS: a virtualenv under .tools, (re)installed when its pins change.
+install() {
+  local venv="$root/.tools/$1" requirements="$root/scripts/$2"
+  if ! cmp -s "$requirements" "$venv/requirements.txt"; then
+    echo "==> installing $2 into .tools/$1"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+  fi
+}
+install venv requirements-test.txt
+install sam requirements-sam.txt
 venv="$root/.tools/venv"
-if ! "$venv/bin/python" -c 'import moto, yaml' 2>/dev/null; then
-  echo "==> installing the AWS emulator into .tools/venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-fi
+
+echo "==> cfn-lint and sam validate --lint (offline)"
+export SAM_CLI_TELEMETRY=0
+"$root/.tools/sam/bin/cfn-lint" template.yaml
+"$root/.tools/sam/bin/sam" validate --lint --region us-east-1 --template-file template.yaml >/dev/null
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

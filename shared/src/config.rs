@@ -1,5 +1,6 @@
 //! Settings read from the environment once, at init.
 
+use crate::domain::throttle::{parse_limits, Limit, Throttling};
 use std::time::Duration;
 use thiserror::Error;
 use url::Url;
@@ -18,6 +19,7 @@ pub struct Config {
     pub users_table: String,
     pub scoped_keys_table: String,
     pub reset_tokens_table: String,
+    pub throttle_table: String,
     pub kms_key_id: String,
     pub email_from: String,
     pub settings: Settings,
@@ -30,8 +32,8 @@ pub struct Settings {
     pub registration_enabled: bool,
     pub daily_request_limit: u64,
     pub monthly_request_limit: u64,
-    /// `THROTTLING=off` switches every throttle off.
-    pub throttling: bool,
+    /// The limits in force; `None` when `THROTTLING=off`.
+    pub throttling: Option<Throttling>,
     /// forgot-password answers no sooner than this after it started, for known and
     /// unknown emails alike, so its timing reveals nothing.
     pub reset_response_floor: Duration,
@@ -50,6 +52,7 @@ impl Config {
             users_table: required("USERS_TABLE")?,
             scoped_keys_table: required("SCOPED_KEYS_TABLE")?,
             reset_tokens_table: required("RESET_TOKENS_TABLE")?,
+            throttle_table: required("THROTTLE_TABLE")?,
             kms_key_id: required("KMS_KEY_ID")?,
             email_from: required("EMAIL_FROM")?,
             settings: Settings::from_lookup(reset_url, &lookup)?,
@@ -86,15 +89,61 @@ impl Settings {
             registration_enabled,
             daily_request_limit: number("DAILY_REQUEST_LIMIT", 1000)?,
             monthly_request_limit: number("MONTHLY_REQUEST_LIMIT", 100)?,
-            throttling: !lookup("THROTTLING").is_some_and(|v| v.trim().eq_ignore_ascii_case("off")),
+            throttling: throttling(lookup)?,
             reset_response_floor: Duration::from_millis(number("RESET_RESPONSE_FLOOR_MS", 1000)?),
         })
+    }
+
+    /// Settings for tests and tools: the defaults, with every throttle off.
+    pub fn unthrottled(reset_url: Url) -> Self {
+        Self {
+            reset_url,
+            registration_enabled: true,
+            daily_request_limit: 1000,
+            monthly_request_limit: 100,
+            throttling: None,
+            reset_response_floor: Duration::ZERO,
+        }
     }
 
     /// The optional settings from the process environment.
     pub fn from_env(reset_url: Url) -> Result<Self, ConfigError> {
         Self::from_lookup(reset_url, &|name| std::env::var(name).ok())
     }
+}
+
+/// The throttles: `THROTTLING=off` switches all of them off; each limit has a variable of
+/// the form `N/SECONDS` (a list for the reset emails) and a default.
+fn throttling(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Throttling>, ConfigError> {
+    if lookup("THROTTLING").is_some_and(|v| v.trim().eq_ignore_ascii_case("off")) {
+        return Ok(None);
+    }
+    let defaults = Throttling::default();
+    let limits = |name: &'static str, default: Vec<Limit>| match lookup(name) {
+        None => Ok(default),
+        Some(text) => parse_limits(&text)
+            .ok_or_else(|| ConfigError::Invalid { name, reason: format!("expected N/SECONDS, got {text:?}") }),
+    };
+    let one = |name: &'static str, default: Limit| -> Result<Limit, ConfigError> {
+        match limits(name, vec![default])?.as_slice() {
+            [limit] => Ok(*limit),
+            _ => Err(ConfigError::Invalid { name, reason: "expected one N/SECONDS limit".into() }),
+        }
+    };
+    let max_lockout = match lookup("THROTTLE_MAX_LOCKOUT_SECONDS") {
+        None => defaults.max_lockout,
+        Some(v) => Duration::from_secs(v.trim().parse().map_err(|e: std::num::ParseIntError| {
+            ConfigError::Invalid { name: "THROTTLE_MAX_LOCKOUT_SECONDS", reason: e.to_string() }
+        })?),
+    };
+    Ok(Some(Throttling {
+        account_failures: one("THROTTLE_ACCOUNT_FAILURES", defaults.account_failures)?,
+        max_lockout,
+        auth_per_address: one("THROTTLE_AUTH_PER_ADDRESS", defaults.auth_per_address)?,
+        reset_per_address: one("THROTTLE_RESET_PER_ADDRESS", defaults.reset_per_address)?,
+        reset_emails: limits("THROTTLE_RESET_EMAILS", defaults.reset_emails)?,
+        account_management: one("THROTTLE_ACCOUNT_MANAGEMENT", defaults.account_management)?,
+    }))
 }
 
 #[cfg(test)]
@@ -111,6 +160,7 @@ mod tests {
         ("USERS_TABLE", "users"),
         ("SCOPED_KEYS_TABLE", "scoped"),
         ("RESET_TOKENS_TABLE", "tokens"),
+        ("THROTTLE_TABLE", "throttle"),
         ("KMS_KEY_ID", "alias/auth"),
         ("EMAIL_FROM", "no-reply@example.io"),
         ("RESET_URL", "https://relay.example.io/reset"),
@@ -123,7 +173,7 @@ mod tests {
         assert!(config.settings.registration_enabled);
         assert_eq!(config.settings.daily_request_limit, 1000);
         assert_eq!(config.settings.monthly_request_limit, 100);
-        assert!(config.settings.throttling);
+        assert_eq!(config.settings.throttling, Some(Throttling::default()));
     }
 
     #[test]
@@ -145,9 +195,22 @@ mod tests {
             ("THROTTLING", "off"),
         ]);
         let settings = Config::from_lookup(env(&pairs)).unwrap().settings;
+        assert_eq!(settings.throttling, None);
+        let mut pairs = FULL.to_vec();
+        pairs.extend([
+            ("REGISTRATION_ENABLED", "false"),
+            ("DAILY_REQUEST_LIMIT", "5"),
+            ("MONTHLY_REQUEST_LIMIT", "50"),
+            ("THROTTLE_ACCOUNT_FAILURES", "3/60"),
+            ("THROTTLE_RESET_EMAILS", "2/60,4/600"),
+        ]);
+        let settings = Config::from_lookup(env(&pairs)).unwrap().settings;
         assert!(!settings.registration_enabled);
         assert_eq!((settings.daily_request_limit, settings.monthly_request_limit), (5, 50));
-        assert!(!settings.throttling);
+        let throttling = settings.throttling.unwrap();
+        assert_eq!(throttling.account_failures, Limit::new(3, 60));
+        assert_eq!(throttling.reset_emails, vec![Limit::new(2, 60), Limit::new(4, 600)]);
+        assert_eq!(throttling.auth_per_address, Throttling::default().auth_per_address);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
+use crate::domain::throttle::{Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -70,9 +71,25 @@ pub trait ScopedKeys: Send + Sync {
     async fn retire_scoped_key(&self, key: &ScopedKey, now: DateTime<Utc>) -> PortResult<()>;
 }
 
+/// Counters and blocks shared by every instance (see `domain::throttle`).
+#[async_trait]
+pub trait Throttle: Send + Sync {
+    /// Counts one event for `key` in the window of `limit` that holds `now`, unless the
+    /// window already counted `limit.max`: then nothing is counted and the verdict
+    /// refuses. Exact under concurrency.
+    async fn hit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict>;
+    /// Forgets what the current window of `key` counted.
+    async fn reset(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<()>;
+    /// Blocks `key` until `until`; an existing longer block stays.
+    async fn block(&self, key: &str, until: DateTime<Utc>) -> PortResult<()>;
+    async fn unblock(&self, key: &str) -> PortResult<()>;
+    /// When `key` is blocked at `now`, until when.
+    async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>>;
+}
+
 /// Everything a store offers; what the app state holds.
-pub trait Store: UserStore + KeyIndex + ResetTokens + ScopedKeys {}
-impl<T: UserStore + KeyIndex + ResetTokens + ScopedKeys> Store for T {}
+pub trait Store: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle {}
+impl<T: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle> Store for T {}
 
 /// An email with a plain-text and an HTML part.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,13 +9,14 @@ use super::sdk_error;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
+use crate::domain::throttle::{Limit, Verdict};
 use crate::domain::token::StoredResetToken;
-use crate::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, UserStore};
+use crate::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -32,6 +33,7 @@ pub struct Tables {
     pub users: String,
     pub scoped_keys: String,
     pub reset_tokens: String,
+    pub throttle: String,
 }
 
 pub struct DynamoStore {
@@ -435,5 +437,100 @@ impl ScopedKeys for DynamoStore {
             delete(&self.tables.users, pk(key_pk(&key.digest)), None, None)?,
         ])
         .await
+    }
+}
+
+/// Throttle items (table with key `pk` and TTL attribute `expiresAt`): a counter per key
+/// and window, `<key>#<window index>` with `hits`; a block per key, `<key>` with
+/// `blockedUntil` (epoch seconds). TTL only cleans up: expiry is decided in code.
+#[async_trait]
+impl Throttle for DynamoStore {
+    async fn hit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict> {
+        let (index, reset_at) = limit.window_at(now);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.throttle)
+            .key("pk", s(format!("{key}#{index}")))
+            .update_expression("SET expiresAt = :expires ADD hits :one")
+            .condition_expression("attribute_not_exists(hits) OR hits < :max")
+            .expression_attribute_values(":expires", AttributeValue::N(reset_at.timestamp().to_string()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(u64::from(limit.max)))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let count = out
+                    .attributes()
+                    .and_then(|a| a.get("hits"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(limit.max);
+                Ok(Verdict { allowed: true, count, reset_at })
+            }
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(Verdict { allowed: false, count: limit.max, reset_at })
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn reset(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<()> {
+        let (index, _) = limit.window_at(now);
+        self.client
+            .delete_item()
+            .table_name(&self.tables.throttle)
+            .key("pk", s(format!("{key}#{index}")))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn block(&self, key: &str, until: DateTime<Utc>) -> PortResult<()> {
+        let until = AttributeValue::N(until.timestamp().to_string());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.throttle)
+            .key("pk", s(key))
+            .update_expression("SET blockedUntil = :until, expiresAt = :until")
+            .condition_expression("attribute_not_exists(blockedUntil) OR blockedUntil < :until")
+            .expression_attribute_values(":until", until)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // A longer block is already in place.
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(())
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn unblock(&self, key: &str) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.tables.throttle)
+            .key("pk", s(key))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>> {
+        let Some(item) = self.get(&self.tables.throttle, pk(key.to_owned())).await? else {
+            return Ok(None);
+        };
+        let until = item
+            .get("blockedUntil")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(|secs| DateTime::from_timestamp(secs, 0));
+        Ok(until.filter(|until| *until > now))
     }
 }

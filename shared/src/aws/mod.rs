@@ -23,6 +23,7 @@ pub async fn build_app(config: &Config) -> App {
                 users: config.users_table.clone(),
                 scoped_keys: config.scoped_keys_table.clone(),
                 reset_tokens: config.reset_tokens_table.clone(),
+                throttle: config.throttle_table.clone(),
             },
         )),
         mailer: Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), config.email_from.clone())),

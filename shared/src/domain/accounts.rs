@@ -6,6 +6,7 @@ use crate::domain::email::{normalise, Email};
 use crate::domain::error::{AuthError, PortError, Required};
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
+use crate::domain::throttle::{self, Rule};
 use crate::domain::{notify, password, retry_on_conflict};
 use crate::ports::EncryptionContext;
 use chrono::{DateTime, Utc};
@@ -17,7 +18,8 @@ pub struct Registered {
     pub key: ApiKey,
 }
 
-pub async fn register(app: &App, email: &str, password: &str) -> Result<Registered, AuthError> {
+pub async fn register(app: &App, email: &str, password: &str, address: Option<&str>) -> Result<Registered, AuthError> {
+    throttle::per_address(app, Rule::AuthPerAddress, address).await?;
     if !app.settings.registration_enabled {
         return Err(AuthError::RegistrationDisabled);
     }
@@ -50,20 +52,29 @@ pub async fn register(app: &App, email: &str, password: &str) -> Result<Register
 }
 
 /// Checks an email and password. An unknown (or malformed) email runs the same argon2
-/// verification as a wrong password, and both answer `InvalidCredentials`.
+/// verification as a wrong password, and both answer `InvalidCredentials`; both count
+/// against the same per-email failure budget, and a locked email is refused before any
+/// hashing.
 pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result<User, AuthError> {
-    let user = app.store.user_by_email(&normalise(email)).await?;
+    let normalised = normalise(email);
+    throttle::check_not_locked(app, &normalised).await?;
+    let user = app.store.user_by_email(&normalised).await?;
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
-    if !password::verify(&app.hasher, password, stored).await? {
-        return Err(AuthError::InvalidCredentials);
-    }
-    let user = user.ok_or(AuthError::InvalidCredentials)?;
+    let user = match (password::verify(&app.hasher, password, stored).await?, user) {
+        (true, Some(user)) => user,
+        _ => {
+            throttle::record_failure(app, &normalised).await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+    };
+    throttle::clear_failures(app, &normalised).await?;
     upgrade_hash_if_weak(app, &user, password).await;
     Ok(user)
 }
 
 /// A successful login answers the current master key, decrypted from its KMS ciphertext.
-pub async fn login(app: &App, email: &str, password: &str) -> Result<Registered, AuthError> {
+pub async fn login(app: &App, email: &str, password: &str, address: Option<&str>) -> Result<Registered, AuthError> {
+    throttle::per_address(app, Rule::AuthPerAddress, address).await?;
     let user = check_credentials(app, email, password).await?;
     let plaintext = app.cipher.decrypt(&user.master_key.ciphertext, &EncryptionContext::master_key(&user.id)).await?;
     let key = std::str::from_utf8(&plaintext)
@@ -79,7 +90,13 @@ pub async fn login(app: &App, email: &str, password: &str) -> Result<Registered,
 
 /// A new master key. The old one and every scoped key of the account stop working in the
 /// same write; the scoped keys are then marked disabled.
-pub async fn regenerate_key(app: &App, email: &str, password: &str) -> Result<ApiKey, AuthError> {
+pub async fn regenerate_key(
+    app: &App,
+    email: &str,
+    password: &str,
+    address: Option<&str>,
+) -> Result<ApiKey, AuthError> {
+    throttle::per_address(app, Rule::AuthPerAddress, address).await?;
     let first = check_credentials(app, email, password).await?;
     let key = ApiKey::generate(KeyKind::Master);
     let mut current = Some(first);
@@ -103,6 +120,7 @@ pub async fn regenerate_key(app: &App, email: &str, password: &str) -> Result<Ap
 
 /// Change the password of the calling account; voids every reset token and notifies.
 pub async fn change_password(app: &App, caller: &Caller, current: &str, new: &str) -> Result<(), AuthError> {
+    throttle::per_account(app, &caller.user.id).await?;
     if !password::verify(&app.hasher, current, Some(&caller.user.password_hash)).await? {
         return Err(AuthError::CurrentPasswordIncorrect);
     }
@@ -132,12 +150,15 @@ pub async fn delete_account(
     confirm_email: Option<&str>,
     password: Option<&str>,
 ) -> Result<(), AuthError> {
+    throttle::per_account(app, &caller.user.id).await?;
     let confirmed = confirm_email.is_some_and(|e| normalise(e) == caller.user.email_normalised);
     if !confirmed {
         return Err(AuthError::EmailConfirmationRequired);
     }
     let password = password.ok_or(AuthError::Required(Required::Password))?;
+    throttle::check_not_locked(app, &caller.user.email_normalised).await?;
     if !password::verify(&app.hasher, password, Some(&caller.user.password_hash)).await? {
+        throttle::record_failure(app, &caller.user.email_normalised).await?;
         return Err(AuthError::InvalidPassword);
     }
     let mut known = Some(caller.user.clone());

@@ -10,6 +10,7 @@ pub enum PasswordRule {
     NoLowercase,
     NoDigit,
     TooLong,
+    TooCommon,
 }
 
 /// Which required fields a request lacked (each route has its own message).
@@ -83,6 +84,9 @@ pub enum AuthError {
     InvalidResetToken,
     #[error("API key not found")]
     ApiKeyNotFound,
+
+    #[error("rate limited by {rule:?}")]
+    RateLimited { rule: crate::domain::throttle::Rule, limit: u32, retry_after: u64 },
 
     // Infrastructure: the detail is logged where it happens, never answered.
     #[error("dependency unavailable")]

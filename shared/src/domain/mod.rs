@@ -11,6 +11,7 @@ pub mod notify;
 pub mod password;
 pub mod recovery;
 pub mod scoped;
+pub mod throttle;
 pub mod token;
 
 use error::{AuthError, PortError};

@@ -28,7 +28,21 @@ pub fn check_rules(password: &str) -> Result<(), AuthError> {
     if password.chars().count() > MAX_CHARS {
         return weak(PasswordRule::TooLong);
     }
+    if is_common(password) {
+        return weak(PasswordRule::TooCommon);
+    }
     Ok(())
+}
+
+/// The most common passwords that pass the other rules, lower-cased and sorted
+/// (provenance: `shared/data/README.md`).
+const COMMON: &str = include_str!("../../data/common-passwords.txt");
+
+/// Whether the password, ignoring case, is one of the most common.
+pub fn is_common(password: &str) -> bool {
+    static LIST: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let list = LIST.get_or_init(|| COMMON.lines().collect());
+    list.binary_search(&password.to_lowercase().as_str()).is_ok()
 }
 
 /// Hashes and verifies passwords. Implementations are CPU-bound and called off the async
@@ -166,6 +180,18 @@ mod tests {
             assert_eq!(check_rules(password), Err(AuthError::WeakPassword(rule)), "{password}");
         }
         assert_eq!(check_rules(&format!("Aa1{}", "x".repeat(125))), Ok(()));
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        for common in ["Password1", "PASSword1", "Qwerty123", "Trustno1", "1qaz2WSX"] {
+            assert_eq!(check_rules(common), Err(AuthError::WeakPassword(PasswordRule::TooCommon)), "{common}");
+        }
+        assert_eq!(check_rules("Tavern-Brawl-42"), Ok(()));
+        // The list is sorted for the binary search, and as long as the contract asks.
+        let list: Vec<&str> = COMMON.lines().collect();
+        assert!(list.windows(2).all(|w| w[0] < w[1]));
+        assert!(list.len() >= 10_000);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::app::App;
 use crate::domain::email::normalise;
 use crate::domain::error::{AuthError, PortError};
 use crate::domain::model::User;
+use crate::domain::throttle::{self, Rule};
 use crate::domain::token::{self, ResetToken, StoredResetToken};
 use crate::domain::{notify, password, retry_on_conflict};
 use std::future::Future;
@@ -13,17 +14,26 @@ use std::time::Duration;
 /// otherwise. Always succeeds: every failure is logged, none is answered, and both paths
 /// take at least `reset_response_floor`, so neither the answer nor its timing tells
 /// whether the account exists.
-pub async fn forgot_password(app: &App, email: &str) {
+///
+/// Only the per-address throttle is answered (429); the per-email budget of reset emails
+/// (counted alike for addresses with and without an account) silently sends nothing.
+pub async fn forgot_password(app: &App, email: &str, address: Option<&str>) -> Result<(), AuthError> {
+    throttle::per_address(app, Rule::ResetPerAddress, address).await?;
     no_sooner_than(app.settings.reset_response_floor, async {
         if let Err(error) = send_reset_link(app, email).await {
             tracing::error!(%error, "forgot-password failed");
         }
     })
     .await;
+    Ok(())
 }
 
 async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
     let normalised = normalise(email);
+    if !throttle::reset_email_allowed(app, &normalised).await? {
+        tracing::info!("reset email budget of the address spent; nothing sent");
+        return Ok(());
+    }
     let Some(first) = app.store.user_by_email(&normalised).await? else {
         return Ok(());
     };
@@ -53,7 +63,13 @@ async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
 
 /// Sets a new password with a live token, using the token up. The password rules are
 /// checked before the token.
-pub async fn reset_password(app: &App, presented: &str, new_password: &str) -> Result<(), AuthError> {
+pub async fn reset_password(
+    app: &App,
+    presented: &str,
+    new_password: &str,
+    address: Option<&str>,
+) -> Result<(), AuthError> {
+    throttle::per_address(app, Rule::ResetPerAddress, address).await?;
     password::check_rules(new_password)?;
     let (stored, user) = live_token(app, presented).await?.ok_or(AuthError::InvalidResetToken)?;
     let new_hash = password::hash(&app.hasher, new_password).await?;
@@ -63,12 +79,15 @@ pub async fn reset_password(app: &App, presented: &str, new_password: &str) -> R
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %user.id, "password reset with a token");
+    // Whoever holds the mailbox may log in again at once, even after a lockout.
+    throttle::clear_failures(app, &user.email_normalised).await?;
     notify::send_logged(app, notify::password_changed_email(&user.email), "password-changed").await;
     Ok(())
 }
 
 /// Whether a token could be redeemed now. Never consumes it.
-pub async fn validate_reset_token(app: &App, presented: &str) -> Result<bool, AuthError> {
+pub async fn validate_reset_token(app: &App, presented: &str, address: Option<&str>) -> Result<bool, AuthError> {
+    throttle::per_address(app, Rule::ResetPerAddress, address).await?;
     Ok(live_token(app, presented).await?.is_some())
 }
 

@@ -5,8 +5,9 @@
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
+use crate::domain::throttle::{Limit, Verdict};
 use crate::domain::token::StoredResetToken;
-use crate::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, UserStore};
+use crate::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,6 +23,9 @@ const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
 const SCOPED_KEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("scoped_keys");
 /// Reset tokens by digest.
 const RESET_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("reset_tokens");
+/// Throttle counters (`<key>#<window>` -> hits) and blocks (`<key>` -> epoch seconds).
+const COUNTERS: TableDefinition<&str, u32> = TableDefinition::new("throttle_counters");
+const BLOCKS: TableDefinition<&str, i64> = TableDefinition::new("throttle_blocks");
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -125,6 +129,8 @@ impl EmbeddedStore {
         txn.open_table(ACCOUNTS).map_err(failed)?;
         txn.open_table(SCOPED_KEYS).map_err(failed)?;
         txn.open_table(RESET_TOKENS).map_err(failed)?;
+        txn.open_table(COUNTERS).map_err(failed)?;
+        txn.open_table(BLOCKS).map_err(failed)?;
         txn.commit().map_err(failed)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -391,5 +397,66 @@ impl ScopedKeys for EmbeddedStore {
             tx.remove(&index)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Throttle for EmbeddedStore {
+    async fn hit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict> {
+        let (index, reset_at) = limit.window_at(now);
+        let counter = format!("{key}#{index}");
+        self.write(move |tx| {
+            let mut table = tx.0.open_table(COUNTERS).map_err(failed)?;
+            let hits = table.get(counter.as_str()).map_err(failed)?.map(|v| v.value()).unwrap_or(0);
+            if hits >= limit.max {
+                return Ok(Verdict { allowed: false, count: limit.max, reset_at });
+            }
+            table.insert(counter.as_str(), hits + 1).map_err(failed)?;
+            Ok(Verdict { allowed: true, count: hits + 1, reset_at })
+        })
+        .await
+    }
+
+    async fn reset(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<()> {
+        let counter = format!("{key}#{}", limit.window_at(now).0);
+        self.write(move |tx| {
+            tx.0.open_table(COUNTERS).map_err(failed)?.remove(counter.as_str()).map_err(failed)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn block(&self, key: &str, until: DateTime<Utc>) -> PortResult<()> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            let mut table = tx.0.open_table(BLOCKS).map_err(failed)?;
+            let current = table.get(key.as_str()).map_err(failed)?.map(|v| v.value());
+            if current.is_none_or(|secs| secs < until.timestamp()) {
+                table.insert(key.as_str(), until.timestamp()).map_err(failed)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unblock(&self, key: &str) -> PortResult<()> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            tx.0.open_table(BLOCKS).map_err(failed)?.remove(key.as_str()).map_err(failed)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>> {
+        let key = key.to_owned();
+        let until = self
+            .read(move |txn| {
+                let table = txn.open_table(BLOCKS).map_err(failed)?;
+                let secs = table.get(key.as_str()).map_err(failed)?.map(|v| v.value());
+                Ok(secs)
+            })
+            .await?;
+        Ok(until.and_then(|secs| DateTime::from_timestamp(secs, 0)).filter(|until| *until > now))
     }
 }

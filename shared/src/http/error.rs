@@ -1,6 +1,7 @@
 //! The one place where a domain error becomes a status, a public message and a code.
 
 use crate::domain::error::{AuthError, Field, PasswordRule, Required};
+use crate::domain::throttle::Rule;
 use lambda_http::http::StatusCode;
 use std::borrow::Cow;
 
@@ -10,6 +11,8 @@ pub struct PublicError {
     pub status: StatusCode,
     pub message: Cow<'static, str>,
     pub code: &'static str,
+    /// For a 429: the limit and the seconds until a retry may succeed.
+    pub rate_limit: Option<(u32, u64)>,
 }
 
 impl From<&AuthError> for PublicError {
@@ -60,12 +63,19 @@ impl From<&AuthError> for PublicError {
                 (StatusCode::BAD_REQUEST, "Invalid or expired reset token".into(), "invalid_reset_token")
             }
             E::ApiKeyNotFound => (StatusCode::NOT_FOUND, "API key not found".into(), "api_key_not_found"),
+            E::RateLimited { rule, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, rate_limit_message(*rule).into(), "rate_limited")
+            }
             E::Unavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable".into(), "service_unavailable")
             }
             E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".into(), "internal_error"),
         };
-        Self { status, message, code }
+        let rate_limit = match err {
+            E::RateLimited { limit, retry_after, .. } => Some((*limit, *retry_after)),
+            _ => None,
+        };
+        Self { status, message, code, rate_limit }
     }
 }
 
@@ -87,6 +97,16 @@ fn password_rule(rule: PasswordRule) -> (&'static str, &'static str) {
         PasswordRule::NoLowercase => ("Password must contain at least one lowercase letter", "password_no_lowercase"),
         PasswordRule::NoDigit => ("Password must contain at least one number", "password_no_number"),
         PasswordRule::TooLong => ("Password must be at most 128 characters long", "password_too_long"),
+        PasswordRule::TooCommon => ("Password is too common", "password_too_common"),
+    }
+}
+
+fn rate_limit_message(rule: Rule) -> &'static str {
+    match rule {
+        Rule::AccountFailures => "Too many failed attempts, please try again later",
+        Rule::AuthPerAddress => "Too many authentication attempts from this IP, please try again after 15 minutes",
+        Rule::ResetPerAddress => "Too many password reset attempts from this IP, please try again later",
+        Rule::AccountManagement => "Too many account management requests, please try again later",
     }
 }
 
@@ -123,6 +143,16 @@ mod tests {
             public(AuthError::WeakPassword(PasswordRule::NoDigit)).1,
             "Password must contain at least one number"
         );
+    }
+
+    #[test]
+    fn throttled_requests_are_429_with_their_rule_and_retry_time() {
+        let limited = AuthError::RateLimited { rule: Rule::AccountFailures, limit: 10, retry_after: 900 };
+        let public = PublicError::from(&limited);
+        assert_eq!(public.status.as_u16(), 429);
+        assert_eq!(public.message, "Too many failed attempts, please try again later");
+        assert_eq!((public.code, public.rate_limit), ("rate_limited", Some((10, 900))));
+        assert_eq!(PublicError::from(&AuthError::InvalidJson).rate_limit, None);
     }
 
     #[test]

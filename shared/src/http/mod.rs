@@ -24,5 +24,19 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
 
 pub fn error_response(err: &crate::domain::error::AuthError) -> Response<Body> {
     let public = PublicError::from(err);
-    json_response(public.status, &json!({ "error": public.message, "code": public.code }))
+    let mut response = json_response(public.status, &json!({ "error": public.message, "code": public.code }));
+    if let Some((limit, retry_after)) = public.rate_limit {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("retry-after", retry_after.to_string()),
+            ("ratelimit-limit", limit.to_string()),
+            ("ratelimit-remaining", "0".to_owned()),
+            ("ratelimit-reset", retry_after.to_string()),
+        ] {
+            if let Ok(value) = lambda_http::http::HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    response
 }

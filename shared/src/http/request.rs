@@ -64,6 +64,15 @@ pub fn api_key(req: &Request) -> Option<&str> {
     req.headers().get("x-api-key").and_then(|v| v.to_str().ok())
 }
 
+/// The client address as API Gateway saw it (`requestContext.http.sourceIp`); never a
+/// header the client could set.
+pub fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
 /// A path parameter, as API Gateway (or the local router) extracted it.
 pub fn path_parameter(req: &Request, name: &str) -> Option<String> {
     req.path_parameters().first(name).map(str::to_owned)

@@ -6,8 +6,9 @@ use crate::domain::clock::iso;
 use crate::domain::error::{AuthError, Field, Required};
 use crate::domain::model::{ScopedKey, User};
 use crate::domain::scoped::NewScopedKey;
+use crate::domain::throttle;
 use crate::domain::{accounts, recovery, scoped};
-use crate::http::request::{api_key, path_parameter, JsonBody};
+use crate::http::request::{api_key, path_parameter, source_ip, JsonBody};
 use crate::http::{error_response, json_response};
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
@@ -158,7 +159,7 @@ fn email_and_password(body: &JsonBody) -> Result<(String, Zeroizing<String>), Au
 
 async fn register(app: &App, req: &Request) -> Answer {
     let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
-    let created = accounts::register(app, &email, &password).await?;
+    let created = accounts::register(app, &email, &password, source_ip(req).as_deref()).await?;
     let user = &created.user;
     Ok(json_response(
         StatusCode::CREATED,
@@ -174,7 +175,7 @@ async fn register(app: &App, req: &Request) -> Answer {
 
 async fn login(app: &App, req: &Request) -> Answer {
     let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
-    let session = accounts::login(app, &email, &password).await?;
+    let session = accounts::login(app, &email, &password, source_ip(req).as_deref()).await?;
     let user = &session.user;
     Ok(json_response(
         StatusCode::OK,
@@ -190,7 +191,7 @@ async fn login(app: &App, req: &Request) -> Answer {
 
 async fn regenerate_key(app: &App, req: &Request) -> Answer {
     let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
-    let key = accounts::regenerate_key(app, &email, &password).await?;
+    let key = accounts::regenerate_key(app, &email, &password, source_ip(req).as_deref()).await?;
     Ok(json_response(StatusCode::OK, &json!({ "apiKey": key.expose() })))
 }
 
@@ -217,6 +218,7 @@ async fn user_data(app: &App, req: &Request) -> Answer {
 
 async fn export_data(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
+    throttle::per_account(app, &caller.user.id).await?;
     let user = &caller.user;
     let keys = accounts::scoped_keys_of(app, user).await?;
     let scoped: Vec<Value> = keys
@@ -290,7 +292,7 @@ async fn change_password(app: &App, req: &Request) -> Answer {
 async fn forgot_password(app: &App, req: &Request) -> Answer {
     let body = JsonBody::from_request(req)?;
     let email = body.non_empty("email")?.ok_or(AuthError::Required(Required::Email))?;
-    recovery::forgot_password(app, email).await;
+    recovery::forgot_password(app, email, source_ip(req).as_deref()).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "message": "If an account with that email exists, a password reset link has been sent." }),
@@ -302,13 +304,13 @@ async fn reset_password(app: &App, req: &Request) -> Answer {
     let (Some(token), Some(password)) = (body.non_empty("token")?, body.non_empty("password")?) else {
         return Err(AuthError::Required(Required::TokenAndPassword));
     };
-    recovery::reset_password(app, token, password).await?;
+    recovery::reset_password(app, token, password, source_ip(req).as_deref()).await?;
     Ok(json_response(StatusCode::OK, &json!({ "message": "Password has been reset successfully" })))
 }
 
 async fn validate_reset_token(app: &App, req: &Request) -> Answer {
     let token = path_parameter(req, "token").unwrap_or_default();
-    let valid = recovery::validate_reset_token(app, &token).await?;
+    let valid = recovery::validate_reset_token(app, &token, source_ip(req).as_deref()).await?;
     Ok(json_response(StatusCode::OK, &json!({ "valid": valid })))
 }
 

@@ -6,6 +6,7 @@ use futures::future::join_all;
 use shared::domain::error::PortError;
 use shared::domain::keys::{ApiKey, KeyKind};
 use shared::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
+use shared::domain::throttle::Limit;
 use shared::domain::token::{ResetToken, StoredResetToken};
 use shared::ports::Store;
 use std::sync::Arc;
@@ -51,6 +52,9 @@ conformance!(
     scoped_keys_follow_the_master_key_generation,
     deleting_an_account_removes_its_items,
     a_hash_upgrade_only_replaces_the_hash_it_read,
+    a_throttle_cap_is_exact_under_concurrency,
+    throttle_windows_roll_over_and_reset_forgets,
+    throttle_blocks_only_grow_until_lifted,
 );
 
 fn new_user(email: &str) -> User {
@@ -255,4 +259,43 @@ async fn a_hash_upgrade_only_replaces_the_hash_it_read(store: &Arc<dyn Store>) {
     assert!(conflict(store.upgrade_password_hash(&user.id, "not-the-hash", "hash-3").await));
     store.upgrade_password_hash(&user.id, "hash-1", "hash-3").await.unwrap();
     assert_eq!(reread(store, &user).await.password_hash, "hash-3");
+}
+
+fn throttle_key() -> String {
+    format!("test:{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn a_throttle_cap_is_exact_under_concurrency(store: &Arc<dyn Store>) {
+    let (key, limit, now) = (throttle_key(), Limit::new(10, 60), Utc::now());
+    let verdicts = join_all((0..30).map(|_| store.hit(&key, limit, now))).await;
+    let verdicts: Vec<_> = verdicts.into_iter().map(Result::unwrap).collect();
+    assert_eq!(verdicts.iter().filter(|v| v.allowed).count(), 10);
+    let mut counts: Vec<u32> = verdicts.iter().filter(|v| v.allowed).map(|v| v.count).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=10).collect::<Vec<_>>());
+    assert!(verdicts.iter().all(|v| v.reset_at == limit.window_at(now).1));
+}
+
+async fn throttle_windows_roll_over_and_reset_forgets(store: &Arc<dyn Store>) {
+    let (key, limit, now) = (throttle_key(), Limit::new(2, 60), Utc::now());
+    assert!(store.hit(&key, limit, now).await.unwrap().allowed);
+    assert!(store.hit(&key, limit, now).await.unwrap().allowed);
+    assert!(!store.hit(&key, limit, now).await.unwrap().allowed);
+    let next_window = limit.window_at(now).1;
+    assert_eq!(store.hit(&key, limit, next_window).await.unwrap().count, 1);
+    store.reset(&key, limit, now).await.unwrap();
+    assert!(store.hit(&key, limit, now).await.unwrap().allowed, "a reset window counts afresh");
+}
+
+async fn throttle_blocks_only_grow_until_lifted(store: &Arc<dyn Store>) {
+    let (key, now) = (throttle_key(), Utc::now());
+    assert_eq!(store.blocked_until(&key, now).await.unwrap(), None);
+    let until = now + Duration::minutes(30);
+    store.block(&key, until).await.unwrap();
+    store.block(&key, now + Duration::minutes(5)).await.unwrap();
+    let blocked = store.blocked_until(&key, now).await.unwrap().unwrap();
+    assert_eq!(blocked.timestamp(), until.timestamp(), "a shorter block does not shorten it");
+    assert_eq!(store.blocked_until(&key, until).await.unwrap(), None, "over at its end");
+    store.unblock(&key).await.unwrap();
+    assert_eq!(store.blocked_until(&key, now).await.unwrap(), None);
 }

@@ -51,6 +51,7 @@ async fn a_malformed_key_is_refused_without_any_store_call() {
             users: h.config.users_table.clone(),
             scoped_keys: h.config.scoped_keys_table.clone(),
             reset_tokens: h.config.reset_tokens_table.clone(),
+            throttle: h.config.throttle_table.clone(),
         },
     ));
     let genuine = shared::domain::keys::ApiKey::generate(shared::domain::keys::KeyKind::Master);

@@ -12,3 +12,5 @@ mod routing;
 mod runtime_api;
 mod scoped_keys;
 mod support;
+mod template;
+mod throttling;

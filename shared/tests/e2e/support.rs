@@ -39,6 +39,9 @@ impl Harness {
             .expect("AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh, which starts the emulator");
         let mut config = Config::from_env().unwrap_or_else(|e| panic!("{e}: run the tests through scripts/test.sh"));
         config.settings.reset_response_floor = Duration::ZERO;
+        // Suites share the client address and the counters; the throttling suite turns
+        // throttles on with limits of its own.
+        config.settings.throttling = None;
         adjust(&mut config);
         let mut app = build_app(&config).await;
         let clock = Arc::new(ManualClock::new(Utc::now()));
@@ -146,18 +149,31 @@ pub struct Account {
 #[derive(Clone)]
 pub struct Call {
     pub endpoint: Endpoint,
+    source_ip: String,
     headers: Vec<(String, String)>,
     body: Option<String>,
     params: Vec<(String, String)>,
 }
 
 pub fn call(endpoint: Endpoint) -> Call {
-    Call { endpoint, headers: vec![("user-agent".into(), "foundry-auth-tests".into())], body: None, params: Vec::new() }
+    Call {
+        endpoint,
+        source_ip: "203.0.113.7".into(),
+        headers: vec![("user-agent".into(), "foundry-auth-tests".into())],
+        body: None,
+        params: Vec::new(),
+    }
 }
 
 impl Call {
     pub fn key(self, key: &str) -> Self {
         self.header("x-api-key", key)
+    }
+
+    /// The client address API Gateway reports (`requestContext.http.sourceIp`).
+    pub fn sent_from(mut self, address: &str) -> Self {
+        self.source_ip = address.to_owned();
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -209,7 +225,7 @@ impl Call {
                     "method": method,
                     "path": path,
                     "protocol": "HTTP/1.1",
-                    "sourceIp": "203.0.113.7",
+                    "sourceIp": self.source_ip,
                     "userAgent": "foundry-auth-tests"
                 },
                 "requestId": uuid::Uuid::new_v4().to_string(),

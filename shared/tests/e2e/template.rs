@@ -1,0 +1,133 @@
+//! `template.yaml` declares exactly the contract's routes, each on the function whose
+//! binary serves it, with an event file per function and no write permission where the
+//! function only reads.
+
+use serde_yaml_ng::Value;
+use shared::http::Endpoint;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+/// The functions of the template: binary name -> resource.
+fn functions(template: &Value) -> BTreeMap<String, Value> {
+    template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .map(|r| {
+            assert_eq!(r["Metadata"]["BuildMethod"], "rust-cargolambda");
+            (r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned(), r.clone())
+        })
+        .collect()
+}
+
+/// Every action a function's policies allow, as `service:Action` strings.
+fn actions(function: &Value) -> BTreeSet<String> {
+    grants(function).into_iter().map(|(_, action)| action).collect()
+}
+
+/// Every (resource, action) a function's policies allow; the resource is the logical id
+/// of a `!GetAtt X.Arn`, or the resource as written.
+fn grants(function: &Value) -> BTreeSet<(String, String)> {
+    let mut found = BTreeSet::new();
+    for policy in function["Properties"]["Policies"].as_sequence().unwrap() {
+        for statement in policy["Statement"].as_sequence().unwrap() {
+            let resource = match &statement["Resource"] {
+                Value::Tagged(tagged) => {
+                    tagged.value.as_str().map(|r| r.trim_end_matches(".Arn").to_owned()).unwrap_or_default()
+                }
+                other => format!("{other:?}"),
+            };
+            for action in statement["Action"].as_sequence().unwrap() {
+                found.insert((resource.clone(), action.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_route_is_declared_once_on_the_function_that_serves_it() {
+    let template = template();
+    let functions = functions(&template);
+    let mut declared = BTreeMap::new();
+    for (binary, function) in &functions {
+        for event in function["Properties"]["Events"].as_mapping().unwrap().values() {
+            assert_eq!(event["Type"], "HttpApi", "{binary}");
+            let properties = &event["Properties"];
+            let route = format!("{} {}", properties["Method"].as_str().unwrap(), properties["Path"].as_str().unwrap());
+            assert!(declared.insert(route.clone(), binary.clone()).is_none(), "{route} declared twice");
+        }
+    }
+    let expected: BTreeMap<String, String> =
+        Endpoint::ALL.iter().map(|e| (format!("{} {}", e.method(), e.path()), e.function_name().to_owned())).collect();
+    assert_eq!(declared, expected);
+}
+
+#[test]
+fn every_function_is_a_crate_with_an_event_file() {
+    for binary in functions(&template()).keys() {
+        assert!(root().join("functions").join(binary).join("Cargo.toml").exists(), "{binary}");
+        assert!(root().join("events").join(format!("{binary}.json")).exists(), "{binary}");
+    }
+}
+
+#[test]
+fn functions_get_only_the_permissions_they_use() {
+    let functions = functions(&template());
+    let writes = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "kms:Encrypt", "ses:SendEmail"];
+    for reader in ["user-data", "export-data", "list-api-keys", "validate-reset-token"] {
+        // Readers of the data; the throttle counters are all they may write.
+        let allowed = grants(&functions[reader]);
+        let data_writes: Vec<_> = allowed
+            .iter()
+            .filter(|(resource, action)| resource != "ThrottleTable" && writes.contains(&action.as_str()))
+            .collect();
+        assert!(data_writes.is_empty(), "{reader} may write: {data_writes:?}");
+        assert!(!actions(&functions[reader]).contains("kms:Decrypt"), "{reader}");
+    }
+    assert!(!grants(&functions["user-data"]).iter().any(|(resource, _)| resource == "ThrottleTable"));
+    for (binary, function) in &functions {
+        let allowed = actions(function);
+        assert!(!allowed.iter().any(|a| a.ends_with(":*")), "{binary} has a wildcard: {allowed:?}");
+        let sends_mail = ["change-password", "forgot-password", "reset-password"].contains(&binary.as_str());
+        assert_eq!(allowed.contains("ses:SendEmail"), sends_mail, "{binary}");
+        let seals_keys = ["register", "regenerate-key", "create-api-key"].contains(&binary.as_str());
+        assert_eq!(allowed.contains("kms:Encrypt"), seals_keys, "{binary}");
+        assert_eq!(allowed.contains("kms:Decrypt"), binary == "login", "{binary}");
+    }
+}
+
+#[test]
+fn the_functions_get_every_variable_the_configuration_requires() {
+    let template = template();
+    let variables = template["Globals"]["Function"]["Environment"]["Variables"].as_mapping().unwrap();
+    for name in [
+        "USERS_TABLE",
+        "SCOPED_KEYS_TABLE",
+        "RESET_TOKENS_TABLE",
+        "THROTTLE_TABLE",
+        "KMS_KEY_ID",
+        "EMAIL_FROM",
+        "RESET_URL",
+    ] {
+        assert!(variables.contains_key(name), "{name}");
+    }
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Handler"], "bootstrap");
+    let tokens = &template["Resources"]["ResetTokensTable"]["Properties"];
+    assert_eq!(tokens["TimeToLiveSpecification"]["AttributeName"], "expiresAt");
+    let throttle = &template["Resources"]["ThrottleTable"]["Properties"];
+    assert_eq!(throttle["TimeToLiveSpecification"]["AttributeName"], "expiresAt");
+    assert_eq!(template["Resources"]["AuthKey"]["Properties"]["EnableKeyRotation"], true);
+}

@@ -1,0 +1,240 @@
+//! Throttling: shared counters, lockout without enumeration, reset-email budgets, and
+//! rule 6 (common passwords). Each test uses its own emails and client addresses, so the
+//! shared counters of other tests never interfere.
+
+use crate::support::*;
+use serde_json::json;
+use shared::domain::throttle::{Limit, Throttling};
+use shared::http::Endpoint;
+
+fn limits() -> Throttling {
+    Throttling {
+        account_failures: Limit::new(3, 900),
+        max_lockout: std::time::Duration::from_secs(24 * 3600),
+        auth_per_address: Limit::new(1000, 900),
+        reset_per_address: Limit::new(1000, 900),
+        reset_emails: vec![Limit::new(1, 60), Limit::new(5, 3600)],
+        account_management: Limit::new(3, 3600),
+    }
+}
+
+async fn throttled(adjust: impl FnOnce(&mut Throttling)) -> Harness {
+    let mut throttling = limits();
+    adjust(&mut throttling);
+    Harness::configured(move |c| c.settings.throttling = Some(throttling)).await
+}
+
+/// A client address of its own (from the benchmarking range 198.18.0.0/15).
+fn address() -> String {
+    let n = uuid::Uuid::new_v4().as_u128();
+    format!("198.{}.{}.{}", 18 + (n % 2), (n >> 8) % 256, (n >> 16) % 256)
+}
+
+fn login(email: &str, password: &str) -> Call {
+    call(Endpoint::Login).json(json!({"email": email, "password": password}))
+}
+
+fn rate_headers(reply: &Reply) -> Vec<String> {
+    ["retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]
+        .iter()
+        .map(|name| reply.header(name).to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn failed_logins_lock_real_and_unknown_emails_alike_and_the_lock_ends() {
+    let h = throttled(|_| {}).await;
+    let real = h.register().await;
+    let unknown = unique_email();
+    for _ in 0..3 {
+        h.send(login(&real.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+        h.send(login(&unknown, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    }
+    h.hasher.take();
+    let locked_real = h.send(login(&real.email, "Wrong-Pass-1")).await;
+    let locked_unknown = h.send(login(&unknown, "Wrong-Pass-1")).await;
+    locked_real.assert_error(429, "Too many failed attempts, please try again later");
+    assert_eq!(locked_real.body["code"], "rate_limited");
+    assert_eq!((locked_real.status, &locked_real.text), (locked_unknown.status, &locked_unknown.text));
+    assert_eq!(rate_headers(&locked_real), rate_headers(&locked_unknown));
+    assert_eq!(rate_headers(&locked_real), ["900", "3", "0", "900"]);
+    assert!(h.hasher.take().is_empty(), "a throttled request hashes nothing");
+
+    // The right password does not get through the lock either...
+    h.send(login(&real.email, PASSWORD)).await.assert_error(429, "Too many failed attempts, please try again later");
+    // ...until the lock ends.
+    h.clock.advance(chrono::Duration::minutes(15));
+    assert_eq!(h.send(login(&real.email, PASSWORD)).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_second_lockout_lasts_twice_as_long() {
+    let h = throttled(|_| {}).await;
+    let account = h.register().await;
+    for _ in 0..3 {
+        h.send(login(&account.email, "Wrong-Pass-1")).await;
+    }
+    h.clock.advance(chrono::Duration::minutes(15));
+    for _ in 0..3 {
+        h.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    }
+    let locked = h.send(login(&account.email, PASSWORD)).await;
+    assert_eq!((locked.status, locked.header("retry-after")), (429, "1800"));
+    h.clock.advance(chrono::Duration::minutes(15));
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 429);
+    h.clock.advance(chrono::Duration::minutes(15));
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_correct_password_clears_the_failures() {
+    let h = throttled(|_| {}).await;
+    let account = h.register().await;
+    for _ in 0..2 {
+        h.send(login(&account.email, "Wrong-Pass-1")).await;
+    }
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200);
+    for _ in 0..2 {
+        h.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    }
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_locked_account_can_still_reset_its_password_by_email() {
+    let h = throttled(|_| {}).await;
+    let account = h.register().await;
+    for _ in 0..4 {
+        h.send(login(&account.email, "Wrong-Pass-1")).await;
+    }
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 429);
+    let token = h.forgot_and_read_token(&account.email).await;
+    let reset = h.send(call(Endpoint::ResetPassword).json(json!({"token": token, "password": "Back-In-Town-5"}))).await;
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert_eq!(h.send(login(&account.email, "Back-In-Town-5")).await.status, 200);
+}
+
+#[tokio::test]
+async fn two_instances_exhaust_one_budget_together() {
+    let first = throttled(|_| {}).await;
+    let second = throttled(|_| {}).await;
+    let account = first.register().await;
+    first.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    second.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    first.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    assert_eq!(second.send(login(&account.email, PASSWORD)).await.status, 429);
+    assert_eq!(first.send(login(&account.email, PASSWORD)).await.status, 429);
+}
+
+#[tokio::test]
+async fn a_second_reset_email_within_a_minute_is_not_sent_and_nothing_tells() {
+    let h = throttled(|_| {}).await;
+    let account = h.register().await;
+    let stranger = unique_email();
+    let forgot = |email: &str| call(Endpoint::ForgotPassword).json(json!({"email": email}));
+    let first = h.send(forgot(&account.email)).await;
+    let second = h.send(forgot(&account.email)).await;
+    let unknown = h.send(forgot(&stranger)).await;
+    let unknown_again = h.send(forgot(&stranger)).await;
+    for reply in [&second, &unknown, &unknown_again] {
+        assert_eq!((reply.status, &reply.text), (first.status, &first.text));
+    }
+    assert_eq!(first.status, 200);
+    assert_eq!(h.mails_to(&account.email).await.len(), 1);
+    h.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(h.send(forgot(&account.email)).await.status, 200);
+    assert_eq!(h.mails_to(&account.email).await.len(), 2);
+}
+
+#[tokio::test]
+async fn reset_emails_are_capped_per_hour_too() {
+    let h = throttled(|_| {}).await;
+    let account = h.register().await;
+    for _ in 0..7 {
+        let reply = h.send(call(Endpoint::ForgotPassword).json(json!({"email": account.email}))).await;
+        assert_eq!(reply.status, 200);
+        h.clock.advance(chrono::Duration::seconds(61));
+    }
+    assert_eq!(h.mails_to(&account.email).await.len(), 5);
+}
+
+#[tokio::test]
+async fn authentication_is_throttled_per_client_address_as_api_gateway_reports_it() {
+    let h = throttled(|t| t.auth_per_address = Limit::new(3, 900)).await;
+    let (crowded, quiet) = (address(), address());
+    let register = |from: &str| {
+        call(Endpoint::Register).sent_from(from).json(json!({"email": unique_email(), "password": PASSWORD}))
+    };
+    for _ in 0..3 {
+        assert_eq!(h.send(register(&crowded)).await.status, 201);
+    }
+    let refused = h.send(register(&crowded)).await;
+    refused.assert_error(429, "Too many authentication attempts from this IP, please try again after 15 minutes");
+    // A header the client sets changes nothing.
+    let spoofed = h.send(register(&crowded).header("x-forwarded-for", &quiet)).await;
+    assert_eq!(spoofed.status, 429);
+    assert_eq!(h.send(register(&quiet)).await.status, 201);
+    let login_refused = h.send(login(&unique_email(), PASSWORD).sent_from(&crowded)).await;
+    assert_eq!(login_refused.status, 429);
+}
+
+#[tokio::test]
+async fn reset_routes_are_throttled_per_client_address() {
+    let h = throttled(|t| t.reset_per_address = Limit::new(2, 900)).await;
+    let from = address();
+    let validate = || call(Endpoint::ValidateResetToken).param("token", "abc").sent_from(&from);
+    assert_eq!(h.send(validate()).await.status, 200);
+    assert_eq!(h.send(validate()).await.status, 200);
+    h.send(validate()).await.assert_error(429, "Too many password reset attempts from this IP, please try again later");
+    let forgot = call(Endpoint::ForgotPassword).sent_from(&from).json(json!({"email": unique_email()}));
+    assert_eq!(h.send(forgot).await.status, 429);
+}
+
+#[tokio::test]
+async fn account_management_is_throttled_per_account() {
+    let h = throttled(|_| {}).await;
+    let account = h.register().await;
+    for _ in 0..3 {
+        assert_eq!(h.send(call(Endpoint::ExportData).key(&account.key)).await.status, 200);
+    }
+    h.send(call(Endpoint::ExportData).key(&account.key))
+        .await
+        .assert_error(429, "Too many account management requests, please try again later");
+    let change = call(Endpoint::ChangePassword)
+        .key(&account.key)
+        .json(json!({"currentPassword": PASSWORD, "newPassword": "Next-Chapter-7"}));
+    assert_eq!(h.send(change).await.status, 429);
+    // Another account is not affected.
+    let other = h.register().await;
+    assert_eq!(h.send(call(Endpoint::ExportData).key(&other.key)).await.status, 200);
+}
+
+#[tokio::test]
+async fn with_throttling_off_no_limit_applies() {
+    let h = Harness::new().await;
+    assert_eq!(h.config.settings.throttling, None);
+    let account = h.register().await;
+    for _ in 0..15 {
+        h.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    }
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200);
+    for _ in 0..3 {
+        assert_eq!(h.send(call(Endpoint::ForgotPassword).json(json!({"email": account.email}))).await.status, 200);
+    }
+    assert_eq!(h.mails_to(&account.email).await.len(), 3);
+}
+
+#[tokio::test]
+async fn common_passwords_are_refused_at_register_change_and_reset() {
+    let h = Harness::new().await;
+    let register = call(Endpoint::Register).json(json!({"email": unique_email(), "password": "Password1"}));
+    h.send(register).await.assert_error(400, "Password is too common");
+    let account = h.register().await;
+    let change = call(Endpoint::ChangePassword)
+        .key(&account.key)
+        .json(json!({"currentPassword": PASSWORD, "newPassword": "Qwerty123"}));
+    h.send(change).await.assert_error(400, "Password is too common");
+    let token = h.forgot_and_read_token(&account.email).await;
+    let reset = call(Endpoint::ResetPassword).json(json!({"token": token, "password": "Trustno1"}));
+    h.send(reset).await.assert_error(400, "Password is too common");
+}
