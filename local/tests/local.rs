@@ -18,7 +18,12 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    fn start_with(data: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
+            .envs(env.iter().copied())
             .args(["--listen", "127.0.0.1:0", "--reset-url", "https://relay.example.io/reset", "--data"])
             .arg(data)
             .env("RUST_LOG", "warn")
@@ -205,5 +210,36 @@ async fn concurrent_registrations_of_one_email_give_one_account() {
     let statuses: Vec<u16> = futures::future::join_all(attempts).await.into_iter().map(|(s, _)| s).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+    server.stop();
+}
+
+#[tokio::test]
+async fn the_embedded_store_keeps_the_throttles() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &[("THROTTLE_ACCOUNT_FAILURES", "2/900")]);
+    let credentials = json!({"email": email(), "password": PASSWORD});
+    server.send("POST", "/auth/register", None, Some(credentials.clone())).await;
+    let wrong = json!({"email": credentials["email"], "password": "Wrong-Pass-1"});
+    for _ in 0..2 {
+        assert_eq!(server.send("POST", "/auth/login", None, Some(wrong.clone())).await.0, 401);
+    }
+    let response = server
+        .http
+        .post(format!("{}/auth/login", server.base))
+        .header("content-type", "application/json")
+        .body(credentials.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "900");
+    assert_eq!(response.headers()["ratelimit-limit"], "2");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "Too many failed attempts, please try again later");
+    server.stop();
+
+    // The lock outlives a restart.
+    let server = Server::start_with(data.path(), &[("THROTTLE_ACCOUNT_FAILURES", "2/900")]);
+    assert_eq!(server.send("POST", "/auth/login", None, Some(credentials)).await.0, 429);
     server.stop();
 }
