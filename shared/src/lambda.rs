@@ -3,7 +3,8 @@
 use crate::aws::build_app;
 use crate::config::Config;
 use crate::http::Endpoint;
-use lambda_http::{service_fn, Request};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use lambda_http::{service_fn, LambdaEvent, Request};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -14,14 +15,28 @@ pub type Error = lambda_http::Error;
 /// until the runtime stops. A missing or invalid setting stops the function here, with a
 /// message naming it.
 pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let config = Config::from_env().inspect_err(|error| {
-        tracing::error!(%error, function = endpoint.function_name(), "configuration invalid");
-    })?;
-    let app = Arc::new(build_app(&config).await);
+    let app = init(endpoint.function_name()).await?;
     lambda_http::run(service_fn(move |req: Request| {
         let app = Arc::clone(&app);
         async move { Ok::<_, Infallible>(endpoint.handle(&app, req).await) }
     }))
     .await
+}
+
+/// The `authorizer` function: an HTTP API Lambda authorizer (payload 2.0, simple responses).
+pub async fn run_authorizer() -> Result<(), Error> {
+    let app = init("authorizer").await?;
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, Infallible>(crate::http::authorizer::respond(&app, &event.payload).await) }
+    }))
+    .await
+}
+
+async fn init(function: &'static str) -> Result<Arc<crate::App>, Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = Config::from_env().inspect_err(|error| {
+        tracing::error!(%error, function, "configuration invalid");
+    })?;
+    Ok(Arc::new(build_app(&config).await))
 }

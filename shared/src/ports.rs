@@ -87,9 +87,30 @@ pub trait Throttle: Send + Sync {
     async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>>;
 }
 
+/// One request to count, with the caps it must stay within.
+#[derive(Debug)]
+pub struct Metered<'a> {
+    pub user: &'a User,
+    /// The key that made the request; a scoped key's own cap is its `monthly_limit`.
+    pub entry: &'a KeyEntry,
+    pub now: DateTime<Utc>,
+    pub daily_limit: u64,
+    /// The account's monthly cap; `None` for an active subscription.
+    pub monthly_limit: Option<u64>,
+}
+
+#[async_trait]
+pub trait Metering: Send + Sync {
+    /// Counts one request on the account's day and month counters and, for a scoped key,
+    /// on the key's month counter: all of them or none, and only while every counter is
+    /// under its cap and the key is still the account's (exact under concurrency).
+    /// `Ok(false)` when a cap is reached or the key was revoked meanwhile.
+    async fn count_request(&self, request: &Metered<'_>) -> PortResult<bool>;
+}
+
 /// Everything a store offers; what the app state holds.
-pub trait Store: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle {}
-impl<T: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle> Store for T {}
+pub trait Store: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle + Metering {}
+impl<T: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle + Metering> Store for T {}
 
 /// An email with a plain-text and an HTML part.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
 use crate::domain::token::StoredResetToken;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,12 +32,12 @@ pub(crate) struct UserItem {
     pub(crate) stripe_customer_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) subscription_id: Option<String>,
+    /// Request counters by period; always present (possibly empty), so that counting
+    /// can update one entry of it.
     #[serde(default)]
-    pub(crate) requests_this_month: u64,
-    #[serde(default)]
-    pub(crate) requests_today: u64,
+    pub(crate) usage: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) last_request_date: Option<String>,
+    pub(crate) last_request_at: Option<DateTime<Utc>>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
 }
@@ -60,6 +61,15 @@ pub(crate) struct KeyItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) expires_at: Option<DateTime<Utc>>,
     pub(crate) enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) monthly_limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scoped_client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scoped_user_id: Option<String>,
+    /// The scoped key's request counters by period (always present, see `UserItem`).
+    #[serde(default)]
+    pub(crate) usage: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,8 +96,6 @@ pub(crate) struct ScopedKeyItem {
     pub(crate) foundry_password_ciphertext: Option<Vec<u8>>,
     pub(crate) enabled: bool,
     pub(crate) generation: u64,
-    #[serde(default)]
-    pub(crate) requests_this_month: u64,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
 }
@@ -130,9 +138,8 @@ impl From<&User> for UserItem {
             subscription_status: u.subscription_status.clone(),
             stripe_customer_id: u.stripe_customer_id.clone(),
             subscription_id: u.subscription_id.clone(),
-            requests_this_month: u.usage.requests_this_month,
-            requests_today: u.usage.requests_today,
-            last_request_date: u.usage.last_request_date.clone(),
+            usage: u.usage.counts.clone(),
+            last_request_at: u.usage.last_request_at,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
@@ -157,11 +164,7 @@ impl From<UserItem> for User {
             subscription_status: i.subscription_status,
             stripe_customer_id: i.stripe_customer_id,
             subscription_id: i.subscription_id,
-            usage: Usage {
-                requests_this_month: i.requests_this_month,
-                requests_today: i.requests_today,
-                last_request_date: i.last_request_date,
-            },
+            usage: Usage { counts: i.usage, last_request_at: i.last_request_at },
             created_at: i.created_at,
             updated_at: i.updated_at,
         }
@@ -178,6 +181,10 @@ impl From<&KeyEntry> for KeyItem {
             generation: e.generation,
             expires_at: e.expires_at,
             enabled: e.enabled,
+            monthly_limit: e.monthly_limit,
+            scoped_client_id: e.scoped_client_id.clone(),
+            scoped_user_id: e.scoped_user_id.clone(),
+            usage: e.usage.counts.clone(),
         }
     }
 }
@@ -199,7 +206,6 @@ impl From<&ScopedKey> for ScopedKeyItem {
             foundry_password_ciphertext: k.foundry_password_ciphertext.clone(),
             enabled: k.enabled,
             generation: k.generation,
-            requests_this_month: k.requests_this_month,
             created_at: k.created_at,
             updated_at: k.updated_at,
         }
@@ -223,7 +229,6 @@ impl From<ScopedKeyItem> for ScopedKey {
             foundry_password_ciphertext: i.foundry_password_ciphertext,
             enabled: i.enabled,
             generation: i.generation,
-            requests_this_month: i.requests_this_month,
             created_at: i.created_at,
             updated_at: i.updated_at,
         }
@@ -240,6 +245,10 @@ impl KeyItem {
             generation: self.generation,
             expires_at: self.expires_at,
             enabled: self.enabled,
+            monthly_limit: self.monthly_limit,
+            scoped_client_id: self.scoped_client_id,
+            scoped_user_id: self.scoped_user_id,
+            usage: Usage { counts: self.usage, last_request_at: None },
         }
     }
 
@@ -253,6 +262,10 @@ impl KeyItem {
             generation,
             expires_at: None,
             enabled: true,
+            monthly_limit: None,
+            scoped_client_id: None,
+            scoped_user_id: None,
+            usage: BTreeMap::new(),
         }
     }
 }

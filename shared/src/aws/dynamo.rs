@@ -8,10 +8,12 @@
 use super::sdk_error;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
+use crate::domain::keys::KeyKind;
+use crate::domain::model::{day_period, month_period, previous_periods};
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::throttle::{Limit, Verdict};
 use crate::domain::token::StoredResetToken;
-use crate::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
+use crate::ports::{KeyIndex, Metered, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -532,5 +534,84 @@ impl Throttle for DynamoStore {
             .and_then(|v| v.parse::<i64>().ok())
             .and_then(|secs| DateTime::from_timestamp(secs, 0));
         Ok(until.filter(|until| *until > now))
+    }
+}
+
+#[async_trait]
+impl Metering for DynamoStore {
+    async fn count_request(&self, request: &Metered<'_>) -> PortResult<bool> {
+        let (day, month) = (day_period(request.now), month_period(request.now));
+        let (previous_day, previous_month) = previous_periods(request.now);
+        let mut conditions = vec!["(attribute_not_exists(#usage.#day) OR #usage.#day < :dailyLimit)"];
+        let mut values = HashMap::from([
+            (":zero".to_owned(), n(0)),
+            (":one".to_owned(), n(1)),
+            (":now".to_owned(), time(request.now)),
+            (":dailyLimit".to_owned(), n(request.daily_limit)),
+        ]);
+        if let Some(limit) = request.monthly_limit {
+            conditions.push("(attribute_not_exists(#usage.#month) OR #usage.#month < :monthlyLimit)");
+            values.insert(":monthlyLimit".into(), n(limit));
+        }
+        // The key must still be the account's when the count lands.
+        match request.entry.kind {
+            KeyKind::Master => {
+                conditions.push("masterKeyDigest = :digest");
+                values.insert(":digest".into(), s(&request.entry.digest.0));
+            }
+            KeyKind::Scoped => {
+                conditions.push("keyGeneration = :generation");
+                values.insert(":generation".into(), n(request.entry.generation));
+            }
+        }
+        let account = Update::builder()
+            .table_name(&self.tables.users)
+            .set_key(Some(pk(user_pk(&request.user.id))))
+            .update_expression(
+                "SET #usage.#day = if_not_exists(#usage.#day, :zero) + :one, \
+                 #usage.#month = if_not_exists(#usage.#month, :zero) + :one, lastRequestAt = :now \
+                 REMOVE #usage.#previousDay, #usage.#previousMonth",
+            )
+            .condition_expression(conditions.join(" AND "))
+            .set_expression_attribute_names(Some(HashMap::from([
+                ("#usage".to_owned(), "usage".to_owned()),
+                ("#day".to_owned(), day),
+                ("#month".to_owned(), month.clone()),
+                ("#previousDay".to_owned(), previous_day),
+                ("#previousMonth".to_owned(), previous_month.clone()),
+            ])))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(PortError::other)?;
+        let mut items = vec![TransactWriteItem::builder().update(account).build()];
+        if request.entry.kind == KeyKind::Scoped {
+            let mut condition = "attribute_exists(pk)".to_owned();
+            let mut values = HashMap::from([(":zero".to_owned(), n(0)), (":one".to_owned(), n(1))]);
+            if let Some(limit) = request.entry.monthly_limit {
+                condition.push_str(" AND (attribute_not_exists(#usage.#month) OR #usage.#month < :keyLimit)");
+                values.insert(":keyLimit".into(), n(limit));
+            }
+            let key = Update::builder()
+                .table_name(&self.tables.users)
+                .set_key(Some(pk(key_pk(&request.entry.digest))))
+                .update_expression(
+                    "SET #usage.#month = if_not_exists(#usage.#month, :zero) + :one REMOVE #usage.#previousMonth",
+                )
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(HashMap::from([
+                    ("#usage".to_owned(), "usage".to_owned()),
+                    ("#month".to_owned(), month),
+                    ("#previousMonth".to_owned(), previous_month),
+                ])))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(PortError::other)?;
+            items.push(TransactWriteItem::builder().update(key).build());
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(PortError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -183,11 +183,14 @@ pub async fn delete_account(
     Ok(())
 }
 
-/// The caller's scoped keys, oldest first.
-pub async fn scoped_keys_of(app: &App, user: &User) -> Result<Vec<ScopedKey>, AuthError> {
+/// The caller's scoped keys, oldest first, each with the requests it made this month
+/// (counted on its index entry; a revoked key has none left).
+pub async fn scoped_keys_of(app: &App, user: &User) -> Result<Vec<(ScopedKey, u64)>, AuthError> {
     let mut keys = app.store.scoped_keys(&user.id).await?;
     keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
-    Ok(keys)
+    let entries = futures::future::try_join_all(keys.iter().map(|k| app.store.key_entry(&k.digest))).await?;
+    let now = app.clock.now();
+    Ok(keys.into_iter().zip(entries).map(|(key, entry)| (key, entry.map_or(0, |e| e.usage.this_month(now)))).collect())
 }
 
 async fn seal_master_key(

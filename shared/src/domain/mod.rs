@@ -6,6 +6,7 @@ pub mod clock;
 pub mod email;
 pub mod error;
 pub mod keys;
+pub mod metering;
 pub mod model;
 pub mod notify;
 pub mod password;

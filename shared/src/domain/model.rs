@@ -1,7 +1,8 @@
 //! What the service keeps about an account and its keys.
 
 use crate::domain::keys::{KeyDigest, KeyKind};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
+use std::collections::BTreeMap;
 
 /// A user account. The password hash and the master key's ciphertext never leave the
 /// service; responses are built field by field, never by serialising this.
@@ -34,12 +35,40 @@ pub struct StoredMasterKey {
     pub created_at: DateTime<Utc>,
 }
 
-/// Request counters. They stay zero until the authorizer meters requests.
+/// Requests the authorizer counted, by UTC period (`day:2026-11-26`, `month:2026-11`):
+/// a new day or month starts from zero by itself, with no batch job.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {
-    pub requests_this_month: u64,
-    pub requests_today: u64,
-    pub last_request_date: Option<String>,
+    pub counts: BTreeMap<String, u64>,
+    pub last_request_at: Option<DateTime<Utc>>,
+}
+
+impl Usage {
+    pub fn today(&self, now: DateTime<Utc>) -> u64 {
+        self.counts.get(&day_period(now)).copied().unwrap_or(0)
+    }
+
+    pub fn this_month(&self, now: DateTime<Utc>) -> u64 {
+        self.counts.get(&month_period(now)).copied().unwrap_or(0)
+    }
+}
+
+/// The UTC day that holds `now`, as a counter name.
+pub fn day_period(now: DateTime<Utc>) -> String {
+    format!("day:{}", now.format("%Y-%m-%d"))
+}
+
+/// The UTC calendar month that holds `now`, as a counter name.
+pub fn month_period(now: DateTime<Utc>) -> String {
+    format!("month:{}", now.format("%Y-%m"))
+}
+
+/// The counters of the periods before `now`'s (yesterday, last month): a store drops
+/// them as it counts, so that an active account keeps only current counters.
+pub fn previous_periods(now: DateTime<Utc>) -> (String, String) {
+    let yesterday = now - chrono::Duration::days(1);
+    let last_month = now.with_day(1).unwrap_or(now) - chrono::Duration::days(1);
+    (day_period(yesterday), month_period(last_month))
 }
 
 /// The key index entry: what a key digest resolves to.
@@ -53,6 +82,13 @@ pub struct KeyEntry {
     pub generation: u64,
     pub expires_at: Option<DateTime<Utc>>,
     pub enabled: bool,
+    /// Copied from the scoped key, so that authorising a request reads no more than the
+    /// entry and the account.
+    pub monthly_limit: Option<u64>,
+    pub scoped_client_id: Option<String>,
+    pub scoped_user_id: Option<String>,
+    /// The scoped key's own request counters.
+    pub usage: Usage,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +108,6 @@ pub struct ScopedKey {
     pub foundry_password_ciphertext: Option<Vec<u8>>,
     pub enabled: bool,
     pub generation: u64,
-    pub requests_this_month: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -96,6 +131,32 @@ impl ScopedKey {
             generation: self.generation,
             expires_at: self.expires_at,
             enabled: self.enabled,
+            monthly_limit: self.monthly_limit,
+            scoped_client_id: self.scoped_client_id.clone(),
+            scoped_user_id: self.scoped_user_id.clone(),
+            usage: Usage::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn counters_are_read_for_the_period_that_holds_now() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 23, 59, 59).unwrap();
+        let mut usage = Usage::default();
+        usage.counts.insert(day_period(now), 4);
+        usage.counts.insert(month_period(now), 40);
+        assert_eq!((usage.today(now), usage.this_month(now)), (4, 40));
+        let next_day = now + chrono::Duration::seconds(1);
+        assert_eq!((usage.today(next_day), usage.this_month(next_day)), (0, 0), "December starts from zero");
+        assert_eq!(day_period(now), "day:2026-11-30");
+        assert_eq!(month_period(next_day), "month:2026-12");
+        assert_eq!(previous_periods(next_day), ("day:2026-11-30".to_owned(), "month:2026-11".to_owned()));
+        let march = Utc.with_ymd_and_hms(2028, 3, 1, 0, 0, 0).unwrap();
+        assert_eq!(previous_periods(march), ("day:2028-02-29".to_owned(), "month:2028-02".to_owned()));
     }
 }

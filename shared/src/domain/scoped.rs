@@ -87,7 +87,6 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
         foundry_password_ciphertext,
         enabled: true,
         generation: user.key_generation,
-        requests_this_month: 0,
         created_at: now,
         updated_at: now,
     };

@@ -4,10 +4,12 @@
 
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
+use crate::domain::keys::KeyKind;
+use crate::domain::model::{day_period, month_period, previous_periods};
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::throttle::{Limit, Verdict};
 use crate::domain::token::StoredResetToken;
-use crate::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
+use crate::ports::{KeyIndex, Metered, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -458,5 +460,60 @@ impl Throttle for EmbeddedStore {
             })
             .await?;
         Ok(until.and_then(|secs| DateTime::from_timestamp(secs, 0)).filter(|until| *until > now))
+    }
+}
+
+#[async_trait]
+impl Metering for EmbeddedStore {
+    async fn count_request(&self, request: &Metered<'_>) -> PortResult<bool> {
+        let (day, month) = (day_period(request.now), month_period(request.now));
+        let (previous_day, previous_month) = previous_periods(request.now);
+        let (user_pk, key_pk) = (user_pk(&request.user.id), key_pk(&request.entry.digest));
+        let (kind, digest, generation) = (request.entry.kind, request.entry.digest.0.clone(), request.entry.generation);
+        let (now, daily_limit, monthly_limit) = (request.now, request.daily_limit, request.monthly_limit);
+        let key_limit = request.entry.monthly_limit;
+        self.write(move |tx| {
+            let Some(mut account) = tx.get::<UserItem>(&user_pk)? else {
+                return Ok(false);
+            };
+            let still_the_accounts = match kind {
+                KeyKind::Master => account.master_key_digest == digest,
+                KeyKind::Scoped => account.key_generation == generation,
+            };
+            let count =
+                |usage: &std::collections::BTreeMap<String, u64>, period: &str| usage.get(period).copied().unwrap_or(0);
+            if !still_the_accounts
+                || count(&account.usage, &day) >= daily_limit
+                || monthly_limit.is_some_and(|limit| count(&account.usage, &month) >= limit)
+            {
+                return Ok(false);
+            }
+            let mut key = None;
+            if kind == KeyKind::Scoped {
+                let Some(entry) = tx.get::<KeyItem>(&key_pk)? else {
+                    return Ok(false);
+                };
+                if key_limit.is_some_and(|limit| count(&entry.usage, &month) >= limit) {
+                    return Ok(false);
+                }
+                key = Some(entry);
+            }
+            for (usage, periods) in std::iter::once((&mut account.usage, vec![&day, &month]))
+                .chain(key.as_mut().map(|entry| (&mut entry.usage, vec![&month])))
+            {
+                usage.remove(&previous_day);
+                usage.remove(&previous_month);
+                for period in periods {
+                    *usage.entry(period.clone()).or_insert(0) += 1;
+                }
+            }
+            account.last_request_at = Some(now);
+            tx.put(&user_pk, &account)?;
+            if let Some(entry) = key {
+                tx.put(&key_pk, &entry)?;
+            }
+            Ok(true)
+        })
+        .await
     }
 }

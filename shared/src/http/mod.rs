@@ -1,5 +1,6 @@
 //! HTTP: reading requests, the one error mapping, responses, and the route table.
 
+pub mod authorizer;
 pub mod error;
 pub mod request;
 pub mod routes;

@@ -183,7 +183,7 @@ async fn login(app: &App, req: &Request) -> Answer {
             "id": user.id,
             "email": user.email,
             "apiKey": session.key.expose(),
-            "requestsThisMonth": user.usage.requests_this_month,
+            "requestsThisMonth": user.usage.this_month(app.clock.now()),
             "createdAt": iso(user.created_at),
         }),
     ))
@@ -204,8 +204,8 @@ async fn user_data(app: &App, req: &Request) -> Answer {
             "id": user.id,
             "email": user.email,
             "apiKey": caller.key.expose(),
-            "requestsThisMonth": user.usage.requests_this_month,
-            "requestsToday": user.usage.requests_today,
+            "requestsThisMonth": user.usage.this_month(app.clock.now()),
+            "requestsToday": user.usage.today(app.clock.now()),
             "subscriptionStatus": user.subscription_status,
             "limits": {
                 "dailyLimit": app.settings.daily_request_limit,
@@ -220,10 +220,11 @@ async fn export_data(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     throttle::per_account(app, &caller.user.id).await?;
     let user = &caller.user;
+    let now = app.clock.now();
     let keys = accounts::scoped_keys_of(app, user).await?;
     let scoped: Vec<Value> = keys
         .iter()
-        .map(|k| {
+        .map(|(k, requests)| {
             json!({
                 "id": k.id,
                 "name": k.name,
@@ -231,7 +232,7 @@ async fn export_data(app: &App, req: &Request) -> Answer {
                 "scopedClientId": k.scoped_client_id,
                 "scopedUserId": k.scoped_user_id,
                 "monthlyLimit": k.monthly_limit,
-                "requestsThisMonth": k.requests_this_month,
+                "requestsThisMonth": requests,
                 "expiresAt": k.expires_at.map(iso),
                 "enabled": k.is_enabled(user),
                 "hasFoundryCredentials": k.foundry_password_ciphertext.is_some(),
@@ -244,7 +245,7 @@ async fn export_data(app: &App, req: &Request) -> Answer {
     Ok(json_response(
         StatusCode::OK,
         &json!({
-            "exportDate": iso(app.clock.now()),
+            "exportDate": iso(now),
             "user": {
                 "id": user.id,
                 "email": user.email,
@@ -257,9 +258,9 @@ async fn export_data(app: &App, req: &Request) -> Answer {
                 "subscriptionId": user.subscription_id,
             },
             "usage": {
-                "requestsThisMonth": user.usage.requests_this_month,
-                "requestsToday": user.usage.requests_today,
-                "lastRequestDate": user.usage.last_request_date,
+                "requestsThisMonth": user.usage.this_month(now),
+                "requestsToday": user.usage.today(now),
+                "lastRequestDate": user.usage.last_request_at.map(iso),
             },
             "apiAccess": {
                 "keyPrefix": user.master_key.prefix,
@@ -354,11 +355,11 @@ async fn list_api_keys(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     let now = app.clock.now();
     let keys = accounts::scoped_keys_of(app, &caller.user).await?;
-    let keys: Vec<Value> = keys.iter().map(|k| listed_key(k, &caller.user, now)).collect();
+    let keys: Vec<Value> = keys.iter().map(|(k, requests)| listed_key(k, *requests, &caller.user, now)).collect();
     Ok(json_response(StatusCode::OK, &json!({ "keys": keys })))
 }
 
-fn listed_key(k: &ScopedKey, user: &User, now: DateTime<Utc>) -> Value {
+fn listed_key(k: &ScopedKey, requests_this_month: u64, user: &User, now: DateTime<Utc>) -> Value {
     json!({
         "id": k.id,
         "key": format!("{}...", k.prefix),
@@ -366,7 +367,7 @@ fn listed_key(k: &ScopedKey, user: &User, now: DateTime<Utc>) -> Value {
         "scopedClientId": k.scoped_client_id,
         "scopedUserId": k.scoped_user_id,
         "monthlyLimit": k.monthly_limit,
-        "requestsThisMonth": k.requests_this_month,
+        "requestsThisMonth": requests_this_month,
         "expiresAt": k.expires_at.map(iso),
         "isExpired": k.is_expired(now),
         "enabled": k.is_enabled(user),

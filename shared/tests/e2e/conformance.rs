@@ -114,7 +114,6 @@ fn scoped_key(user: &User) -> ScopedKey {
         foundry_password_ciphertext: Some(vec![9, 9]),
         enabled: true,
         generation: user.key_generation,
-        requests_this_month: 0,
         created_at: now,
         updated_at: now,
     }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounts;
+mod authorizer;
 mod conformance;
 mod events;
 mod invariants;

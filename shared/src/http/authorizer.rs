@@ -1,0 +1,37 @@
+//! The API Gateway HTTP API Lambda authorizer protocol (payload format 2.0, simple
+//! responses) over `domain::metering`.
+
+use crate::app::App;
+use crate::domain::keys::KeyKind;
+use crate::domain::metering::authorize;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use serde_json::{json, Value};
+
+/// `{"isAuthorized": true, "context": {...}}` or `{"isAuthorized": false}`. A failure of
+/// a dependency is logged and refuses (fails closed).
+pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request) -> Value {
+    let key = request
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.identity_source.as_ref().and_then(|s| s.first()).map(String::as_str));
+    match authorize(app, key).await {
+        Ok(Some(a)) => json!({
+            "isAuthorized": true,
+            "context": {
+                "userId": a.user_id,
+                "keyType": match a.kind { KeyKind::Master => "master", KeyKind::Scoped => "scoped" },
+                "scopedKeyId": a.scoped_key_id.unwrap_or_default(),
+                "scopedClientId": a.scoped_client_id.unwrap_or_default(),
+                "scopedUserId": a.scoped_user_id.unwrap_or_default(),
+                "requestsThisMonth": a.requests_this_month,
+                "monthlyLimit": a.monthly_limit.map_or(json!(""), |limit| json!(limit)),
+            },
+        }),
+        Ok(None) => json!({ "isAuthorized": false }),
+        Err(error) => {
+            tracing::error!(%error, "authorizer refused a request it could not check");
+            json!({ "isAuthorized": false })
+        }
+    }
+}

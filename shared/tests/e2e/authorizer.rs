@@ -1,0 +1,198 @@
+//! The `authorizer` function: HTTP API Lambda authorizer events (payload 2.0) answered
+//! against the emulator; caps, counters and their rollover on the injected clock.
+
+use crate::support::*;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Datelike;
+use serde_json::{json, Value};
+use shared::http::Endpoint;
+
+/// The authorizer event API Gateway sends for a request to one of the relay's routes.
+pub fn authorizer_event(key: Option<&str>) -> Value {
+    let mut headers =
+        json!({"host": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com", "user-agent": "relay-client/1.0"});
+    let mut identity = json!([]);
+    if let Some(key) = key {
+        headers["x-api-key"] = json!(key);
+        identity = json!([key]);
+    }
+    json!({
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/$default/GET/relay/clients",
+        "identitySource": identity,
+        "routeKey": "GET /relay/clients",
+        "rawPath": "/relay/clients",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "a1b2c3d4e5",
+            "domainName": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "a1b2c3d4e5",
+            "http": {"method": "GET", "path": "/relay/clients", "protocol": "HTTP/1.1", "sourceIp": "198.51.100.23", "userAgent": "relay-client/1.0"},
+            "requestId": "CgJ3vhqpDoEEMfw=",
+            "routeKey": "GET /relay/clients",
+            "stage": "$default",
+            "time": "26/Nov/2026:09:15:42 +0000",
+            "timeEpoch": 1795684542000u64
+        }
+    })
+}
+
+impl Harness {
+    pub async fn authorize(&self, key: Option<&str>) -> Value {
+        let request = serde_json::from_value(authorizer_event(key)).expect("an authorizer request");
+        shared::http::authorizer::respond(&self.app, &request).await
+    }
+
+    async fn admitted(&self, key: &str) -> bool {
+        self.authorize(Some(key)).await["isAuthorized"].as_bool().unwrap()
+    }
+
+    async fn set_subscription(&self, user_id: &str, status: &str) {
+        self.dynamo
+            .update_item()
+            .table_name(&self.config.users_table)
+            .key("pk", AttributeValue::S(format!("USER#{user_id}")))
+            .update_expression("SET subscriptionStatus = :s")
+            .expression_attribute_values(":s", AttributeValue::S(status.into()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+const REFUSED: fn() -> Value = || json!({"isAuthorized": false});
+
+#[tokio::test]
+async fn every_kind_of_bad_key_is_refused() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let (deleted_id, deleted) = h.scoped_key(&account.key, json!({"name": "deleted"})).await;
+    h.send(call(Endpoint::DeleteApiKey).key(&account.key).param("id", &deleted_id)).await;
+    let soon = (h.clock.now() + chrono::Duration::minutes(5)).to_rfc3339();
+    let (_, expiring) = h.scoped_key(&account.key, json!({"name": "expiring", "expiresAt": soon})).await;
+    let (_, disabled) = h.scoped_key(&account.key, json!({"name": "disabled by a new master key"})).await;
+    assert!(h.admitted(&expiring).await && h.admitted(&disabled).await);
+    let reply = h.send(call(Endpoint::RegenerateKey).json(json!({"email": account.email, "password": PASSWORD}))).await;
+    let new_master = reply.str("apiKey");
+    let never_issued = shared::domain::keys::ApiKey::generate(shared::domain::keys::KeyKind::Scoped);
+
+    assert_eq!(h.authorize(None).await, REFUSED());
+    for refused in ["", "frs_junk", never_issued.expose(), &deleted, &disabled, &account.key] {
+        assert_eq!(h.authorize(Some(refused)).await, REFUSED(), "{refused}");
+    }
+    let expiring_after_regenerate = h.scoped_key(&new_master, json!({"name": "expiring", "expiresAt": soon})).await.1;
+    assert!(h.admitted(&expiring_after_regenerate).await);
+    h.clock.advance(chrono::Duration::minutes(5));
+    assert_eq!(h.authorize(Some(&expiring_after_regenerate)).await, REFUSED(), "expired while its item exists");
+    let listed = h.send(call(Endpoint::ListApiKeys).key(&new_master)).await;
+    assert!(listed.body["keys"].as_array().unwrap().iter().any(|k| k["isExpired"] == true));
+}
+
+#[tokio::test]
+async fn the_context_tells_the_route_who_is_calling() {
+    let h = Harness::configured(|c| c.settings.monthly_request_limit = 250).await;
+    let account = h.register().await;
+    let (id, scoped) = h
+        .scoped_key(
+            &account.key,
+            json!({"name": "bot", "scopedClientId": "client-7", "scopedUserId": "gm-3", "monthlyLimit": 40}),
+        )
+        .await;
+    assert_eq!(
+        h.authorize(Some(&scoped)).await,
+        json!({"isAuthorized": true, "context": {
+            "userId": account.id, "keyType": "scoped", "scopedKeyId": id, "scopedClientId": "client-7",
+            "scopedUserId": "gm-3", "requestsThisMonth": 1, "monthlyLimit": 40,
+        }})
+    );
+    assert_eq!(
+        h.authorize(Some(&account.key)).await,
+        json!({"isAuthorized": true, "context": {
+            "userId": account.id, "keyType": "master", "scopedKeyId": "", "scopedClientId": "",
+            "scopedUserId": "", "requestsThisMonth": 2, "monthlyLimit": 250,
+        }})
+    );
+    let (_, unlimited) = h.scoped_key(&account.key, json!({"name": "no cap"})).await;
+    let context = &h.authorize(Some(&unlimited)).await["context"];
+    assert_eq!((context["monthlyLimit"].clone(), context["scopedClientId"].clone()), (json!(""), json!("")));
+}
+
+#[tokio::test]
+async fn a_key_cap_of_three_admits_exactly_three_and_refusals_are_not_counted() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let (_, scoped) = h.scoped_key(&account.key, json!({"name": "capped", "monthlyLimit": 3})).await;
+    let admitted: Vec<bool> = futures::future::join_all((0..3).map(|_| h.admitted(&scoped))).await;
+    assert_eq!(admitted, [true, true, true]);
+    for _ in 0..4 {
+        assert!(!h.admitted(&scoped).await);
+    }
+    let data = h.send(call(Endpoint::UserData).key(&account.key)).await;
+    assert_eq!((data.body["requestsThisMonth"].clone(), data.body["requestsToday"].clone()), (json!(3), json!(3)));
+    let listed = h.send(call(Endpoint::ListApiKeys).key(&account.key)).await;
+    assert_eq!(listed.body["keys"][0]["requestsThisMonth"], 3);
+}
+
+#[tokio::test]
+async fn a_cap_of_ten_holds_under_thirty_concurrent_requests() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let (_, scoped) = h.scoped_key(&account.key, json!({"name": "busy", "monthlyLimit": 10})).await;
+    let admitted = futures::future::join_all((0..30).map(|_| h.admitted(&scoped))).await;
+    assert_eq!(admitted.iter().filter(|a| **a).count(), 10);
+    let listed = h.send(call(Endpoint::ListApiKeys).key(&account.key)).await;
+    assert_eq!(listed.body["keys"][0]["requestsThisMonth"], 10);
+    let exported = h.send(call(Endpoint::ExportData).key(&account.key)).await;
+    assert_eq!(exported.body["scopedKeys"][0]["requestsThisMonth"], 10);
+    assert_eq!(exported.body["usage"]["requestsThisMonth"], 10);
+    assert!(exported.body["usage"]["lastRequestDate"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn the_daily_limit_rolls_over_at_utc_midnight() {
+    let h = Harness::configured(|c| c.settings.daily_request_limit = 2).await;
+    let account = h.register().await;
+    // Start just before midnight, UTC.
+    let now = h.clock.now();
+    let to_midnight = (now.date_naive() + chrono::Days::new(1)).and_hms_opt(0, 0, 0).unwrap().and_utc() - now;
+    h.clock.advance(to_midnight - chrono::Duration::seconds(2));
+    assert!(h.admitted(&account.key).await);
+    assert!(h.admitted(&account.key).await);
+    assert!(!h.admitted(&account.key).await, "the account's daily limit");
+    h.clock.advance(chrono::Duration::seconds(2));
+    assert!(h.admitted(&account.key).await, "a new day");
+    let data = h.send(call(Endpoint::UserData).key(&account.key)).await;
+    assert_eq!(data.body["requestsToday"], 1);
+}
+
+#[tokio::test]
+async fn monthly_caps_roll_over_with_the_calendar_month_and_spare_active_subscriptions() {
+    let h = Harness::configured(|c| c.settings.monthly_request_limit = 3).await;
+    let account = h.register().await;
+    let (_, scoped) = h.scoped_key(&account.key, json!({"name": "monthly", "monthlyLimit": 2})).await;
+    assert!(h.admitted(&scoped).await && h.admitted(&scoped).await);
+    assert!(!h.admitted(&scoped).await, "the key's own cap");
+    assert!(h.admitted(&account.key).await);
+    assert!(!h.admitted(&account.key).await, "the account's monthly cap (free plan)");
+    h.set_subscription(&account.id, "active").await;
+    assert!(h.admitted(&account.key).await, "no monthly cap on an active subscription");
+    assert!(!h.admitted(&scoped).await, "the key's own cap still holds");
+
+    let now = h.clock.now();
+    let first_of_next_month = if now.month() == 12 {
+        chrono::NaiveDate::from_ymd_opt(now.year() + 1, 1, 1)
+    } else {
+        chrono::NaiveDate::from_ymd_opt(now.year(), now.month() + 1, 1)
+    }
+    .unwrap()
+    .and_hms_opt(0, 0, 0)
+    .unwrap()
+    .and_utc();
+    h.clock.advance(first_of_next_month - now);
+    assert!(h.admitted(&scoped).await, "a new month");
+    let listed = h.send(call(Endpoint::ListApiKeys).key(&account.key)).await;
+    assert_eq!(listed.body["keys"][0]["requestsThisMonth"], 1);
+}
