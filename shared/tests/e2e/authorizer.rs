@@ -7,37 +7,23 @@ use chrono::Datelike;
 use serde_json::{json, Value};
 use shared::http::Endpoint;
 
-/// The authorizer event API Gateway sends for a request to one of the relay's routes.
+/// `events/authorizer.json` (the event API Gateway sends for a request to one of the
+/// relay's routes), with the given key or none.
 pub fn authorizer_event(key: Option<&str>) -> Value {
-    let mut headers =
-        json!({"host": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com", "user-agent": "relay-client/1.0"});
-    let mut identity = json!([]);
-    if let Some(key) = key {
-        headers["x-api-key"] = json!(key);
-        identity = json!([key]);
-    }
-    json!({
-        "version": "2.0",
-        "type": "REQUEST",
-        "routeArn": "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/$default/GET/relay/clients",
-        "identitySource": identity,
-        "routeKey": "GET /relay/clients",
-        "rawPath": "/relay/clients",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "a1b2c3d4e5",
-            "domainName": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
-            "domainPrefix": "a1b2c3d4e5",
-            "http": {"method": "GET", "path": "/relay/clients", "protocol": "HTTP/1.1", "sourceIp": "198.51.100.23", "userAgent": "relay-client/1.0"},
-            "requestId": "CgJ3vhqpDoEEMfw=",
-            "routeKey": "GET /relay/clients",
-            "stage": "$default",
-            "time": "26/Nov/2026:09:15:42 +0000",
-            "timeEpoch": 1795684542000u64
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/authorizer.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let headers = event["headers"].as_object_mut().unwrap();
+    match key {
+        Some(key) => {
+            headers.insert("x-api-key".into(), json!(key));
+            event["identitySource"] = json!([key]);
         }
-    })
+        None => {
+            headers.remove("x-api-key");
+            event["identitySource"] = json!([]);
+        }
+    }
+    event
 }
 
 impl Harness {

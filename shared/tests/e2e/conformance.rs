@@ -8,7 +8,7 @@ use shared::domain::keys::{ApiKey, KeyKind};
 use shared::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
 use shared::domain::throttle::Limit;
 use shared::domain::token::{ResetToken, StoredResetToken};
-use shared::ports::Store;
+use shared::ports::{Metered, Store};
 use std::sync::Arc;
 
 /// A store under test, with whatever must live as long as it.
@@ -55,6 +55,9 @@ conformance!(
     a_throttle_cap_is_exact_under_concurrency,
     throttle_windows_roll_over_and_reset_forgets,
     throttle_blocks_only_grow_until_lifted,
+    metering_is_exact_under_concurrency,
+    metering_counts_nothing_it_refuses,
+    metering_refuses_a_key_revoked_meanwhile,
 );
 
 fn new_user(email: &str) -> User {
@@ -297,4 +300,60 @@ async fn throttle_blocks_only_grow_until_lifted(store: &Arc<dyn Store>) {
     assert_eq!(store.blocked_until(&key, until).await.unwrap(), None, "over at its end");
     store.unblock(&key).await.unwrap();
     assert_eq!(store.blocked_until(&key, now).await.unwrap(), None);
+}
+
+fn metered<'a>(
+    user: &'a User,
+    entry: &'a shared::domain::model::KeyEntry,
+    daily: u64,
+    monthly: Option<u64>,
+) -> Metered<'a> {
+    Metered { user, entry, now: Utc::now(), daily_limit: daily, monthly_limit: monthly }
+}
+
+async fn metering_is_exact_under_concurrency(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let entry = store.key_entry(&user.master_key.digest).await.unwrap().unwrap();
+    let request = metered(&user, &entry, 10, None);
+    let counted = join_all((0..30).map(|_| store.count_request(&request))).await;
+    assert_eq!(counted.into_iter().filter(|c| *c.as_ref().unwrap()).count(), 10);
+    let usage = reread(store, &user).await.usage;
+    assert_eq!((usage.today(request.now), usage.this_month(request.now)), (10, 10));
+    assert!(usage.last_request_at.is_some());
+}
+
+async fn metering_counts_nothing_it_refuses(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let mut key = scoped_key(&user);
+    key.monthly_limit = Some(2);
+    store.create_scoped_key(&user, &key).await.unwrap();
+    for expected in [true, true, false, false] {
+        let entry = store.key_entry(&key.digest).await.unwrap().unwrap();
+        assert_eq!(store.count_request(&metered(&user, &entry, 100, Some(100))).await.unwrap(), expected);
+    }
+    let now = Utc::now();
+    assert_eq!(store.key_entry(&key.digest).await.unwrap().unwrap().usage.this_month(now), 2);
+    assert_eq!(reread(store, &user).await.usage.this_month(now), 2, "refused requests are not counted");
+    // The account's monthly cap refuses too, and counts nothing on the key either.
+    let mut other = scoped_key(&user);
+    other.monthly_limit = None;
+    store.create_scoped_key(&user, &other).await.unwrap();
+    let entry = store.key_entry(&other.digest).await.unwrap().unwrap();
+    assert!(!store.count_request(&metered(&user, &entry, 100, Some(2))).await.unwrap());
+    assert_eq!(store.key_entry(&other.digest).await.unwrap().unwrap().usage.this_month(now), 0);
+}
+
+async fn metering_refuses_a_key_revoked_meanwhile(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let entry = store.key_entry(&user.master_key.digest).await.unwrap().unwrap();
+    let master = ApiKey::generate(KeyKind::Master);
+    let new = StoredMasterKey {
+        digest: master.digest(),
+        ciphertext: vec![6],
+        prefix: master.display_prefix(),
+        created_at: Utc::now(),
+    };
+    store.replace_master_key(&user, &new, Utc::now()).await.unwrap();
+    assert!(!store.count_request(&metered(&user, &entry, 100, None)).await.unwrap());
+    assert_eq!(reread(store, &user).await.usage.today(Utc::now()), 0);
 }

@@ -193,3 +193,20 @@ async fn a_function_without_its_configuration_stops_at_init_naming_the_variable(
     let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(printed.contains("USERS_TABLE"), "{printed}");
 }
+
+#[tokio::test]
+async fn the_authorizer_binary_answers_authorizer_events() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let (id, scoped) = h.scoped_key(&account.key, json!({"name": "relay", "scopedClientId": "c-1"})).await;
+    let admitted = invoke("authorizer", crate::authorizer::authorizer_event(Some(&scoped)), &[]).await;
+    let Outcome::Response(answer) = admitted else { panic!("the authorizer failed: {admitted:?}") };
+    assert_eq!(answer["isAuthorized"], true, "{answer}");
+    assert_eq!(
+        (answer["context"]["scopedKeyId"].as_str(), answer["context"]["userId"].as_str()),
+        (Some(id.as_str()), Some(account.id.as_str()))
+    );
+    let refused = invoke("authorizer", crate::authorizer::authorizer_event(Some("frs_nope")), &[]).await;
+    let Outcome::Response(answer) = refused else { panic!("the authorizer failed: {refused:?}") };
+    assert_eq!(answer, json!({"isAuthorized": false}));
+}

@@ -61,7 +61,10 @@ fn every_route_is_declared_once_on_the_function_that_serves_it() {
     let functions = functions(&template);
     let mut declared = BTreeMap::new();
     for (binary, function) in &functions {
-        for event in function["Properties"]["Events"].as_mapping().unwrap().values() {
+        // The authorizer serves no route of its own.
+        let events = function["Properties"]["Events"].as_mapping();
+        assert_eq!(events.is_none(), binary == "authorizer", "{binary}");
+        for event in events.into_iter().flat_map(|events| events.values()) {
             assert_eq!(event["Type"], "HttpApi", "{binary}");
             let properties = &event["Properties"];
             let route = format!("{} {}", properties["Method"].as_str().unwrap(), properties["Path"].as_str().unwrap());
@@ -130,4 +133,22 @@ fn the_functions_get_every_variable_the_configuration_requires() {
     let throttle = &template["Resources"]["ThrottleTable"]["Properties"];
     assert_eq!(throttle["TimeToLiveSpecification"]["AttributeName"], "expiresAt");
     assert_eq!(template["Resources"]["AuthKey"]["Properties"]["EnableKeyRotation"], true);
+}
+
+#[test]
+fn the_authorizer_is_wired_to_the_api_and_only_reads_and_counts() {
+    let template = template();
+    let authorizer = &template["Resources"]["AuthApi"]["Properties"]["Auth"]["Authorizers"]["ApiKeyAuthorizer"];
+    assert_eq!(authorizer["AuthorizerPayloadFormatVersion"], "2.0");
+    assert_eq!(authorizer["EnableSimpleResponses"], true);
+    assert_eq!(authorizer["Identity"]["Headers"][0], "x-api-key");
+    assert_eq!(authorizer["Identity"]["ReauthorizeEvery"], 0, "no caching: every request is metered");
+    let functions = functions(&template);
+    let grants = grants(&functions["authorizer"]);
+    let expected: BTreeSet<(String, String)> =
+        [("UsersTable", "dynamodb:GetItem"), ("UsersTable", "dynamodb:UpdateItem")]
+            .iter()
+            .map(|(r, a)| (r.to_string(), a.to_string()))
+            .collect();
+    assert_eq!(grants, expected);
 }
