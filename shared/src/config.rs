@@ -94,18 +94,6 @@ impl Settings {
         })
     }
 
-    /// Settings for tests and tools: the defaults, with every throttle off.
-    pub fn unthrottled(reset_url: Url) -> Self {
-        Self {
-            reset_url,
-            registration_enabled: true,
-            daily_request_limit: 1000,
-            monthly_request_limit: 100,
-            throttling: None,
-            reset_response_floor: Duration::ZERO,
-        }
-    }
-
     /// The optional settings from the process environment.
     pub fn from_env(reset_url: Url) -> Result<Self, ConfigError> {
         Self::from_lookup(reset_url, &|name| std::env::var(name).ok())

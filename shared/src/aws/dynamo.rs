@@ -43,6 +43,9 @@ pub struct DynamoStore {
     tables: Tables,
 }
 
+/// An account id that no account has (ids are UUIDs).
+const NO_ACCOUNT: &str = "none";
+
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
@@ -215,12 +218,13 @@ impl UserStore for DynamoStore {
             .transpose()
     }
 
+    /// Two reads whether or not the email has an account, so that a login's timing does
+    /// not tell (the second read of an unknown email looks up an id no account has).
     async fn user_by_email(&self, email_normalised: &str) -> PortResult<Option<User>> {
-        let Some(item) = self.get(&self.tables.users, pk(email_pk(email_normalised))).await? else {
-            return Ok(None);
-        };
-        let reservation: EmailItem = from_item(item)?;
-        self.user(&reservation.user_id).await
+        let reservation = self.get(&self.tables.users, pk(email_pk(email_normalised))).await?;
+        let user_id = reservation.map(from_item::<EmailItem>).transpose()?.map(|r| r.user_id);
+        let user = self.user(user_id.as_deref().unwrap_or(NO_ACCOUNT)).await?;
+        Ok(user.filter(|_| user_id.is_some()))
     }
 
     async fn replace_master_key(&self, user: &User, new: &StoredMasterKey, now: DateTime<Utc>) -> PortResult<()> {
