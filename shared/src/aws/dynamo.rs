@@ -38,6 +38,17 @@ pub struct Tables {
     pub throttle: String,
 }
 
+impl From<&crate::config::Config> for Tables {
+    fn from(config: &crate::config::Config) -> Self {
+        Self {
+            users: config.users_table.clone(),
+            scoped_keys: config.scoped_keys_table.clone(),
+            reset_tokens: config.reset_tokens_table.clone(),
+            throttle: config.throttle_table.clone(),
+        }
+    }
+}
+
 pub struct DynamoStore {
     client: Client,
     tables: Tables,

@@ -17,15 +17,7 @@ use std::sync::Arc;
 pub async fn build_app(config: &Config) -> App {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     App {
-        store: Arc::new(dynamo::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            dynamo::Tables {
-                users: config.users_table.clone(),
-                scoped_keys: config.scoped_keys_table.clone(),
-                reset_tokens: config.reset_tokens_table.clone(),
-                throttle: config.throttle_table.clone(),
-            },
-        )),
+        store: Arc::new(dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), dynamo::Tables::from(config))),
         mailer: Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), config.email_from.clone())),
         cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::new(&sdk), config.kms_key_id.clone())),
         hasher: Arc::new(Argon2Hasher::new()),

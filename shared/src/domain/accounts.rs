@@ -7,7 +7,7 @@ use crate::domain::error::{AuthError, PortError, Required};
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
 use crate::domain::throttle::{self, Rule};
-use crate::domain::{notify, password, retry_on_conflict};
+use crate::domain::{notify, password, with_current_user};
 use crate::ports::EncryptionContext;
 use chrono::{DateTime, Utc};
 
@@ -99,20 +99,16 @@ pub async fn regenerate_key(
     throttle::per_address(app, Rule::AuthPerAddress, address).await?;
     let first = check_credentials(app, email, password).await?;
     let key = ApiKey::generate(KeyKind::Master);
-    let mut current = Some(first);
-    let user = retry_on_conflict(|| {
-        let known = current.take();
-        let key = &key;
-        async move {
-            let user = match known {
-                Some(user) => user,
-                None => reread(app, email).await?,
-            };
+    let key_ref = &key;
+    let user = with_current_user(
+        first,
+        || reread(app, email),
+        |user| async move {
             let now = app.clock.now();
-            let sealed = seal_master_key(app, &user.id, key, now).await?;
-            Ok(app.store.replace_master_key(&user, &sealed, now).await.map(|()| user))
-        }
-    })
+            let sealed = seal_master_key(app, &user.id, key_ref, now).await?;
+            app.store.replace_master_key(&user, &sealed, now).await.map(|()| user)
+        },
+    )
     .await?;
     retire_scoped_keys(app, &user.id).await;
     Ok(key)
@@ -126,18 +122,12 @@ pub async fn change_password(app: &App, caller: &Caller, current: &str, new: &st
     }
     password::check_rules(new)?;
     let new_hash = password::hash(&app.hasher, new).await?;
-    let mut known = Some(caller.user.clone());
-    retry_on_conflict(|| {
-        let user = known.take();
-        let new_hash = &new_hash;
-        async move {
-            let user = match user {
-                Some(user) => user,
-                None => app.store.user(&caller.user.id).await?.ok_or(AuthError::InvalidApiKey)?,
-            };
-            Ok(app.store.set_password(&user, new_hash, app.clock.now()).await)
-        }
-    })
+    let new_hash = &new_hash;
+    with_current_user(
+        caller.user.clone(),
+        || reread_caller(app, caller),
+        |user| async move { app.store.set_password(&user, new_hash, app.clock.now()).await },
+    )
     .await?;
     notify::send_logged(app, notify::password_changed_email(&caller.user.email), "password-changed").await;
     Ok(())
@@ -161,17 +151,11 @@ pub async fn delete_account(
         throttle::record_failure(app, &caller.user.email_normalised).await?;
         return Err(AuthError::InvalidPassword);
     }
-    let mut known = Some(caller.user.clone());
-    retry_on_conflict(|| {
-        let user = known.take();
-        async move {
-            let user = match user {
-                Some(user) => user,
-                None => app.store.user(&caller.user.id).await?.ok_or(AuthError::InvalidApiKey)?,
-            };
-            Ok(app.store.delete_user(&user).await)
-        }
-    })
+    with_current_user(
+        caller.user.clone(),
+        || reread_caller(app, caller),
+        |user| async move { app.store.delete_user(&user).await },
+    )
     .await?;
     // No key of the account works any more; now remove the scoped keys themselves.
     for key in app.store.scoped_keys(&caller.user.id).await? {
@@ -198,9 +182,14 @@ async fn seal_master_key(
     user_id: &str,
     key: &ApiKey,
     now: DateTime<Utc>,
-) -> Result<StoredMasterKey, AuthError> {
+) -> Result<StoredMasterKey, PortError> {
     let ciphertext = app.cipher.encrypt(key.expose().as_bytes(), &EncryptionContext::master_key(user_id)).await?;
     Ok(StoredMasterKey { digest: key.digest(), ciphertext, prefix: key.display_prefix(), created_at: now })
+}
+
+/// The caller's account as it is now; gone means its key no longer works.
+async fn reread_caller(app: &App, caller: &Caller) -> Result<User, AuthError> {
+    app.store.user(&caller.user.id).await?.ok_or(AuthError::InvalidApiKey)
 }
 
 async fn reread(app: &App, email: &str) -> Result<User, AuthError> {

@@ -16,20 +16,25 @@ pub mod throttle;
 pub mod token;
 
 use error::{AuthError, PortError};
+use model::User;
 use std::future::Future;
 
-/// Runs an optimistic operation again (with fresh state) when a concurrent change beat it.
-pub(crate) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T, AuthError>
+/// Runs an optimistic write on the account: first on the state already read, then, when
+/// a concurrent change beat it (`Conflict`), on a fresh read, a few times at most.
+pub(crate) async fn with_current_user<T, R, RFut, W, WFut>(first: User, reread: R, write: W) -> Result<T, AuthError>
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Result<T, PortError>, AuthError>>,
+    R: Fn() -> RFut,
+    RFut: Future<Output = Result<User, AuthError>>,
+    W: Fn(User) -> WFut,
+    WFut: Future<Output = Result<T, PortError>>,
 {
     const ATTEMPTS: usize = 3;
+    let mut user = first;
     for _ in 1..ATTEMPTS {
-        match attempt().await? {
-            Err(PortError::Conflict) => continue,
+        match write(user).await {
+            Err(PortError::Conflict) => user = reread().await?,
             other => return other.map_err(AuthError::from),
         }
     }
-    attempt().await?.map_err(AuthError::from)
+    write(user).await.map_err(AuthError::from)
 }

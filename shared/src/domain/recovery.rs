@@ -6,7 +6,7 @@ use crate::domain::error::{AuthError, PortError};
 use crate::domain::model::User;
 use crate::domain::throttle::{self, Rule};
 use crate::domain::token::{self, ResetToken, StoredResetToken};
-use crate::domain::{notify, password, retry_on_conflict};
+use crate::domain::{notify, password, with_current_user};
 use std::future::Future;
 use std::time::Duration;
 
@@ -38,22 +38,18 @@ async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
         return Ok(());
     };
     let token = ResetToken::generate();
-    let mut known = Some(first);
-    let user = retry_on_conflict(|| {
-        let user = known.take();
-        let (normalised, token) = (&normalised, &token);
-        async move {
-            let user = match user {
-                Some(user) => user,
-                None => match app.store.user_by_email(normalised).await? {
-                    Some(user) => user,
-                    None => return Ok(Err(PortError::Other("account deleted meanwhile".into()))),
-                },
-            };
-            let stored = StoredResetToken::issue(token, &user.id, app.clock.now());
-            Ok(app.store.issue_reset_token(&user, &stored).await.map(|()| user))
-        }
-    })
+    let (normalised, token_ref) = (&normalised, &token);
+    let user = with_current_user(
+        first,
+        || async move {
+            let user = app.store.user_by_email(normalised).await?;
+            user.ok_or_else(|| AuthError::from(PortError::Other("account deleted meanwhile".into())))
+        },
+        |user| async move {
+            let stored = StoredResetToken::issue(token_ref, &user.id, app.clock.now());
+            app.store.issue_reset_token(&user, &stored).await.map(|()| user)
+        },
+    )
     .await?;
     let link = notify::reset_link(&app.settings.reset_url, token.expose());
     tracing::info!(user_id = %user.id, "password reset token issued");

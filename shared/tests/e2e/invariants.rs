@@ -47,12 +47,7 @@ async fn a_malformed_key_is_refused_without_any_store_call() {
     let unreachable = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url("http://127.0.0.1:9").build();
     h.app.store = Arc::new(shared::aws::dynamo::DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(unreachable),
-        shared::aws::dynamo::Tables {
-            users: h.config.users_table.clone(),
-            scoped_keys: h.config.scoped_keys_table.clone(),
-            reset_tokens: h.config.reset_tokens_table.clone(),
-            throttle: h.config.throttle_table.clone(),
-        },
+        shared::aws::dynamo::Tables::from(&h.config),
     ));
     let genuine = shared::domain::keys::ApiKey::generate(shared::domain::keys::KeyKind::Master);
     let mut broken_checksum = genuine.expose().to_owned();
