@@ -39,7 +39,7 @@ cargo build --workspace --quiet
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log="$root/.tools/moto.log"
 echo "==> starting the AWS emulator on 127.0.0.1:$port (log: .tools/moto.log)"
-"$venv/bin/python" scripts/moto_serial.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+"$venv/bin/python" scripts/emulator_server.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 1 100); do

@@ -32,6 +32,8 @@ pub struct Settings {
     pub registration_enabled: bool,
     pub daily_request_limit: u64,
     pub monthly_request_limit: u64,
+    /// How many scoped keys one account may have.
+    pub scoped_keys_per_account: u64,
     /// The limits in force; `None` when `THROTTLING=off`.
     pub throttling: Option<Throttling>,
     /// forgot-password answers no sooner than this after it started, for known and
@@ -89,6 +91,7 @@ impl Settings {
             registration_enabled,
             daily_request_limit: number("DAILY_REQUEST_LIMIT", 1000)?,
             monthly_request_limit: number("MONTHLY_REQUEST_LIMIT", 100)?,
+            scoped_keys_per_account: number("SCOPED_KEYS_PER_ACCOUNT", 100)?,
             throttling: throttling(lookup)?,
             reset_response_floor: Duration::from_millis(number("RESET_RESPONSE_FLOOR_MS", 1000)?),
         })
@@ -161,6 +164,7 @@ mod tests {
         assert!(config.settings.registration_enabled);
         assert_eq!(config.settings.daily_request_limit, 1000);
         assert_eq!(config.settings.monthly_request_limit, 100);
+        assert_eq!(config.settings.scoped_keys_per_account, 100);
         assert_eq!(config.settings.throttling, Some(Throttling::default()));
     }
 

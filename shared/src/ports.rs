@@ -29,9 +29,13 @@ pub trait UserStore: Send + Sync {
     async fn set_password(&self, user: &User, password_hash: &str, now: DateTime<Utc>) -> PortResult<()>;
     /// Replaces a hash only while it still is `old` (the upgrade on login).
     async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> PortResult<()>;
+    /// Bumps the key generation so that every scoped key of the account stops working,
+    /// while the master key stays (the first step of deleting an account). `Conflict` when
+    /// the master key is no longer `user`'s.
+    async fn revoke_scoped_keys(&self, user: &User, now: DateTime<Utc>) -> PortResult<()>;
     /// Deletes the user, its email reservation, master key entry and reset token, all or
-    /// nothing. Scoped keys die with it (their generation no longer has an account) and
-    /// are removed afterwards. `Conflict` when `user` is stale.
+    /// nothing: the last step of deleting an account, after its scoped keys are gone.
+    /// `Conflict` when `user` is stale.
     async fn delete_user(&self, user: &User) -> PortResult<()>;
 }
 
@@ -39,6 +43,9 @@ pub trait UserStore: Send + Sync {
 pub trait KeyIndex: Send + Sync {
     /// A strongly consistent lookup by digest.
     async fn key_entry(&self, digest: &KeyDigest) -> PortResult<Option<KeyEntry>>;
+    /// Strongly consistent lookups of many digests in a constant number of calls (one per
+    /// hundred), in the order asked.
+    async fn key_entries(&self, digests: &[KeyDigest]) -> PortResult<Vec<Option<KeyEntry>>>;
 }
 
 #[async_trait]
@@ -59,27 +66,33 @@ pub trait ResetTokens: Send + Sync {
 
 #[async_trait]
 pub trait ScopedKeys: Send + Sync {
-    /// Stores the key and its index entry; `Conflict` when the account is gone or its
-    /// master key changed since `user` was read.
-    async fn create_scoped_key(&self, user: &User, key: &ScopedKey) -> PortResult<()>;
+    /// Stores the key and its index entry and counts it on the account, all or nothing;
+    /// `Conflict` when the account is gone, its master key changed since `user` was read,
+    /// or it already has `cap` scoped keys (exact under concurrency).
+    async fn create_scoped_key(&self, user: &User, key: &ScopedKey, cap: u64) -> PortResult<()>;
     /// All of an account's scoped keys (consistent read), in no particular order.
     async fn scoped_keys(&self, user_id: &str) -> PortResult<Vec<ScopedKey>>;
     async fn scoped_key(&self, user_id: &str, key_id: &str) -> PortResult<Option<ScopedKey>>;
-    /// Deletes the key and its index entry; `Conflict` when it is already gone.
+    /// Deletes the key and its index entry and uncounts it on the account, all or nothing;
+    /// `Conflict` when it is already gone.
     async fn delete_scoped_key(&self, key: &ScopedKey) -> PortResult<()>;
     /// Marks a key disabled and drops its index entry (after a master key change).
     async fn retire_scoped_key(&self, key: &ScopedKey, now: DateTime<Utc>) -> PortResult<()>;
 }
 
-/// Counters and blocks shared by every instance (see `domain::throttle`).
+/// Rate limits and blocks shared by every instance (see `domain::throttle`).
 #[async_trait]
 pub trait Throttle: Send + Sync {
-    /// Counts one event for `key` in the window of `limit` that holds `now`, unless the
-    /// window already counted `limit.max`: then nothing is counted and the verdict
-    /// refuses. Exact under concurrency.
-    async fn hit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict>;
-    /// Forgets what the current window of `key` counted.
-    async fn reset(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<()>;
+    /// Admits one event for `key` under `limit` (GCRA over the key's theoretical arrival
+    /// time), or refuses it and changes nothing. Exact under concurrency: single-item
+    /// conditional writes, which never conflict with each other.
+    async fn admit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict>;
+    /// Gives one admitted event of `key` back.
+    async fn give_back(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<()>;
+    /// Forgets everything `key` was admitted.
+    async fn reset(&self, key: &str) -> PortResult<()>;
+    /// Counts one event of `key` in the fixed `window` that holds `now`; answers the count.
+    async fn tally(&self, key: &str, window: std::time::Duration, now: DateTime<Utc>) -> PortResult<u32>;
     /// Blocks `key` until `until`; an existing longer block stays.
     async fn block(&self, key: &str, until: DateTime<Utc>) -> PortResult<()>;
     async fn unblock(&self, key: &str) -> PortResult<()>;
@@ -102,10 +115,14 @@ pub struct Metered<'a> {
 #[async_trait]
 pub trait Metering: Send + Sync {
     /// Counts one request on the account's day and month counters and, for a scoped key,
-    /// on the key's month counter: all of them or none, and only while every counter is
-    /// under its cap and the key is still the account's (exact under concurrency).
-    /// `Ok(false)` when a cap is reached or the key was revoked meanwhile.
-    async fn count_request(&self, request: &Metered<'_>) -> PortResult<bool>;
+    /// on the key's month counter, only while every counter is under its cap and the key
+    /// is still the account's: never one request over a cap, whatever the concurrency.
+    /// No transaction: one conditional single-item write per counter item (the account;
+    /// for a scoped key its index entry first, undone when the account refuses), so that
+    /// the requests of one busy key never conflict with each other. Counters of past
+    /// periods are removed as it counts. Answers the month's count of the key (scoped) or
+    /// of the account (master) with this request, or `None` when refused.
+    async fn count_request(&self, request: &Metered<'_>) -> PortResult<Option<u64>>;
 }
 
 /// Everything a store offers; what the app state holds.

@@ -27,6 +27,8 @@ pub(crate) struct UserItem {
     pub(crate) key_generation: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) reset_token_digest: Option<String>,
+    #[serde(default)]
+    pub(crate) scoped_key_count: u64,
     pub(crate) subscription_status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) stripe_customer_id: Option<String>,
@@ -135,6 +137,7 @@ impl From<&User> for UserItem {
             master_key_created_at: u.master_key.created_at,
             key_generation: u.key_generation,
             reset_token_digest: u.reset_token_digest.clone(),
+            scoped_key_count: u.scoped_key_count,
             subscription_status: u.subscription_status.clone(),
             stripe_customer_id: u.stripe_customer_id.clone(),
             subscription_id: u.subscription_id.clone(),
@@ -161,6 +164,7 @@ impl From<UserItem> for User {
             },
             key_generation: i.key_generation,
             reset_token_digest: i.reset_token_digest,
+            scoped_key_count: i.scoped_key_count,
             subscription_status: i.subscription_status,
             stripe_customer_id: i.stripe_customer_id,
             subscription_id: i.subscription_id,

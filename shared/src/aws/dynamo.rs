@@ -9,16 +9,22 @@ use super::sdk_error;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::keys::KeyKind;
-use crate::domain::model::{day_period, month_period, previous_periods};
+use crate::domain::model::{day_period, month_period};
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
-use crate::domain::throttle::{Limit, Verdict};
+use crate::domain::throttle::{fixed_window, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use crate::ports::{KeyIndex, Metered, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -29,7 +35,7 @@ use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// The three table names.
+/// The four table names.
 #[derive(Debug, Clone)]
 pub struct Tables {
     pub users: String,
@@ -122,17 +128,6 @@ fn update(table: &str, key: Item, expression: &str, condition: &str, values: Ite
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
-fn condition_check(table: &str, key: Item, condition: &str, values: Item) -> PortResult<TransactWriteItem> {
-    let check = ConditionCheck::builder()
-        .table_name(table)
-        .set_key(Some(key))
-        .condition_expression(condition)
-        .set_expression_attribute_values(Some(values))
-        .build()
-        .map_err(PortError::other)?;
-    Ok(TransactWriteItem::builder().condition_check(check).build())
-}
-
 fn pk(value: String) -> Item {
     HashMap::from([("pk".to_owned(), s(value))])
 }
@@ -146,20 +141,21 @@ fn token_key(digest: &str) -> Item {
 }
 
 enum Cancelled {
+    /// A condition did not hold.
     Condition,
+    /// Another transaction or write held an item, or the table throttled: nothing was
+    /// applied, and trying again may succeed.
     Contention,
 }
 
-fn cancellation(
-    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> Option<Cancelled> {
+fn cancellation(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> Option<Cancelled> {
     let TransactWriteItemsError::TransactionCanceledException(e) = err.as_service_error()? else {
         return None;
     };
     let codes: Vec<&str> = e.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
     if codes.contains(&"ConditionalCheckFailed") {
         Some(Cancelled::Condition)
-    } else if codes.contains(&"TransactionConflict") {
+    } else if codes.iter().any(|c| matches!(*c, "TransactionConflict" | "ThrottlingError")) {
         Some(Cancelled::Contention)
     } else {
         None
@@ -171,23 +167,29 @@ impl DynamoStore {
         Self { client, tables }
     }
 
-    /// One all-or-nothing write. A failed condition is `Conflict`; contention with another
-    /// transaction on the same items is retried with jittered back-off.
+    /// One all-or-nothing write. A failed condition is `Conflict`; a cancellation for
+    /// contention (another transaction on the same items, throttling) is tried again with
+    /// jittered back-off, then answered `Unavailable`. Each attempt carries its own
+    /// `ClientRequestToken`, so that the SDK's resending of an attempt whose answer was
+    /// lost after it committed is answered with that success, not applied twice.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> PortResult<()> {
-        const ATTEMPTS: u32 = 5;
-        for attempt in 1..=ATTEMPTS {
-            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+        for attempt in 1..=WRITE_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(uuid::Uuid::new_v4().to_string())
+                .send()
+                .await;
             let err = match result {
                 Ok(_) => return Ok(()),
                 Err(err) => err,
             };
             match cancellation(&err) {
                 Some(Cancelled::Condition) => return Err(PortError::Conflict),
-                Some(Cancelled::Contention) if attempt < ATTEMPTS => {
-                    let millis = rand::thread_rng().gen_range(10..=40) * u64::from(attempt);
-                    tokio::time::sleep(Duration::from_millis(millis)).await;
-                }
-                _ => return Err(sdk_error(err)),
+                Some(Cancelled::Contention) if attempt < WRITE_ATTEMPTS => tokio::time::sleep(backoff(attempt)).await,
+                Some(Cancelled::Contention) => break,
+                None => return Err(sdk_error(err)),
             }
         }
         Err(PortError::Unavailable("transaction contention persisted".into()))
@@ -283,7 +285,7 @@ impl UserStore for DynamoStore {
     }
 
     async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> PortResult<()> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.users)
@@ -291,15 +293,27 @@ impl UserStore for DynamoStore {
             .update_expression("SET passwordHash = :new")
             .condition_expression("passwordHash = :old")
             .expression_attribute_values(":new", s(new))
-            .expression_attribute_values(":old", s(old))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Err(PortError::Conflict)
-            }
-            Err(err) => Err(sdk_error(err)),
+            .expression_attribute_values(":old", s(old));
+        match conditional(|| request.clone().send()).await? {
+            Written::Done(_) => Ok(()),
+            Written::Refused(_) => Err(PortError::Conflict),
+        }
+    }
+
+    async fn revoke_scoped_keys(&self, user: &User, now: DateTime<Utc>) -> PortResult<()> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(pk(user_pk(&user.id))))
+            .update_expression("SET keyGeneration = keyGeneration + :one, updatedAt = :now")
+            .condition_expression("masterKeyDigest = :digest")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", time(now))
+            .expression_attribute_values(":digest", s(&user.master_key.digest.0));
+        match conditional(|| request.clone().send()).await? {
+            Written::Done(_) => Ok(()),
+            Written::Refused(_) => Err(PortError::Conflict),
         }
     }
 
@@ -327,6 +341,45 @@ impl KeyIndex for DynamoStore {
             return Ok(None);
         };
         Ok(Some(from_item::<KeyItem>(item)?.into_entry(digest)))
+    }
+
+    async fn key_entries(&self, digests: &[KeyDigest]) -> PortResult<Vec<Option<KeyEntry>>> {
+        let mut found: HashMap<String, KeyEntry> = HashMap::new();
+        for chunk in digests.chunks(100) {
+            let keys: Vec<Item> = chunk.iter().map(|d| pk(key_pk(d))).collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(PortError::other)?,
+            );
+            let mut attempt = 1;
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.tables.users, request)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                for item in out.responses.unwrap_or_default().remove(&self.tables.users).unwrap_or_default() {
+                    let item = from_item::<KeyItem>(item)?;
+                    let digest = KeyDigest(item.pk.trim_start_matches("KEY#").to_owned());
+                    found.insert(digest.0.clone(), item.into_entry(&digest));
+                }
+                // Keys DynamoDB did not get to this time (throughput), asked for again.
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.tables.users));
+                if pending.is_some() {
+                    if attempt >= WRITE_ATTEMPTS {
+                        return Err(PortError::Unavailable("batch reads kept coming back unprocessed".into()));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+        Ok(digests.iter().map(|d| found.remove(&d.0)).collect())
     }
 }
 
@@ -383,13 +436,19 @@ impl ResetTokens for DynamoStore {
 
 #[async_trait]
 impl ScopedKeys for DynamoStore {
-    async fn create_scoped_key(&self, user: &User, key: &ScopedKey) -> PortResult<()> {
+    async fn create_scoped_key(&self, user: &User, key: &ScopedKey, cap: u64) -> PortResult<()> {
         self.transact(vec![
-            condition_check(
+            update(
                 &self.tables.users,
                 pk(user_pk(&user.id)),
-                "keyGeneration = :generation",
-                HashMap::from([(":generation".to_owned(), n(user.key_generation))]),
+                "SET scopedKeyCount = if_not_exists(scopedKeyCount, :zero) + :one",
+                "keyGeneration = :generation AND (attribute_not_exists(scopedKeyCount) OR scopedKeyCount < :cap)",
+                HashMap::from([
+                    (":generation".to_owned(), n(user.key_generation)),
+                    (":cap".to_owned(), n(cap)),
+                    (":zero".to_owned(), n(0)),
+                    (":one".to_owned(), n(1)),
+                ]),
             )?,
             put(&self.tables.scoped_keys, to_item(&ScopedKeyItem::from(key))?, Some("attribute_not_exists(keyId)"))?,
             put(&self.tables.users, to_item(&KeyItem::from(&key.entry()))?, Some("attribute_not_exists(pk)"))?,
@@ -438,6 +497,13 @@ impl ScopedKeys for DynamoStore {
                 None,
             )?,
             delete(&self.tables.users, pk(key_pk(&key.digest)), None, None)?,
+            update(
+                &self.tables.users,
+                pk(user_pk(&key.user_id)),
+                "SET scopedKeyCount = if_not_exists(scopedKeyCount, :one) - :one",
+                "attribute_exists(pk)",
+                HashMap::from([(":one".to_owned(), n(1))]),
+            )?,
         ])
         .await
     }
@@ -457,176 +523,353 @@ impl ScopedKeys for DynamoStore {
     }
 }
 
-/// Throttle items (table with key `pk` and TTL attribute `expiresAt`): a counter per key
-/// and window, `<key>#<window index>` with `hits`; a block per key, `<key>` with
+/// Throttle items (table with key `pk` and TTL attribute `expiresAt`): a rate limit per
+/// key, `<key>` with `tat` (its theoretical arrival time, epoch milliseconds); a tally per
+/// key and window, `<key>#<window index>` with `hits`; a block per key, `<key>` with
 /// `blockedUntil` (epoch seconds). TTL only cleans up: expiry is decided in code.
 #[async_trait]
 impl Throttle for DynamoStore {
-    async fn hit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict> {
-        let (index, reset_at) = limit.window_at(now);
-        let result = self
+    async fn admit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict> {
+        let now_ms = now.timestamp_millis();
+        let interval = limit.interval_ms();
+        let up_to = limit.admits_up_to(now_ms);
+        // The TAT is gone from the table once it lies in the past.
+        let expires = |tat_ms: i64| n(u64::try_from(tat_ms / 1000 + 1).unwrap_or(0));
+        // Two single-item conditional writes cover GCRA's cases without a read: an idle
+        // key (TAT absent or past) starts from now; a busy one moves its TAT on by one
+        // interval while that stays within the burst. A refusal changes nothing.
+        for _ in 0..4 {
+            let idle = self
+                .client
+                .update_item()
+                .table_name(&self.tables.throttle)
+                .key("pk", s(key))
+                .update_expression("SET tat = :tat, expiresAt = :expires")
+                .condition_expression("attribute_not_exists(tat) OR tat <= :now")
+                .expression_attribute_values(":tat", n(u64::try_from(now_ms + interval).unwrap_or(0)))
+                .expression_attribute_values(":expires", expires(now_ms + interval))
+                .expression_attribute_values(":now", n(u64::try_from(now_ms).unwrap_or(0)));
+            if let Written::Done(_) = conditional(|| idle.clone().send()).await? {
+                return Ok(limit.verdict(true, now_ms + interval, now_ms));
+            }
+            let busy = self
+                .client
+                .update_item()
+                .table_name(&self.tables.throttle)
+                .key("pk", s(key))
+                .update_expression("SET tat = tat + :interval, expiresAt = :expires")
+                .condition_expression("tat > :now AND tat <= :upTo")
+                .expression_attribute_values(":interval", n(u64::try_from(interval).unwrap_or(0)))
+                .expression_attribute_values(":expires", expires(now_ms + limit.span_ms()))
+                .expression_attribute_values(":now", n(u64::try_from(now_ms).unwrap_or(0)))
+                .expression_attribute_values(":upTo", n(u64::try_from(up_to).unwrap_or(0)))
+                .return_values(ReturnValue::UpdatedNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            match conditional(|| busy.clone().send()).await? {
+                Written::Done(out) => {
+                    let tat = number(out.attributes(), "tat").unwrap_or(now_ms + interval);
+                    return Ok(limit.verdict(true, tat, now_ms));
+                }
+                Written::Refused(old) => match number(old.as_ref(), "tat") {
+                    Some(tat) if tat > up_to => return Ok(limit.verdict(false, tat, now_ms)),
+                    // Given back or reset between the two writes: idle again.
+                    _ => continue,
+                },
+            }
+        }
+        Err(PortError::Unavailable(format!("rate limit {key} kept changing")))
+    }
+
+    async fn give_back(&self, key: &str, limit: Limit, _now: DateTime<Utc>) -> PortResult<()> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.throttle)
+            .key("pk", s(key))
+            .update_expression("SET tat = tat - :interval")
+            .condition_expression("attribute_exists(tat)")
+            .expression_attribute_values(":interval", n(u64::try_from(limit.interval_ms()).unwrap_or(0)));
+        conditional(|| request.clone().send()).await?;
+        Ok(())
+    }
+
+    async fn reset(&self, key: &str) -> PortResult<()> {
+        let request = self.client.delete_item().table_name(&self.tables.throttle).key("pk", s(key));
+        retry_conflicts(|| request.clone().send()).await.map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn tally(&self, key: &str, window: Duration, now: DateTime<Utc>) -> PortResult<u32> {
+        let (index, reset_at) = fixed_window(window, now);
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.throttle)
             .key("pk", s(format!("{key}#{index}")))
             .update_expression("SET expiresAt = :expires ADD hits :one")
-            .condition_expression("attribute_not_exists(hits) OR hits < :max")
             .expression_attribute_values(":expires", AttributeValue::N(reset_at.timestamp().to_string()))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(u64::from(limit.max)))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let count = out
-                    .attributes()
-                    .and_then(|a| a.get("hits"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(limit.max);
-                Ok(Verdict { allowed: true, count, reset_at })
-            }
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(Verdict { allowed: false, count: limit.max, reset_at })
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
-    }
-
-    async fn reset(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<()> {
-        let (index, _) = limit.window_at(now);
-        self.client
-            .delete_item()
-            .table_name(&self.tables.throttle)
-            .key("pk", s(format!("{key}#{index}")))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+            .return_values(ReturnValue::UpdatedNew);
+        let out = retry_conflicts(|| request.clone().send()).await.map_err(sdk_error)?;
+        Ok(number(out.attributes(), "hits").and_then(|h| u32::try_from(h).ok()).unwrap_or(u32::MAX))
     }
 
     async fn block(&self, key: &str, until: DateTime<Utc>) -> PortResult<()> {
         let until = AttributeValue::N(until.timestamp().to_string());
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.throttle)
             .key("pk", s(key))
             .update_expression("SET blockedUntil = :until, expiresAt = :until")
             .condition_expression("attribute_not_exists(blockedUntil) OR blockedUntil < :until")
-            .expression_attribute_values(":until", until)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // A longer block is already in place.
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(())
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+            .expression_attribute_values(":until", until);
+        // Refused: a longer block is already in place.
+        conditional(|| request.clone().send()).await?;
+        Ok(())
     }
 
     async fn unblock(&self, key: &str) -> PortResult<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.tables.throttle)
-            .key("pk", s(key))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.reset(key).await
     }
 
     async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>> {
         let Some(item) = self.get(&self.tables.throttle, pk(key.to_owned())).await? else {
             return Ok(None);
         };
-        let until = item
-            .get("blockedUntil")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .and_then(|secs| DateTime::from_timestamp(secs, 0));
+        let until = number(Some(&item), "blockedUntil").and_then(|secs| DateTime::from_timestamp(secs, 0));
         Ok(until.filter(|until| *until > now))
+    }
+}
+
+/// A number attribute of an item.
+fn number(item: Option<&Item>, name: &str) -> Option<i64> {
+    item?.get(name)?.as_n().ok()?.parse().ok()
+}
+
+/// The outcome of a conditional single-item write.
+enum Written<T> {
+    Done(T),
+    /// The condition did not hold; the item as it was, when asked for.
+    Refused(Option<Item>),
+}
+
+/// Sends a conditional single-item write (retrying transaction conflicts); a failed
+/// condition is an answer, not an error.
+async fn conditional<T, F, Fut>(send: F) -> PortResult<Written<T>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<UpdateItemError, HttpResponse>>>,
+{
+    match retry_conflicts(send).await {
+        Ok(out) => Ok(Written::Done(out)),
+        Err(err) => match err.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(e)) => Ok(Written::Refused(e.item().cloned())),
+            _ => Err(sdk_error(err)),
+        },
+    }
+}
+
+/// How many times a write is tried while a transaction holds its item, or while the
+/// table throttles it: neither applied anything, so trying again is safe.
+const WRITE_ATTEMPTS: u32 = 12;
+
+/// Jittered exponential back-off before attempt `attempt + 1`: up to 20 ms, 40 ms, ...,
+/// at most 1.28 s (about 8 s over every attempt, within the functions' time-outs).
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = 10u64 << attempt.min(7);
+    Duration::from_millis(rand::thread_rng().gen_range(ceiling / 2..=ceiling))
+}
+
+/// Sends a single-item request again while DynamoDB answers that an in-flight
+/// transaction holds the item (`TransactionConflictException`) or that it throttles: in
+/// both cases nothing was applied. (The SDK's own retries cover transport faults.)
+async fn retry_conflicts<T, E, F, Fut>(send: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut attempt = 1;
+    loop {
+        match send().await {
+            Err(err) if attempt < WRITE_ATTEMPTS && not_applied(&err) => {
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// An answer that says the request changed nothing and may be sent again.
+fn not_applied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    const CODES: &[&str] = &[
+        "TransactionConflictException",
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    ];
+    err.code().is_some_and(|code| CODES.contains(&code))
+}
+
+/// The counters one request adds to, with what it must find there.
+struct Count<'a> {
+    key: Item,
+    periods: Vec<&'a str>,
+    caps: Vec<(&'a str, u64)>,
+    /// A guard of its own (the key is still the account's), with its values.
+    guard: &'a str,
+    values: Item,
+    stale: Vec<String>,
+    /// The period whose count is answered.
+    answer: &'a str,
+}
+
+impl DynamoStore {
+    /// One conditional `UpdateItem` that adds one to every period of `count` while each
+    /// capped one is under its cap and the guard holds, and drops the stale periods.
+    /// Answers the new count of `count.answer`, or `None` when refused.
+    ///
+    /// Counting is not idempotent, so the SDK does not resend it after an ambiguous
+    /// failure (which may have counted); only answers that say nothing was applied are
+    /// tried again. An ambiguous failure refuses the request (fails closed).
+    async fn count_once(&self, count: Count<'_>, now: DateTime<Utc>) -> PortResult<Option<u64>> {
+        let mut names = HashMap::from([("#usage".to_owned(), "usage".to_owned())]);
+        let mut values = count.values;
+        values.insert(":zero".into(), n(0));
+        values.insert(":one".into(), n(1));
+        values.insert(":now".into(), time(now));
+        let mut conditions = vec![count.guard.to_owned()];
+        let mut sets = Vec::new();
+        for (i, period) in count.periods.iter().enumerate() {
+            names.insert(format!("#p{i}"), (*period).to_owned());
+            sets.push(format!("#usage.#p{i} = if_not_exists(#usage.#p{i}, :zero) + :one"));
+            if let Some((_, cap)) = count.caps.iter().find(|(p, _)| p == period) {
+                values.insert(format!(":cap{i}"), n(*cap));
+                conditions.push(format!("(attribute_not_exists(#usage.#p{i}) OR #usage.#p{i} < :cap{i})"));
+            }
+        }
+        sets.push("lastRequestAt = :now".to_owned());
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !count.stale.is_empty() {
+            let removes: Vec<String> = count
+                .stale
+                .iter()
+                .enumerate()
+                .map(|(i, period)| {
+                    names.insert(format!("#s{i}"), period.clone());
+                    format!("#usage.#s{i}")
+                })
+                .collect();
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(count.key))
+            .update_expression(expression)
+            .condition_expression(conditions.join(" AND "))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::UpdatedNew);
+        let once = || {
+            request
+                .clone()
+                .customize()
+                .config_override(aws_sdk_dynamodb::config::Config::builder().retry_config(RetryConfig::disabled()))
+                .send()
+        };
+        match conditional(once).await? {
+            Written::Done(out) => {
+                let usage = out.attributes().and_then(|a| a.get("usage")).and_then(|u| u.as_m().ok());
+                let counted = usage.and_then(|u| u.get(count.answer)).and_then(|v| v.as_n().ok());
+                Ok(Some(counted.and_then(|v| v.parse().ok()).unwrap_or(1)))
+            }
+            Written::Refused(_) => Ok(None),
+        }
+    }
+
+    /// Counts the request on the account (its day and month), while the key is still
+    /// the account's and the account is under its caps.
+    async fn count_on_account(&self, request: &Metered<'_>, day: &str, month: &str) -> PortResult<Option<u64>> {
+        let (guard, values) = match request.entry.kind {
+            KeyKind::Master => {
+                ("masterKeyDigest = :digest", HashMap::from([(":digest".to_owned(), s(&request.entry.digest.0))]))
+            }
+            KeyKind::Scoped => (
+                "keyGeneration = :generation",
+                HashMap::from([(":generation".to_owned(), n(request.entry.generation))]),
+            ),
+        };
+        let mut caps = vec![(day, request.daily_limit)];
+        caps.extend(request.monthly_limit.map(|limit| (month, limit)));
+        let count = Count {
+            key: pk(user_pk(&request.user.id)),
+            periods: vec![day, month],
+            caps,
+            guard,
+            values,
+            stale: request.user.usage.stale_periods(request.now),
+            answer: month,
+        };
+        self.count_once(count, request.now).await
+    }
+
+    /// Counts the request on a scoped key's index entry, while the key exists, is enabled
+    /// and under its own cap.
+    async fn count_on_key(&self, request: &Metered<'_>, month: &str) -> PortResult<Option<u64>> {
+        let count = Count {
+            key: pk(key_pk(&request.entry.digest)),
+            periods: vec![month],
+            caps: request.entry.monthly_limit.map(|limit| (month, limit)).into_iter().collect(),
+            guard: "attribute_exists(pk) AND enabled = :enabled AND generation = :generation",
+            values: HashMap::from([
+                (":enabled".to_owned(), AttributeValue::Bool(true)),
+                (":generation".to_owned(), n(request.entry.generation)),
+            ]),
+            stale: request.entry.usage.stale_periods(request.now),
+            answer: month,
+        };
+        self.count_once(count, request.now).await
+    }
+
+    /// Takes back a count on a scoped key that the account then refused.
+    async fn uncount_on_key(&self, request: &Metered<'_>, month: &str) {
+        let undo = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .key("pk", s(key_pk(&request.entry.digest)))
+            .update_expression("SET #usage.#month = #usage.#month - :one")
+            .condition_expression("attribute_exists(pk) AND #usage.#month > :zero")
+            .expression_attribute_names("#usage", "usage")
+            .expression_attribute_names("#month", month)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":zero", n(0));
+        if let Err(error) = conditional(|| undo.clone().send()).await {
+            tracing::warn!(%error, "taking back a scoped key's count failed; it counts one request too many");
+        }
     }
 }
 
 #[async_trait]
 impl Metering for DynamoStore {
-    async fn count_request(&self, request: &Metered<'_>) -> PortResult<bool> {
+    async fn count_request(&self, request: &Metered<'_>) -> PortResult<Option<u64>> {
         let (day, month) = (day_period(request.now), month_period(request.now));
-        let (previous_day, previous_month) = previous_periods(request.now);
-        let mut conditions = vec!["(attribute_not_exists(#usage.#day) OR #usage.#day < :dailyLimit)"];
-        let mut values = HashMap::from([
-            (":zero".to_owned(), n(0)),
-            (":one".to_owned(), n(1)),
-            (":now".to_owned(), time(request.now)),
-            (":dailyLimit".to_owned(), n(request.daily_limit)),
-        ]);
-        if let Some(limit) = request.monthly_limit {
-            conditions.push("(attribute_not_exists(#usage.#month) OR #usage.#month < :monthlyLimit)");
-            values.insert(":monthlyLimit".into(), n(limit));
+        if request.entry.kind == KeyKind::Master {
+            return self.count_on_account(request, &day, &month).await;
         }
-        // The key must still be the account's when the count lands.
-        match request.entry.kind {
-            KeyKind::Master => {
-                conditions.push("masterKeyDigest = :digest");
-                values.insert(":digest".into(), s(&request.entry.digest.0));
+        let Some(key_month) = self.count_on_key(request, &month).await? else {
+            return Ok(None);
+        };
+        match self.count_on_account(request, &day, &month).await {
+            Ok(Some(_)) => Ok(Some(key_month)),
+            refused_or_failed => {
+                self.uncount_on_key(request, &month).await;
+                refused_or_failed.map(|_| None)
             }
-            KeyKind::Scoped => {
-                conditions.push("keyGeneration = :generation");
-                values.insert(":generation".into(), n(request.entry.generation));
-            }
-        }
-        let account = Update::builder()
-            .table_name(&self.tables.users)
-            .set_key(Some(pk(user_pk(&request.user.id))))
-            .update_expression(
-                "SET #usage.#day = if_not_exists(#usage.#day, :zero) + :one, \
-                 #usage.#month = if_not_exists(#usage.#month, :zero) + :one, lastRequestAt = :now \
-                 REMOVE #usage.#previousDay, #usage.#previousMonth",
-            )
-            .condition_expression(conditions.join(" AND "))
-            .set_expression_attribute_names(Some(HashMap::from([
-                ("#usage".to_owned(), "usage".to_owned()),
-                ("#day".to_owned(), day),
-                ("#month".to_owned(), month.clone()),
-                ("#previousDay".to_owned(), previous_day),
-                ("#previousMonth".to_owned(), previous_month.clone()),
-            ])))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(PortError::other)?;
-        let mut items = vec![TransactWriteItem::builder().update(account).build()];
-        if request.entry.kind == KeyKind::Scoped {
-            let mut condition = "attribute_exists(pk)".to_owned();
-            let mut values = HashMap::from([(":zero".to_owned(), n(0)), (":one".to_owned(), n(1))]);
-            if let Some(limit) = request.entry.monthly_limit {
-                condition.push_str(" AND (attribute_not_exists(#usage.#month) OR #usage.#month < :keyLimit)");
-                values.insert(":keyLimit".into(), n(limit));
-            }
-            let key = Update::builder()
-                .table_name(&self.tables.users)
-                .set_key(Some(pk(key_pk(&request.entry.digest))))
-                .update_expression(
-                    "SET #usage.#month = if_not_exists(#usage.#month, :zero) + :one REMOVE #usage.#previousMonth",
-                )
-                .condition_expression(condition)
-                .set_expression_attribute_names(Some(HashMap::from([
-                    ("#usage".to_owned(), "usage".to_owned()),
-                    ("#month".to_owned(), month),
-                    ("#previousMonth".to_owned(), previous_month),
-                ])))
-                .set_expression_attribute_values(Some(values))
-                .build()
-                .map_err(PortError::other)?;
-            items.push(TransactWriteItem::builder().update(key).build());
-        }
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(PortError::Conflict) => Ok(false),
-            Err(e) => Err(e),
         }
     }
 }

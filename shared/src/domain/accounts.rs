@@ -37,6 +37,7 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
         password_hash,
         key_generation: 0,
         reset_token_digest: None,
+        scoped_key_count: 0,
         subscription_status: "free".into(),
         stripe_customer_id: None,
         subscription_id: None,
@@ -52,24 +53,32 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
 }
 
 /// Checks an email and password. An unknown (or malformed) email runs the same argon2
-/// verification as a wrong password, and both answer `InvalidCredentials`; both count
-/// against the same per-email failure budget, and a locked email is refused before any
-/// hashing.
+/// verification as a wrong password, and both answer `InvalidCredentials`. The check is
+/// reserved from the email's budget of password checks before any hashing (at most `N`
+/// per window whatever the concurrency, counted alike for emails with and without an
+/// account); a locked email is refused before any hashing.
 pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result<User, AuthError> {
     let normalised = normalise(email);
-    throttle::check_not_locked(app, &normalised).await?;
+    let check = throttle::reserve_password_check(app, &normalised).await?;
     let user = app.store.user_by_email(&normalised).await?;
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
-    let user = match (password::verify(&app.hasher, password, stored).await?, user) {
+    let correct = password::verify(&app.hasher, password, stored).await?;
+    throttle::settle_password_check(app, check, correct).await?;
+    let user = match (correct, user) {
         (true, Some(user)) => user,
-        _ => {
-            throttle::record_failure(app, &normalised).await?;
-            return Err(AuthError::InvalidCredentials);
-        }
+        _ => return Err(AuthError::InvalidCredentials),
     };
-    throttle::clear_failures(app, &normalised).await?;
     upgrade_hash_if_weak(app, &user, password).await;
     Ok(user)
+}
+
+/// Checks the password of an account already identified by its key (change-password,
+/// delete account), from the same budget as logins.
+async fn check_own_password(app: &App, user: &User, password: &str) -> Result<bool, AuthError> {
+    let check = throttle::reserve_password_check(app, &user.email_normalised).await?;
+    let correct = password::verify(&app.hasher, password, Some(&user.password_hash)).await?;
+    throttle::settle_password_check(app, check, correct).await?;
+    Ok(correct)
 }
 
 /// A successful login answers the current master key, decrypted from its KMS ciphertext.
@@ -100,9 +109,10 @@ pub async fn regenerate_key(
     let first = check_credentials(app, email, password).await?;
     let key = ApiKey::generate(KeyKind::Master);
     let key_ref = &key;
+    let user_id = first.id.clone();
     let user = with_current_user(
         first,
-        || reread(app, email),
+        || reread(app, &user_id),
         |user| async move {
             let now = app.clock.now();
             let sealed = seal_master_key(app, &user.id, key_ref, now).await?;
@@ -110,14 +120,15 @@ pub async fn regenerate_key(
         },
     )
     .await?;
-    retire_scoped_keys(app, &user.id).await;
+    // Keys minted under the new master key in the meantime stay as they are.
+    retire_scoped_keys(app, &user.id, user.key_generation + 1).await;
     Ok(key)
 }
 
 /// Change the password of the calling account; voids every reset token and notifies.
 pub async fn change_password(app: &App, caller: &Caller, current: &str, new: &str) -> Result<(), AuthError> {
     throttle::per_account(app, &caller.user.id).await?;
-    if !password::verify(&app.hasher, current, Some(&caller.user.password_hash)).await? {
+    if !check_own_password(app, &caller.user, current).await? {
         return Err(AuthError::CurrentPasswordIncorrect);
     }
     password::check_rules(new)?;
@@ -133,7 +144,11 @@ pub async fn change_password(app: &App, caller: &Caller, current: &str, new: &st
     Ok(())
 }
 
-/// Deletes the account and everything of it. Its keys stop working with the first write.
+/// Deletes the account and everything of it, in an order that a retry can always finish:
+/// first every scoped key stops working (the key generation moves on), then the scoped
+/// keys and their index entries go, then the account with its email reservation, master
+/// key and reset token, in one last write. A failure at any step leaves the account and
+/// its master key in place, so the client's retry completes the job.
 pub async fn delete_account(
     app: &App,
     caller: &Caller,
@@ -146,24 +161,25 @@ pub async fn delete_account(
         return Err(AuthError::EmailConfirmationRequired);
     }
     let password = password.ok_or(AuthError::Required(Required::Password))?;
-    throttle::check_not_locked(app, &caller.user.email_normalised).await?;
-    if !password::verify(&app.hasher, password, Some(&caller.user.password_hash)).await? {
-        throttle::record_failure(app, &caller.user.email_normalised).await?;
+    if !check_own_password(app, &caller.user, password).await? {
         return Err(AuthError::InvalidPassword);
     }
-    with_current_user(
-        caller.user.clone(),
-        || reread_caller(app, caller),
-        |user| async move { app.store.delete_user(&user).await },
-    )
-    .await?;
-    // No key of the account works any more; now remove the scoped keys themselves.
+    match app.store.revoke_scoped_keys(&caller.user, app.clock.now()).await {
+        Ok(()) => {}
+        // The master key changed meanwhile: the caller's key no longer works.
+        Err(PortError::Conflict) => return Err(AuthError::InvalidApiKey),
+        Err(e) => return Err(e.into()),
+    }
     for key in app.store.scoped_keys(&caller.user.id).await? {
         match app.store.delete_scoped_key(&key).await {
             Ok(()) | Err(PortError::Conflict) => {}
             Err(e) => return Err(e.into()),
         }
     }
+    let first = reread_caller(app, caller).await?;
+    with_current_user(first, || reread_caller(app, caller), |user| async move { app.store.delete_user(&user).await })
+        .await?;
+    tracing::info!(user_id = %caller.user.id, "account deleted");
     Ok(())
 }
 
@@ -172,7 +188,8 @@ pub async fn delete_account(
 pub async fn scoped_keys_of(app: &App, user: &User) -> Result<Vec<(ScopedKey, u64)>, AuthError> {
     let mut keys = app.store.scoped_keys(&user.id).await?;
     keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
-    let entries = futures::future::try_join_all(keys.iter().map(|k| app.store.key_entry(&k.digest))).await?;
+    let digests: Vec<_> = keys.iter().map(|k| k.digest.clone()).collect();
+    let entries = app.store.key_entries(&digests).await?;
     let now = app.clock.now();
     Ok(keys.into_iter().zip(entries).map(|(key, entry)| (key, entry.map_or(0, |e| e.usage.this_month(now)))).collect())
 }
@@ -192,8 +209,8 @@ async fn reread_caller(app: &App, caller: &Caller) -> Result<User, AuthError> {
     app.store.user(&caller.user.id).await?.ok_or(AuthError::InvalidApiKey)
 }
 
-async fn reread(app: &App, email: &str) -> Result<User, AuthError> {
-    app.store.user_by_email(&normalise(email)).await?.ok_or(AuthError::InvalidCredentials)
+async fn reread(app: &App, user_id: &str) -> Result<User, AuthError> {
+    app.store.user(user_id).await?.ok_or(AuthError::InvalidCredentials)
 }
 
 async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
@@ -214,8 +231,9 @@ async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
     }
 }
 
-/// Best effort after a master key change: the keys already stopped working (generation).
-async fn retire_scoped_keys(app: &App, user_id: &str) {
+/// Best effort after a master key change: the keys of older generations already stopped
+/// working; they are marked disabled and lose their index entries.
+async fn retire_scoped_keys(app: &App, user_id: &str, current_generation: u64) {
     let keys = match app.store.scoped_keys(user_id).await {
         Ok(keys) => keys,
         Err(error) => {
@@ -224,7 +242,7 @@ async fn retire_scoped_keys(app: &App, user_id: &str) {
         }
     };
     let now = app.clock.now();
-    for key in keys.iter().filter(|k| k.enabled) {
+    for key in keys.iter().filter(|k| k.enabled && k.generation < current_generation) {
         if let Err(error) = app.store.retire_scoped_key(key, now).await {
             tracing::warn!(%user_id, scoped_key_id = %key.id, %error, "retiring a scoped key failed");
         }

@@ -84,6 +84,8 @@ pub enum AuthError {
     InvalidResetToken,
     #[error("API key not found")]
     ApiKeyNotFound,
+    #[error("scoped key limit of {0} reached")]
+    ScopedKeyLimit(u64),
 
     #[error("rate limited by {rule:?}")]
     RateLimited { rule: crate::domain::throttle::Rule, limit: u32, retry_after: u64 },
@@ -121,9 +123,10 @@ impl From<PortError> for AuthError {
                 tracing::error!(error = %detail, "dependency unavailable");
                 AuthError::Unavailable
             }
+            // Optimistic writes that kept losing to concurrent changes: busy, worth retrying.
             PortError::Conflict => {
-                tracing::error!("unexpected write conflict");
-                AuthError::Internal
+                tracing::warn!("write conflict persisted");
+                AuthError::Unavailable
             }
             PortError::Other(detail) => {
                 tracing::error!(error = %detail, "dependency failed");

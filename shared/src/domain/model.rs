@@ -18,6 +18,8 @@ pub struct User {
     pub key_generation: u64,
     /// The digest of the one reset token that may still be redeemed.
     pub reset_token_digest: Option<String>,
+    /// How many scoped keys the account has (capped by `SCOPED_KEYS_PER_ACCOUNT`).
+    pub scoped_key_count: u64,
     pub subscription_status: String,
     pub stripe_customer_id: Option<String>,
     pub subscription_id: Option<String>,
@@ -50,6 +52,21 @@ impl Usage {
 
     pub fn this_month(&self, now: DateTime<Utc>) -> u64 {
         self.counts.get(&month_period(now)).copied().unwrap_or(0)
+    }
+
+    /// The counters to drop when counting at `now`: every one read that is not of `now`'s
+    /// day or month, and yesterday's and last month's (which a request counted after this
+    /// read may have written). What stays is at most the current day and month.
+    pub fn stale_periods(&self, now: DateTime<Utc>) -> Vec<String> {
+        let current = [day_period(now), month_period(now)];
+        let (previous_day, previous_month) = previous_periods(now);
+        let mut stale: Vec<String> = self.counts.keys().filter(|k| !current.contains(k)).cloned().collect();
+        for previous in [previous_day, previous_month] {
+            if !stale.contains(&previous) {
+                stale.push(previous);
+            }
+        }
+        stale
     }
 }
 
@@ -158,5 +175,17 @@ mod tests {
         assert_eq!(previous_periods(next_day), ("day:2026-11-30".to_owned(), "month:2026-11".to_owned()));
         let march = Utc.with_ymd_and_hms(2028, 3, 1, 0, 0, 0).unwrap();
         assert_eq!(previous_periods(march), ("day:2028-02-29".to_owned(), "month:2028-02".to_owned()));
+    }
+
+    #[test]
+    fn every_counter_of_a_past_period_is_stale() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+        let mut usage = Usage::default();
+        for period in ["day:2026-11-30", "month:2026-11", "day:2026-10-02", "month:2026-09", "day:2026-11-29"] {
+            usage.counts.insert(period.to_owned(), 1);
+        }
+        let mut stale = usage.stale_periods(now);
+        stale.sort();
+        assert_eq!(stale, ["day:2026-10-02", "day:2026-11-29", "month:2026-09", "month:2026-10"]);
     }
 }

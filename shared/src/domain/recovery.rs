@@ -75,8 +75,11 @@ pub async fn reset_password(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %user.id, "password reset with a token");
+    // The reset has committed: what follows is best effort and never changes the answer.
     // Whoever holds the mailbox may log in again at once, even after a lockout.
-    throttle::clear_failures(app, &user.email_normalised).await?;
+    if let Err(error) = throttle::clear_failures(app, &user.email_normalised).await {
+        tracing::warn!(user_id = %user.id, %error, "clearing the password-check throttle after a reset failed");
+    }
     notify::send_logged(app, notify::password_changed_email(&user.email), "password-changed").await;
     Ok(())
 }

@@ -37,6 +37,10 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     if caller.key.kind() != KeyKind::Master {
         return Err(AuthError::ScopedKeyCannotCreateKeys);
     }
+    let cap = app.settings.scoped_keys_per_account;
+    if caller.user.scoped_key_count >= cap {
+        return Err(AuthError::ScopedKeyLimit(cap));
+    }
     let name = new.name.as_deref().map(str::trim).unwrap_or_default();
     if name.is_empty() {
         return Err(AuthError::Required(Required::Name));
@@ -90,10 +94,19 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
         created_at: now,
         updated_at: now,
     };
-    match app.store.create_scoped_key(user, &record).await {
+    match app.store.create_scoped_key(user, &record, cap).await {
         Ok(()) => Ok(Created { record, key }),
-        // The master key was replaced or the account deleted while we worked.
-        Err(PortError::Conflict) => Err(AuthError::InvalidApiKey),
+        // The master key was replaced or the account deleted while we worked, or
+        // concurrent creations took the last places.
+        Err(PortError::Conflict) => match app.store.user(&user.id).await? {
+            Some(now) if now.key_generation == user.key_generation && now.scoped_key_count >= cap => {
+                Err(AuthError::ScopedKeyLimit(cap))
+            }
+            Some(now) if now.key_generation == user.key_generation => {
+                Err(AuthError::from(PortError::Other("scoped key id or digest already taken".into())))
+            }
+            _ => Err(AuthError::InvalidApiKey),
+        },
         Err(e) => Err(e.into()),
     }
 }

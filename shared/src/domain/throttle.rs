@@ -1,5 +1,11 @@
-//! Throttling shared by every instance of every function: fixed-window counters and
-//! blocks kept by the store, so a fleet of Lambda instances sees one count.
+//! Throttling shared by every instance of every function: rate limits and blocks kept by
+//! the store, so a fleet of Lambda instances sees one count.
+//!
+//! A limit `N/T` is a generic cell rate algorithm (GCRA): a burst of at most `N` events,
+//! refilled at one event every `T/N`. The store keeps one number per subject, the
+//! "theoretical arrival time" (TAT), and changes it with atomic conditional writes, so a
+//! limit holds under any concurrency and over any window, with no window boundary where a
+//! client could spend two budgets back to back.
 //!
 //! Per-account rules key on a digest of the normalised email, also for emails that have
 //! no account, so that throttling reveals nothing about which accounts exist.
@@ -10,11 +16,28 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-/// At most `max` events per fixed `window`.
+/// At most `max` events at once, refilled at `max` per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
     pub max: u32,
     pub window: Duration,
+}
+
+/// The fixed window of length `window` that holds `now`: its index and its end.
+pub fn fixed_window(window: Duration, now: DateTime<Utc>) -> (i64, DateTime<Utc>) {
+    let width = i64::try_from(window.as_secs().max(1)).unwrap_or(i64::MAX);
+    let index = now.timestamp().div_euclid(width);
+    let end = DateTime::from_timestamp(index.saturating_add(1).saturating_mul(width), 0).unwrap_or(now);
+    (index, end)
+}
+
+/// What one event does to a subject's theoretical arrival time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Admitted: the new TAT to store (epoch milliseconds).
+    Admit { tat: i64 },
+    /// Refused: nothing changes.
+    Refuse,
 }
 
 impl Limit {
@@ -22,23 +45,55 @@ impl Limit {
         Self { max, window: Duration::from_secs(window_seconds) }
     }
 
-    /// The window that holds `now`: its index and its end.
-    pub fn window_at(&self, now: DateTime<Utc>) -> (i64, DateTime<Utc>) {
-        let width = i64::try_from(self.window.as_secs().max(1)).unwrap_or(i64::MAX);
-        let index = now.timestamp().div_euclid(width);
-        let end = DateTime::from_timestamp(index.saturating_add(1).saturating_mul(width), 0).unwrap_or(now);
-        (index, end)
+    /// The emission interval `T/N` in milliseconds, rounded up (never more than `N` per `T`).
+    pub fn interval_ms(&self) -> i64 {
+        let window = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX).max(1);
+        let max = i64::from(self.max.max(1));
+        (window + max - 1) / max
+    }
+
+    /// How far the TAT may run ahead of now after an admitted event: `N` intervals.
+    pub fn span_ms(&self) -> i64 {
+        self.interval_ms().saturating_mul(i64::from(self.max.max(1)))
+    }
+
+    /// The highest TAT at which one more event is still admitted at `now_ms`.
+    pub fn admits_up_to(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_add(self.span_ms() - self.interval_ms())
+    }
+
+    /// GCRA: one event at `now_ms` against the stored TAT.
+    pub fn decide(&self, tat: Option<i64>, now_ms: i64) -> Decision {
+        match tat {
+            Some(tat) if tat > self.admits_up_to(now_ms) => Decision::Refuse,
+            Some(tat) if tat > now_ms => Decision::Admit { tat: tat + self.interval_ms() },
+            _ => Decision::Admit { tat: now_ms + self.interval_ms() },
+        }
+    }
+
+    /// The verdict of a decision whose TAT is (now) `tat`.
+    pub fn verdict(&self, admitted: bool, tat: i64, now_ms: i64) -> Verdict {
+        let ahead = (tat - now_ms).max(0);
+        let remaining = (self.span_ms() - ahead) / self.interval_ms();
+        let retry_at = if admitted { tat } else { tat - (self.span_ms() - self.interval_ms()) };
+        Verdict {
+            allowed: admitted,
+            remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
+            retry_at: DateTime::from_timestamp_millis(retry_at).unwrap_or_default(),
+        }
     }
 }
 
-/// What a counter said about one event.
+/// What a limit said about one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     /// Whether the event was within the limit (and counted).
     pub allowed: bool,
-    /// Events counted in the current window, this one included when allowed.
-    pub count: u32,
-    pub reset_at: DateTime<Utc>,
+    /// Events that could still be admitted right now, after this one.
+    pub remaining: u32,
+    /// Refused: when one more event will be admitted. Admitted: when the whole burst is
+    /// available again.
+    pub retry_at: DateTime<Utc>,
 }
 
 /// Which rule refused a request; each has its own message.
@@ -80,7 +135,8 @@ impl Default for Throttling {
     }
 }
 
-const STRIKE_WINDOW: Limit = Limit::new(u32::MAX, 24 * 3600);
+/// Lockouts are counted per day: each one within a day lasts twice as long as the last.
+const STRIKE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 fn subject(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
@@ -93,13 +149,19 @@ fn refused(rule: Rule, limit: u32, until: DateTime<Utc>, now: DateTime<Utc>) -> 
     AuthError::RateLimited { rule, limit, retry_after }
 }
 
-async fn count(app: &App, rule: Rule, key: String, limit: Limit) -> Result<(), AuthError> {
+/// The store key of a rate limit: the subject and the limit itself, so that a changed
+/// limit starts from a full budget instead of reading a TAT kept at another rate.
+fn rate_key(name: &str, subject: &str, limit: Limit) -> String {
+    format!("{name}:{}/{}:{subject}", limit.max, limit.window.as_secs())
+}
+
+async fn admit(app: &App, rule: Rule, key: String, limit: Limit) -> Result<(), AuthError> {
     let now = app.clock.now();
-    let verdict = app.store.hit(&key, limit, now).await?;
+    let verdict = app.store.admit(&key, limit, now).await?;
     if verdict.allowed {
         Ok(())
     } else {
-        Err(refused(rule, limit.max, verdict.reset_at, now))
+        Err(refused(rule, limit.max, verdict.retry_at, now))
     }
 }
 
@@ -108,13 +170,13 @@ pub async fn per_address(app: &App, rule: Rule, address: Option<&str>) -> Result
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let limit = match rule {
-        Rule::ResetPerAddress => throttling.reset_per_address,
-        _ => throttling.auth_per_address,
+    let (limit, name) = match rule {
+        Rule::ResetPerAddress => (throttling.reset_per_address, "reset"),
+        _ => (throttling.auth_per_address, "auth"),
     };
     // A request without an address (never through API Gateway) shares one budget.
     let address = address.unwrap_or("unknown");
-    count(app, rule, format!("address:{rule:?}:{}", subject(address)), limit).await
+    admit(app, rule, rate_key(&format!("address:{name}"), &subject(address), limit), limit).await
 }
 
 /// Counts an account-management request of the account.
@@ -122,51 +184,74 @@ pub async fn per_account(app: &App, user_id: &str) -> Result<(), AuthError> {
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    count(app, Rule::AccountManagement, format!("manage:{}", subject(user_id)), throttling.account_management).await
+    let limit = throttling.account_management;
+    admit(app, Rule::AccountManagement, rate_key("manage", &subject(user_id), limit), limit).await
 }
 
-/// Refuses a password check while the account (known or not) is locked.
-pub async fn check_not_locked(app: &App, email_normalised: &str) -> Result<(), AuthError> {
-    let Some(throttling) = &app.settings.throttling else {
-        return Ok(());
-    };
-    let now = app.clock.now();
-    match app.store.blocked_until(&format!("lock:{}", subject(email_normalised)), now).await? {
-        Some(until) => Err(refused(Rule::AccountFailures, throttling.account_failures.max, until, now)),
-        None => Ok(()),
-    }
+/// One password check, reserved from the account's budget before any hashing; see
+/// [`reserve_password_check`].
+#[must_use = "settle the reservation with the outcome of the check"]
+pub struct PasswordCheck {
+    /// The account's subject; `None` when throttling is off.
+    account: Option<String>,
+    /// This check took the budget's last attempt: failing it locks the account.
+    last: bool,
 }
 
-/// Counts a failed password check; the last one the budget allows locks the account.
-pub async fn record_failure(app: &App, email_normalised: &str) -> Result<(), AuthError> {
+/// Takes one attempt from the account's (known or not) budget of password checks, before
+/// any hashing: at most `N` checks per window whatever the concurrency. Refused while the
+/// account is locked or its budget is spent.
+pub async fn reserve_password_check(app: &App, email_normalised: &str) -> Result<PasswordCheck, AuthError> {
     let Some(throttling) = &app.settings.throttling else {
-        return Ok(());
+        return Ok(PasswordCheck { account: None, last: false });
     };
     let now = app.clock.now();
     let account = subject(email_normalised);
     let limit = throttling.account_failures;
-    let failures = app.store.hit(&format!("failures:{account}"), limit, now).await?;
-    if failures.allowed && failures.count < limit.max {
+    if let Some(until) = app.store.blocked_until(&format!("lock:{account}"), now).await? {
+        return Err(refused(Rule::AccountFailures, limit.max, until, now));
+    }
+    let verdict = app.store.admit(&rate_key("failures", &account, limit), limit, now).await?;
+    if !verdict.allowed {
+        return Err(refused(Rule::AccountFailures, limit.max, verdict.retry_at, now));
+    }
+    Ok(PasswordCheck { account: Some(account), last: verdict.remaining == 0 })
+}
+
+/// Settles a reserved check. A correct password gives its attempt back; a wrong one keeps
+/// it spent, and the one that spent the budget's last attempt locks the account for one
+/// window, twice as long at each further lockout within a day: one lockout per spent
+/// budget, however many requests raced into it.
+pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: bool) -> Result<(), AuthError> {
+    let (Some(throttling), Some(account)) = (&app.settings.throttling, check.account) else {
+        return Ok(());
+    };
+    let now = app.clock.now();
+    let limit = throttling.account_failures;
+    if correct {
+        app.store.give_back(&rate_key("failures", &account, limit), limit, now).await?;
         return Ok(());
     }
-    let strikes = app.store.hit(&format!("strikes:{account}"), STRIKE_WINDOW, now).await?;
-    let doublings = strikes.count.saturating_sub(1).min(16);
+    if !check.last {
+        return Ok(());
+    }
+    let strikes = app.store.tally(&format!("strikes:{account}"), STRIKE_WINDOW, now).await?;
+    let doublings = strikes.saturating_sub(1).min(16);
     let lockout = limit.window.saturating_mul(1 << doublings).min(throttling.max_lockout);
     let until = now + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::MAX);
     app.store.block(&format!("lock:{account}"), until).await?;
-    // A fresh budget once the lock is over.
-    app.store.reset(&format!("failures:{account}"), limit, now).await?;
+    tracing::info!(until = %until.to_rfc3339(), "password checks of an account locked");
     Ok(())
 }
 
-/// A correct password (or a reset by email) clears the failures and any lock.
+/// A password reset by email clears the failures and any lock: whoever holds the mailbox
+/// may log in again at once.
 pub async fn clear_failures(app: &App, email_normalised: &str) -> Result<(), AuthError> {
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let now = app.clock.now();
     let account = subject(email_normalised);
-    app.store.reset(&format!("failures:{account}"), throttling.account_failures, now).await?;
+    app.store.reset(&rate_key("failures", &account, throttling.account_failures)).await?;
     app.store.unblock(&format!("lock:{account}")).await?;
     Ok(())
 }
@@ -179,7 +264,7 @@ pub async fn reset_email_allowed(app: &App, email_normalised: &str) -> Result<bo
     let now = app.clock.now();
     let address = subject(email_normalised);
     for (i, limit) in throttling.reset_emails.iter().enumerate() {
-        if !app.store.hit(&format!("reset-mail:{i}:{address}"), *limit, now).await?.allowed {
+        if !app.store.admit(&rate_key(&format!("reset-mail:{i}"), &address, *limit), *limit, now).await?.allowed {
             return Ok(false);
         }
     }
@@ -203,14 +288,75 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    fn ms(t: DateTime<Utc>) -> i64 {
+        t.timestamp_millis()
+    }
+
+    /// Applies events at the given times; answers which were admitted.
+    fn run(limit: Limit, times: &[DateTime<Utc>]) -> Vec<bool> {
+        let mut tat = None;
+        times
+            .iter()
+            .map(|t| match limit.decide(tat, ms(*t)) {
+                Decision::Admit { tat: new } => {
+                    tat = Some(new);
+                    true
+                }
+                Decision::Refuse => false,
+            })
+            .collect()
+    }
+
     #[test]
-    fn windows_are_fixed_and_end_on_their_boundary() {
+    fn a_burst_is_admitted_up_to_the_limit_and_no_further() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
+        let admitted = run(Limit::new(10, 900), &[t; 30]);
+        assert_eq!(admitted.iter().filter(|a| **a).count(), 10);
+        assert!(admitted[..10].iter().all(|a| *a), "the first ten, then none");
+    }
+
+    #[test]
+    fn a_window_boundary_gives_no_second_budget() {
+        // One reset email a minute: 10:00:59.5 and 10:01:00.5 lie in two fixed windows,
+        // but one second apart.
+        let limit = Limit::new(1, 60);
+        let before = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 59).unwrap() + chrono::Duration::milliseconds(500);
+        let after = before + chrono::Duration::seconds(1);
+        assert_eq!(run(limit, &[before, after]), [true, false]);
+        assert_eq!(run(limit, &[before, before + chrono::Duration::seconds(60)]), [true, true]);
+        // Five an hour: five at the end of one hour and five at the start of the next
+        // are not ten in two minutes.
+        let limit = Limit::new(5, 3600);
+        let end = Utc.with_ymd_and_hms(2026, 11, 26, 10, 59, 30).unwrap();
+        let mut times = vec![end; 5];
+        times.extend([end + chrono::Duration::seconds(60); 5]);
+        assert_eq!(run(limit, &times).iter().filter(|a| **a).count(), 5);
+    }
+
+    #[test]
+    fn the_budget_refills_at_its_rate() {
+        let limit = Limit::new(10, 900);
+        let t = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
+        let mut times = vec![t; 10];
+        times.push(t + chrono::Duration::seconds(89));
+        times.push(t + chrono::Duration::seconds(90));
+        times.push(t + chrono::Duration::seconds(90));
+        assert_eq!(&run(limit, &times)[10..], [false, true, false], "one more every 90 s");
+    }
+
+    #[test]
+    fn verdicts_say_what_remains_and_when_to_retry() {
         let limit = Limit::new(3, 60);
-        let t = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 59).unwrap();
-        let (index, end) = limit.window_at(t);
-        assert_eq!(end, Utc.with_ymd_and_hms(2026, 11, 26, 10, 1, 0).unwrap());
-        let (next, _) = limit.window_at(end);
-        assert_eq!(next, index + 1);
+        let now = 1_000_000;
+        let Decision::Admit { tat } = limit.decide(None, now) else { panic!("admitted") };
+        assert_eq!(limit.verdict(true, tat, now).remaining, 2);
+        let Decision::Admit { tat } = limit.decide(Some(tat), now) else { panic!("admitted") };
+        let Decision::Admit { tat } = limit.decide(Some(tat), now) else { panic!("admitted") };
+        assert_eq!(limit.verdict(true, tat, now).remaining, 0);
+        assert_eq!(limit.decide(Some(tat), now), Decision::Refuse);
+        let refused = limit.verdict(false, tat, now);
+        assert_eq!(ms(refused.retry_at) - now, 20_000, "one interval until the next is admitted");
+        assert_eq!(limit.decide(Some(tat), ms(refused.retry_at)), Decision::Admit { tat: tat + 20_000 });
     }
 
     #[test]

@@ -5,9 +5,9 @@
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::keys::KeyKind;
-use crate::domain::model::{day_period, month_period, previous_periods};
-use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
-use crate::domain::throttle::{Limit, Verdict};
+use crate::domain::model::{day_period, month_period};
+use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
+use crate::domain::throttle::{fixed_window, Decision, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use crate::ports::{KeyIndex, Metered, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
@@ -25,8 +25,10 @@ const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
 const SCOPED_KEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("scoped_keys");
 /// Reset tokens by digest.
 const RESET_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("reset_tokens");
-/// Throttle counters (`<key>#<window>` -> hits) and blocks (`<key>` -> epoch seconds).
+/// Throttle tallies (`<key>#<window>` -> hits), rate limits (`<key>` -> theoretical
+/// arrival time, epoch milliseconds) and blocks (`<key>` -> epoch seconds).
 const COUNTERS: TableDefinition<&str, u32> = TableDefinition::new("throttle_counters");
+const RATES: TableDefinition<&str, i64> = TableDefinition::new("throttle_rates");
 const BLOCKS: TableDefinition<&str, i64> = TableDefinition::new("throttle_blocks");
 
 pub struct EmbeddedStore {
@@ -132,6 +134,7 @@ impl EmbeddedStore {
         txn.open_table(SCOPED_KEYS).map_err(failed)?;
         txn.open_table(RESET_TOKENS).map_err(failed)?;
         txn.open_table(COUNTERS).map_err(failed)?;
+        txn.open_table(RATES).map_err(failed)?;
         txn.open_table(BLOCKS).map_err(failed)?;
         txn.commit().map_err(failed)?;
         Ok(Self { db: Arc::new(db) })
@@ -257,6 +260,20 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
+    async fn revoke_scoped_keys(&self, user: &User, now: DateTime<Utc>) -> PortResult<()> {
+        let (pk, digest) = (user_pk(&user.id), user.master_key.digest.0.clone());
+        self.write(move |tx| {
+            let mut stored: UserItem = tx.get(&pk)?.ok_or(PortError::Conflict)?;
+            if stored.master_key_digest != digest {
+                return Err(PortError::Conflict);
+            }
+            stored.key_generation += 1;
+            stored.updated_at = now;
+            tx.put(&pk, &stored)
+        })
+        .await
+    }
+
     async fn delete_user(&self, user: &User) -> PortResult<()> {
         let user = user.clone();
         self.write(move |tx| {
@@ -276,6 +293,21 @@ impl UserStore for EmbeddedStore {
 impl KeyIndex for EmbeddedStore {
     async fn key_entry(&self, digest: &KeyDigest) -> PortResult<Option<KeyEntry>> {
         Ok(self.get::<KeyItem>(key_pk(digest)).await?.map(|item| item.into_entry(digest)))
+    }
+
+    async fn key_entries(&self, digests: &[KeyDigest]) -> PortResult<Vec<Option<KeyEntry>>> {
+        let digests = digests.to_vec();
+        self.read(move |txn| {
+            let table = txn.open_table(ACCOUNTS).map_err(failed)?;
+            digests
+                .iter()
+                .map(|digest| {
+                    let value = table.get(key_pk(digest).as_str()).map_err(failed)?;
+                    value.map(|v| decode::<KeyItem>(v.value()).map(|item| item.into_entry(digest))).transpose()
+                })
+                .collect()
+        })
+        .await
     }
 }
 
@@ -335,17 +367,20 @@ impl ResetTokens for EmbeddedStore {
 
 #[async_trait]
 impl ScopedKeys for EmbeddedStore {
-    async fn create_scoped_key(&self, user: &User, key: &ScopedKey) -> PortResult<()> {
-        let (user_id, generation) = (user.id.clone(), user.key_generation);
+    async fn create_scoped_key(&self, user: &User, key: &ScopedKey, cap: u64) -> PortResult<()> {
+        let (user_pk, generation) = (user_pk(&user.id), user.key_generation);
         let (item, entry) = (ScopedKeyItem::from(key), KeyItem::from(&key.entry()));
         self.write(move |tx| {
-            let stored: UserItem = tx.get(&user_pk(&user_id))?.ok_or(PortError::Conflict)?;
+            let mut stored: UserItem = tx.get(&user_pk)?.ok_or(PortError::Conflict)?;
             if stored.key_generation != generation
+                || stored.scoped_key_count >= cap
                 || tx.scoped(&item.user_id, &item.key_id)?.is_some()
                 || tx.exists(&entry.pk)?
             {
                 return Err(PortError::Conflict);
             }
+            stored.scoped_key_count += 1;
+            tx.put(&user_pk, &stored)?;
             tx.put_scoped(&item)?;
             tx.put(&entry.pk, &entry)
         })
@@ -383,6 +418,10 @@ impl ScopedKeys for EmbeddedStore {
         let (user_id, key_id, index) = (key.user_id.clone(), key.id.clone(), key_pk(&key.digest));
         self.write(move |tx| {
             tx.scoped(&user_id, &key_id)?.ok_or(PortError::Conflict)?;
+            let pk = user_pk(&user_id);
+            let mut account: UserItem = tx.get(&pk)?.ok_or(PortError::Conflict)?;
+            account.scoped_key_count = account.scoped_key_count.saturating_sub(1);
+            tx.put(&pk, &account)?;
             tx.remove_scoped(&user_id, &key_id)?;
             tx.remove(&index)
         })
@@ -404,26 +443,52 @@ impl ScopedKeys for EmbeddedStore {
 
 #[async_trait]
 impl Throttle for EmbeddedStore {
-    async fn hit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict> {
-        let (index, reset_at) = limit.window_at(now);
-        let counter = format!("{key}#{index}");
+    async fn admit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict> {
+        let key = key.to_owned();
+        let now_ms = now.timestamp_millis();
         self.write(move |tx| {
-            let mut table = tx.0.open_table(COUNTERS).map_err(failed)?;
-            let hits = table.get(counter.as_str()).map_err(failed)?.map(|v| v.value()).unwrap_or(0);
-            if hits >= limit.max {
-                return Ok(Verdict { allowed: false, count: limit.max, reset_at });
+            let mut table = tx.0.open_table(RATES).map_err(failed)?;
+            let tat = table.get(key.as_str()).map_err(failed)?.map(|v| v.value());
+            match limit.decide(tat, now_ms) {
+                Decision::Admit { tat } => {
+                    table.insert(key.as_str(), tat).map_err(failed)?;
+                    Ok(limit.verdict(true, tat, now_ms))
+                }
+                Decision::Refuse => Ok(limit.verdict(false, tat.unwrap_or(now_ms), now_ms)),
             }
-            table.insert(counter.as_str(), hits + 1).map_err(failed)?;
-            Ok(Verdict { allowed: true, count: hits + 1, reset_at })
         })
         .await
     }
 
-    async fn reset(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<()> {
-        let counter = format!("{key}#{}", limit.window_at(now).0);
+    async fn give_back(&self, key: &str, limit: Limit, _now: DateTime<Utc>) -> PortResult<()> {
+        let key = key.to_owned();
         self.write(move |tx| {
-            tx.0.open_table(COUNTERS).map_err(failed)?.remove(counter.as_str()).map_err(failed)?;
+            let mut table = tx.0.open_table(RATES).map_err(failed)?;
+            let tat = table.get(key.as_str()).map_err(failed)?.map(|v| v.value());
+            if let Some(tat) = tat {
+                table.insert(key.as_str(), tat - limit.interval_ms()).map_err(failed)?;
+            }
             Ok(())
+        })
+        .await
+    }
+
+    async fn reset(&self, key: &str) -> PortResult<()> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            tx.0.open_table(RATES).map_err(failed)?.remove(key.as_str()).map_err(failed)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tally(&self, key: &str, window: std::time::Duration, now: DateTime<Utc>) -> PortResult<u32> {
+        let counter = format!("{key}#{}", fixed_window(window, now).0);
+        self.write(move |tx| {
+            let mut table = tx.0.open_table(COUNTERS).map_err(failed)?;
+            let hits = table.get(counter.as_str()).map_err(failed)?.map_or(0, |v| v.value()).saturating_add(1);
+            table.insert(counter.as_str(), hits).map_err(failed)?;
+            Ok(hits)
         })
         .await
     }
@@ -463,57 +528,65 @@ impl Throttle for EmbeddedStore {
     }
 }
 
+/// Adds one to each of `periods` after dropping the stale ones; answers `period`'s count.
+fn count(usage: &mut std::collections::BTreeMap<String, u64>, now: DateTime<Utc>, periods: &[&String]) {
+    let read = Usage { counts: usage.clone(), last_request_at: None };
+    for stale in read.stale_periods(now) {
+        usage.remove(&stale);
+    }
+    for period in periods {
+        *usage.entry((*period).clone()).or_insert(0) += 1;
+    }
+}
+
 #[async_trait]
 impl Metering for EmbeddedStore {
-    async fn count_request(&self, request: &Metered<'_>) -> PortResult<bool> {
+    async fn count_request(&self, request: &Metered<'_>) -> PortResult<Option<u64>> {
         let (day, month) = (day_period(request.now), month_period(request.now));
-        let (previous_day, previous_month) = previous_periods(request.now);
         let (user_pk, key_pk) = (user_pk(&request.user.id), key_pk(&request.entry.digest));
         let (kind, digest, generation) = (request.entry.kind, request.entry.digest.0.clone(), request.entry.generation);
         let (now, daily_limit, monthly_limit) = (request.now, request.daily_limit, request.monthly_limit);
         let key_limit = request.entry.monthly_limit;
         self.write(move |tx| {
             let Some(mut account) = tx.get::<UserItem>(&user_pk)? else {
-                return Ok(false);
+                return Ok(None);
             };
             let still_the_accounts = match kind {
                 KeyKind::Master => account.master_key_digest == digest,
                 KeyKind::Scoped => account.key_generation == generation,
             };
-            let count =
+            let read =
                 |usage: &std::collections::BTreeMap<String, u64>, period: &str| usage.get(period).copied().unwrap_or(0);
             if !still_the_accounts
-                || count(&account.usage, &day) >= daily_limit
-                || monthly_limit.is_some_and(|limit| count(&account.usage, &month) >= limit)
+                || read(&account.usage, &day) >= daily_limit
+                || monthly_limit.is_some_and(|limit| read(&account.usage, &month) >= limit)
             {
-                return Ok(false);
+                return Ok(None);
             }
-            let mut key = None;
-            if kind == KeyKind::Scoped {
-                let Some(entry) = tx.get::<KeyItem>(&key_pk)? else {
-                    return Ok(false);
-                };
-                if key_limit.is_some_and(|limit| count(&entry.usage, &month) >= limit) {
-                    return Ok(false);
-                }
-                key = Some(entry);
-            }
-            for (usage, periods) in std::iter::once((&mut account.usage, vec![&day, &month]))
-                .chain(key.as_mut().map(|entry| (&mut entry.usage, vec![&month])))
-            {
-                usage.remove(&previous_day);
-                usage.remove(&previous_month);
-                for period in periods {
-                    *usage.entry(period.clone()).or_insert(0) += 1;
-                }
-            }
+            count(&mut account.usage, now, &[&day, &month]);
             account.last_request_at = Some(now);
             tx.put(&user_pk, &account)?;
-            if let Some(entry) = key {
-                tx.put(&key_pk, &entry)?;
+            if kind == KeyKind::Master {
+                return Ok(Some(read(&account.usage, &month)));
             }
-            Ok(true)
+            let Some(mut entry) = tx.get::<KeyItem>(&key_pk)? else {
+                return Err(PortError::Conflict);
+            };
+            if !entry.enabled
+                || entry.generation != generation
+                || key_limit.is_some_and(|limit| read(&entry.usage, &month) >= limit)
+            {
+                // Aborts the transaction: the account's count above is not kept either.
+                return Err(PortError::Conflict);
+            }
+            count(&mut entry.usage, now, &[&month]);
+            tx.put(&key_pk, &entry)?;
+            Ok(Some(read(&entry.usage, &month)))
         })
         .await
+        .or_else(|e| match e {
+            PortError::Conflict => Ok(None),
+            other => Err(other),
+        })
     }
 }

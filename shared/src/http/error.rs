@@ -63,6 +63,11 @@ impl From<&AuthError> for PublicError {
                 (StatusCode::BAD_REQUEST, "Invalid or expired reset token".into(), "invalid_reset_token")
             }
             E::ApiKeyNotFound => (StatusCode::NOT_FOUND, "API key not found".into(), "api_key_not_found"),
+            E::ScopedKeyLimit(cap) => (
+                StatusCode::BAD_REQUEST,
+                format!("Scoped key limit reached ({cap})").into(),
+                "scoped_key_limit_reached",
+            ),
             E::RateLimited { rule, .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, rate_limit_message(*rule).into(), "rate_limited")
             }
@@ -138,6 +143,10 @@ mod tests {
         assert_eq!(public(AuthError::InvalidCredentials).0, 401);
         assert_eq!(public(AuthError::ApiKeyNotFound).0, 404);
         assert_eq!(public(AuthError::PayloadTooLarge).0, 413);
+        assert_eq!(
+            public(AuthError::ScopedKeyLimit(100)),
+            (400, "Scoped key limit reached (100)".into(), "scoped_key_limit_reached")
+        );
         assert_eq!(public(AuthError::Required(Required::EmailAndPassword)).1, "Email and password are required");
         assert_eq!(
             public(AuthError::WeakPassword(PasswordRule::NoDigit)).1,

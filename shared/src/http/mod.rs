@@ -23,9 +23,18 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     response
 }
 
+/// How long a client is asked to wait before retrying a 503 (a busy or failing dependency;
+/// nothing was half-written, so the same request may simply be sent again).
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+
 pub fn error_response(err: &crate::domain::error::AuthError) -> Response<Body> {
     let public = PublicError::from(err);
     let mut response = json_response(public.status, &json!({ "error": public.message, "code": public.code }));
+    if public.status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert("retry-after", lambda_http::http::HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECONDS));
+    }
     if let Some((limit, retry_after)) = public.rate_limit {
         let headers = response.headers_mut();
         for (name, value) in [

@@ -1,7 +1,7 @@
 //! One suite of store behaviours, run against every store: DynamoDB in the emulator and
 //! the embedded store of the local server. Both must keep the same promises.
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, Timelike, Utc};
 use futures::future::join_all;
 use shared::domain::error::PortError;
 use shared::domain::keys::{ApiKey, KeyKind};
@@ -58,6 +58,11 @@ conformance!(
     metering_is_exact_under_concurrency,
     metering_counts_nothing_it_refuses,
     metering_refuses_a_key_revoked_meanwhile,
+    metering_drops_the_counters_of_past_periods,
+    the_scoped_key_cap_is_exact_under_concurrency,
+    key_entries_are_read_in_one_batch_in_the_order_asked,
+    revoking_scoped_keys_keeps_the_master_key,
+    a_rate_limit_gives_back_and_resets,
 );
 
 fn new_user(email: &str) -> User {
@@ -76,6 +81,7 @@ fn new_user(email: &str) -> User {
         },
         key_generation: 0,
         reset_token_digest: None,
+        scoped_key_count: 0,
         subscription_status: "free".into(),
         stripe_customer_id: None,
         subscription_id: None,
@@ -121,6 +127,8 @@ fn scoped_key(user: &User) -> ScopedKey {
         updated_at: now,
     }
 }
+
+const CAP: u64 = 100;
 
 fn conflict<T: std::fmt::Debug>(result: Result<T, PortError>) -> bool {
     matches!(result, Err(PortError::Conflict))
@@ -210,8 +218,8 @@ async fn a_password_change_voids_the_reset_token(store: &Arc<dyn Store>) {
 async fn scoped_keys_follow_the_master_key_generation(store: &Arc<dyn Store>) {
     let user = created(store).await;
     let key = scoped_key(&user);
-    store.create_scoped_key(&user, &key).await.unwrap();
-    assert!(conflict(store.create_scoped_key(&user, &key).await), "ids are unique");
+    store.create_scoped_key(&user, &key, CAP).await.unwrap();
+    assert!(conflict(store.create_scoped_key(&user, &key, CAP).await), "ids are unique");
     assert_eq!(store.scoped_key(&user.id, &key.id).await.unwrap(), Some(key.clone()));
     let entry = store.key_entry(&key.digest).await.unwrap().unwrap();
     assert_eq!(
@@ -220,7 +228,7 @@ async fn scoped_keys_follow_the_master_key_generation(store: &Arc<dyn Store>) {
     );
 
     let other = created(store).await;
-    store.create_scoped_key(&other, &scoped_key(&other)).await.unwrap();
+    store.create_scoped_key(&other, &scoped_key(&other), CAP).await.unwrap();
     assert_eq!(store.scoped_keys(&user.id).await.unwrap(), vec![key.clone()], "only the account's own keys");
 
     let master = ApiKey::generate(KeyKind::Master);
@@ -231,7 +239,10 @@ async fn scoped_keys_follow_the_master_key_generation(store: &Arc<dyn Store>) {
         created_at: Utc::now(),
     };
     store.replace_master_key(&user, &new, Utc::now()).await.unwrap();
-    assert!(conflict(store.create_scoped_key(&user, &scoped_key(&user)).await), "minted under a replaced master key");
+    assert!(
+        conflict(store.create_scoped_key(&user, &scoped_key(&user), CAP).await),
+        "minted under a replaced master key"
+    );
 
     store.retire_scoped_key(&key, Utc::now()).await.unwrap();
     assert!(store.key_entry(&key.digest).await.unwrap().is_none());
@@ -268,25 +279,51 @@ fn throttle_key() -> String {
 }
 
 async fn a_throttle_cap_is_exact_under_concurrency(store: &Arc<dyn Store>) {
-    let (key, limit, now) = (throttle_key(), Limit::new(10, 60), Utc::now());
-    let verdicts = join_all((0..30).map(|_| store.hit(&key, limit, now))).await;
+    // Rate limits keep milliseconds.
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let (key, limit) = (throttle_key(), Limit::new(10, 60));
+    let verdicts = join_all((0..30).map(|_| store.admit(&key, limit, now))).await;
     let verdicts: Vec<_> = verdicts.into_iter().map(Result::unwrap).collect();
     assert_eq!(verdicts.iter().filter(|v| v.allowed).count(), 10);
-    let mut counts: Vec<u32> = verdicts.iter().filter(|v| v.allowed).map(|v| v.count).collect();
-    counts.sort_unstable();
-    assert_eq!(counts, (1..=10).collect::<Vec<_>>());
-    assert!(verdicts.iter().all(|v| v.reset_at == limit.window_at(now).1));
+    let mut remaining: Vec<u32> = verdicts.iter().filter(|v| v.allowed).map(|v| v.remaining).collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..10).collect::<Vec<_>>(), "each admitted event saw the budget one smaller");
+    // Refused: one more is admitted one interval (6 s) later, and not before.
+    let refused = verdicts.iter().find(|v| !v.allowed).unwrap();
+    assert_eq!((refused.retry_at - now).num_milliseconds(), 6000);
+    assert!(!store.admit(&key, limit, refused.retry_at - Duration::milliseconds(1)).await.unwrap().allowed);
+    assert!(store.admit(&key, limit, refused.retry_at).await.unwrap().allowed);
 }
 
 async fn throttle_windows_roll_over_and_reset_forgets(store: &Arc<dyn Store>) {
-    let (key, limit, now) = (throttle_key(), Limit::new(2, 60), Utc::now());
-    assert!(store.hit(&key, limit, now).await.unwrap().allowed);
-    assert!(store.hit(&key, limit, now).await.unwrap().allowed);
-    assert!(!store.hit(&key, limit, now).await.unwrap().allowed);
-    let next_window = limit.window_at(now).1;
-    assert_eq!(store.hit(&key, limit, next_window).await.unwrap().count, 1);
-    store.reset(&key, limit, now).await.unwrap();
-    assert!(store.hit(&key, limit, now).await.unwrap().allowed, "a reset window counts afresh");
+    // Two a minute, over any minute: a window boundary gives no second budget.
+    let (key, limit) = (throttle_key(), Limit::new(2, 60));
+    let now = Utc::now().with_second(59).unwrap_or_else(Utc::now);
+    assert!(store.admit(&key, limit, now).await.unwrap().allowed);
+    assert!(store.admit(&key, limit, now).await.unwrap().allowed);
+    assert!(!store.admit(&key, limit, now + Duration::seconds(2)).await.unwrap().allowed, "a new minute is no reset");
+    assert!(store.admit(&key, limit, now + Duration::seconds(30)).await.unwrap().allowed, "refilled at its rate");
+    store.reset(&key).await.unwrap();
+    assert!(store.admit(&key, limit, now + Duration::seconds(30)).await.unwrap().allowed, "a reset counts afresh");
+    let tally = throttle_key();
+    let window = std::time::Duration::from_secs(3600);
+    assert_eq!(store.tally(&tally, window, now).await.unwrap(), 1);
+    assert_eq!(store.tally(&tally, window, now).await.unwrap(), 2);
+}
+
+async fn a_rate_limit_gives_back_and_resets(store: &Arc<dyn Store>) {
+    let (key, limit, now) = (throttle_key(), Limit::new(3, 900), Utc::now());
+    for _ in 0..3 {
+        let verdict = store.admit(&key, limit, now).await.unwrap();
+        assert!(verdict.allowed);
+        store.give_back(&key, limit, now).await.unwrap();
+    }
+    let admitted = join_all((0..5).map(|_| store.admit(&key, limit, now))).await;
+    assert_eq!(admitted.iter().filter(|v| v.as_ref().unwrap().allowed).count(), 3, "given back, not spent");
+    store.give_back(&key, limit, now).await.unwrap();
+    assert!(store.admit(&key, limit, now).await.unwrap().allowed, "one given back is one more");
+    assert!(!store.admit(&key, limit, now).await.unwrap().allowed);
+    store.give_back(&throttle_key(), limit, now).await.unwrap();
 }
 
 async fn throttle_blocks_only_grow_until_lifted(store: &Arc<dyn Store>) {
@@ -316,7 +353,9 @@ async fn metering_is_exact_under_concurrency(store: &Arc<dyn Store>) {
     let entry = store.key_entry(&user.master_key.digest).await.unwrap().unwrap();
     let request = metered(&user, &entry, 10, None);
     let counted = join_all((0..30).map(|_| store.count_request(&request))).await;
-    assert_eq!(counted.into_iter().filter(|c| *c.as_ref().unwrap()).count(), 10);
+    let mut counts: Vec<u64> = counted.into_iter().filter_map(Result::unwrap).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=10).collect::<Vec<_>>(), "ten counted, each seeing its own count");
     let usage = reread(store, &user).await.usage;
     assert_eq!((usage.today(request.now), usage.this_month(request.now)), (10, 10));
     assert!(usage.last_request_at.is_some());
@@ -326,8 +365,8 @@ async fn metering_counts_nothing_it_refuses(store: &Arc<dyn Store>) {
     let user = created(store).await;
     let mut key = scoped_key(&user);
     key.monthly_limit = Some(2);
-    store.create_scoped_key(&user, &key).await.unwrap();
-    for expected in [true, true, false, false] {
+    store.create_scoped_key(&user, &key, CAP).await.unwrap();
+    for expected in [Some(1), Some(2), None, None] {
         let entry = store.key_entry(&key.digest).await.unwrap().unwrap();
         assert_eq!(store.count_request(&metered(&user, &entry, 100, Some(100))).await.unwrap(), expected);
     }
@@ -337,9 +376,9 @@ async fn metering_counts_nothing_it_refuses(store: &Arc<dyn Store>) {
     // The account's monthly cap refuses too, and counts nothing on the key either.
     let mut other = scoped_key(&user);
     other.monthly_limit = None;
-    store.create_scoped_key(&user, &other).await.unwrap();
+    store.create_scoped_key(&user, &other, CAP).await.unwrap();
     let entry = store.key_entry(&other.digest).await.unwrap().unwrap();
-    assert!(!store.count_request(&metered(&user, &entry, 100, Some(2))).await.unwrap());
+    assert_eq!(store.count_request(&metered(&user, &entry, 100, Some(2))).await.unwrap(), None);
     assert_eq!(store.key_entry(&other.digest).await.unwrap().unwrap().usage.this_month(now), 0);
 }
 
@@ -354,6 +393,71 @@ async fn metering_refuses_a_key_revoked_meanwhile(store: &Arc<dyn Store>) {
         created_at: Utc::now(),
     };
     store.replace_master_key(&user, &new, Utc::now()).await.unwrap();
-    assert!(!store.count_request(&metered(&user, &entry, 100, None)).await.unwrap());
+    assert_eq!(store.count_request(&metered(&user, &entry, 100, None)).await.unwrap(), None);
     assert_eq!(reread(store, &user).await.usage.today(Utc::now()), 0);
+}
+
+async fn metering_drops_the_counters_of_past_periods(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let entry = store.key_entry(&user.master_key.digest).await.unwrap().unwrap();
+    let long_ago = Utc::now() - Duration::days(75);
+    let old = Metered { user: &user, entry: &entry, now: long_ago, daily_limit: 10, monthly_limit: None };
+    assert_eq!(store.count_request(&old).await.unwrap(), Some(1));
+    let user = reread(store, &user).await;
+    assert_eq!(user.usage.counts.len(), 2);
+    let request = metered(&user, &entry, 10, None);
+    assert_eq!(store.count_request(&request).await.unwrap(), Some(1));
+    let usage = reread(store, &user).await.usage;
+    let mut periods: Vec<&String> = usage.counts.keys().collect();
+    periods.sort();
+    let now = request.now;
+    assert_eq!(
+        periods,
+        [&shared::domain::model::day_period(now), &shared::domain::model::month_period(now)],
+        "only the current day and month are kept"
+    );
+}
+
+async fn the_scoped_key_cap_is_exact_under_concurrency(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let keys: Vec<ScopedKey> = (0..8).map(|_| scoped_key(&user)).collect();
+    let created = join_all(keys.iter().map(|k| store.create_scoped_key(&user, k, 3))).await;
+    assert_eq!(created.iter().filter(|r| r.is_ok()).count(), 3, "{created:?}");
+    assert!(created.iter().all(|r| r.is_ok() || matches!(r, Err(PortError::Conflict))), "{created:?}");
+    let stored = store.scoped_keys(&user.id).await.unwrap();
+    assert_eq!((stored.len(), reread(store, &user).await.scoped_key_count), (3, 3));
+    store.delete_scoped_key(&stored[0]).await.unwrap();
+    assert_eq!(reread(store, &user).await.scoped_key_count, 2);
+    store.create_scoped_key(&user, &scoped_key(&user), 3).await.unwrap();
+    assert!(conflict(store.create_scoped_key(&user, &scoped_key(&user), 3).await), "full again");
+}
+
+async fn key_entries_are_read_in_one_batch_in_the_order_asked(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let mut digests = Vec::new();
+    for _ in 0..3 {
+        let key = scoped_key(&user);
+        store.create_scoped_key(&user, &key, CAP).await.unwrap();
+        digests.push(key.digest);
+    }
+    digests.insert(1, ApiKey::generate(KeyKind::Scoped).digest());
+    let entries = store.key_entries(&digests).await.unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries[1].is_none(), "an unknown digest has no entry");
+    for (digest, entry) in digests.iter().zip(&entries).filter(|(_, e)| e.is_some()) {
+        assert_eq!(&entry.as_ref().unwrap().digest, digest);
+    }
+    assert_eq!(entries.iter().filter(|e| e.is_some()).count(), 3);
+    assert_eq!(store.key_entries(&[]).await.unwrap(), vec![]);
+}
+
+async fn revoking_scoped_keys_keeps_the_master_key(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    store.revoke_scoped_keys(&user, Utc::now()).await.unwrap();
+    let after = reread(store, &user).await;
+    assert_eq!((after.key_generation, &after.master_key.digest), (1, &user.master_key.digest));
+    assert!(conflict(store.create_scoped_key(&user, &scoped_key(&user), CAP).await), "minted under generation 0");
+    let mut stale = user.clone();
+    stale.master_key.digest = ApiKey::generate(KeyKind::Master).digest();
+    assert!(conflict(store.revoke_scoped_keys(&stale, Utc::now()).await), "not this account's master key");
 }

@@ -6,6 +6,7 @@
 mod accounts;
 mod authorizer;
 mod conformance;
+mod contention;
 mod events;
 mod invariants;
 mod recovery;

@@ -6,7 +6,7 @@
 use chrono::Utc;
 use lambda_http::Body;
 use serde_json::{json, Value};
-use shared::aws::build_app;
+use shared::aws::{build_app_on, sdk_config};
 use shared::config::Config;
 use shared::domain::clock::ManualClock;
 use shared::domain::error::PortError;
@@ -27,6 +27,12 @@ pub struct Harness {
     pub config: Config,
     pub dynamo: aws_sdk_dynamodb::Client,
     endpoint: String,
+    /// The client address of this harness's requests (unless a call names its own): rate
+    /// limits are shared through the store, and each test's clock is its own.
+    address: String,
+    /// The access key id this harness's service signs with: the emulator scopes injected
+    /// faults and call counts to it, so tests in parallel never see each other's.
+    access_key: String,
 }
 
 impl Harness {
@@ -35,6 +41,16 @@ impl Harness {
     }
 
     pub async fn configured(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::build(adjust, false).await
+    }
+
+    /// With the SDK time-outs the functions run with. Other harnesses allow the emulator
+    /// (one Python process serving every test at once) more time than DynamoDB needs.
+    pub async fn with_production_time_outs() -> Self {
+        Self::build(|_| {}, true).await
+    }
+
+    async fn build(adjust: impl FnOnce(&mut Config), production_time_outs: bool) -> Self {
         let endpoint = std::env::var("AWS_ENDPOINT_URL")
             .expect("AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh, which starts the emulator");
         let mut config = Config::from_env().unwrap_or_else(|e| panic!("{e}: run the tests through scripts/test.sh"));
@@ -43,17 +59,67 @@ impl Harness {
         // throttles on with limits of its own.
         config.settings.throttling = None;
         adjust(&mut config);
-        let mut app = build_app(&config).await;
+        let access_key = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let address = format!("2001:db8::{:x}", uuid::Uuid::new_v4().as_u128() as u32);
+        let credentials = aws_sdk_dynamodb::config::Credentials::new(&access_key, "test", None, None, "tests");
+        let mut sdk = sdk_config().credentials_provider(credentials);
+        if !production_time_outs {
+            sdk = sdk.timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(20))
+                    .operation_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        }
+        let mut app = build_app_on(&config, &sdk.load().await);
         let clock = Arc::new(ManualClock::new(Utc::now()));
         app.clock = clock.clone();
         let hasher = Arc::new(RecordingHasher::new(Argon2Hasher::new()));
         app.hasher = hasher.clone();
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self { app, clock, hasher, config, dynamo: aws_sdk_dynamodb::Client::new(&sdk), endpoint }
+        Self { app, clock, hasher, config, dynamo: aws_sdk_dynamodb::Client::new(&sdk), endpoint, access_key, address }
+    }
+
+    /// Makes the emulator fail this harness's requests to `operation` (`dynamodb:PutItem`,
+    /// `kms:Encrypt`, `sesv2:SendEmail`, ...); see `scripts/emulator_server.py`.
+    pub async fn inject(&self, operation: &str, fault: Value) {
+        let mut fault = fault;
+        fault["accessKey"] = json!(self.access_key);
+        fault["operation"] = json!(operation);
+        let answer = reqwest::Client::new()
+            .post(format!("{}/__emulator/faults", self.endpoint))
+            .json(&fault)
+            .send()
+            .await
+            .expect("the emulator answers");
+        assert!(answer.status().is_success(), "the emulator took the fault");
+    }
+
+    /// Lifts every fault injected for this harness.
+    pub async fn heal(&self) {
+        reqwest::Client::new()
+            .delete(format!("{}/__emulator/faults?accessKey={}", self.endpoint, self.access_key))
+            .send()
+            .await
+            .expect("the emulator answers");
+    }
+
+    /// The requests this harness's service made so far, by operation.
+    pub async fn calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let url = format!("{}/__emulator/calls?accessKey={}", self.endpoint, self.access_key);
+        reqwest::get(url).await.expect("the emulator answers").json().await.expect("JSON")
+    }
+
+    /// The emulator's counters (conflicts, faults, transactions), over every test.
+    pub async fn emulator_stats(&self) -> Value {
+        let url = format!("{}/__emulator/stats", self.endpoint);
+        reqwest::get(url).await.expect("the emulator answers").json().await.expect("JSON")
     }
 
     /// Answers one request through the endpoint's handler, as its Lambda function would.
-    pub async fn send(&self, call: Call) -> Reply {
+    pub async fn send(&self, mut call: Call) -> Reply {
+        call.source_ip.get_or_insert_with(|| self.address.clone());
         let request = call.request();
         Reply::from(call.endpoint.handle(&self.app, request).await)
     }
@@ -149,7 +215,8 @@ pub struct Account {
 #[derive(Clone)]
 pub struct Call {
     pub endpoint: Endpoint,
-    source_ip: String,
+    /// `None`: the harness's own address (or a fixed one outside a harness).
+    source_ip: Option<String>,
     headers: Vec<(String, String)>,
     body: Option<String>,
     params: Vec<(String, String)>,
@@ -158,7 +225,7 @@ pub struct Call {
 pub fn call(endpoint: Endpoint) -> Call {
     Call {
         endpoint,
-        source_ip: "203.0.113.7".into(),
+        source_ip: None,
         headers: vec![("user-agent".into(), "foundry-auth-tests".into())],
         body: None,
         params: Vec::new(),
@@ -172,7 +239,7 @@ impl Call {
 
     /// The client address API Gateway reports (`requestContext.http.sourceIp`).
     pub fn sent_from(mut self, address: &str) -> Self {
-        self.source_ip = address.to_owned();
+        self.source_ip = Some(address.to_owned());
         self
     }
 
@@ -225,7 +292,7 @@ impl Call {
                     "method": method,
                     "path": path,
                     "protocol": "HTTP/1.1",
-                    "sourceIp": self.source_ip,
+                    "sourceIp": self.source_ip.as_deref().unwrap_or("203.0.113.7"),
                     "userAgent": "foundry-auth-tests"
                 },
                 "requestId": uuid::Uuid::new_v4().to_string(),

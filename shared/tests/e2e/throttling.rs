@@ -87,17 +87,33 @@ async fn a_second_lockout_lasts_twice_as_long() {
 }
 
 #[tokio::test]
-async fn a_correct_password_clears_the_failures() {
+async fn a_correct_password_costs_nothing_and_clears_no_failure() {
     let h = throttled(|_| {}).await;
     let account = h.register().await;
     for _ in 0..2 {
-        h.send(login(&account.email, "Wrong-Pass-1")).await;
+        h.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
     }
-    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200);
+    for _ in 0..5 {
+        assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200, "its attempt is given back");
+    }
+    // The two failures still count: the third within the window locks.
+    h.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 429);
+}
+
+#[tokio::test]
+async fn the_failure_budget_refills_at_its_rate() {
+    let h = throttled(|_| {}).await;
+    let account = h.register().await;
     for _ in 0..2 {
         h.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
     }
-    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200);
+    // Three per 15 minutes: one more every five minutes.
+    h.clock.advance(chrono::Duration::minutes(5));
+    for _ in 0..2 {
+        h.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    }
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 429);
 }
 
 #[tokio::test]
