@@ -164,6 +164,19 @@ mod tests {
         assert_eq!((head.status(), head.body().len()), (StatusCode::OK, 0));
     }
 
+    #[tokio::test]
+    async fn the_function_answers_the_reset_link_of_an_email_with_the_reset_page() {
+        let event = include_str!("../../events/web.json");
+        let request = lambda_http::request::from_str(event).unwrap();
+        let response = handle(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-security-policy"], CONTENT_SECURITY_POLICY);
+        assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+        let lambda_http::Body::Text(html) = response.body() else { panic!("an HTML page") };
+        assert!(html.contains("<title>Choose a new password"), "{html}");
+        assert!(html.contains("/assets/reset-password.js"));
+    }
+
     #[test]
     fn the_pages_own_their_paths_and_leave_the_api_alone() {
         assert!(PAGES.iter().all(|page| serves(page)));
