@@ -41,6 +41,10 @@ export function say(element, text, kind) {
 // `action` may return a sentence to show as success.
 export function onSubmit(form, action) {
   const message = form.querySelector('.message');
+  // An error is about what was sent: it goes once the person edits the form.
+  form.addEventListener('input', () => {
+    if (message?.classList.contains('error')) say(message, '');
+  });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (form.getAttribute('aria-busy') === 'true') return;
