@@ -76,13 +76,19 @@ export function copyButton(button, text, status) {
   button.addEventListener('click', async () => {
     const value = text();
     if (!value) return;
+    let said;
     try {
       await navigator.clipboard.writeText(value);
-      say(status, 'Copied to the clipboard.', 'success');
+      said = 'Copied to the clipboard.';
+      say(status, said, 'success');
     } catch {
-      say(status, 'Your browser did not allow copying: select the key and copy it by hand.', 'error');
+      said = 'Your browser did not allow copying: select the key and copy it by hand.';
+      say(status, said, 'error');
     }
-    setTimeout(() => say(status, ''), 4000);
+    // Gone after a moment, unless something else has been said there since.
+    setTimeout(() => {
+      if (status?.textContent === said) say(status, '');
+    }, 4000);
   });
 }
 

@@ -150,6 +150,7 @@ def page(browser):
     answer with an error status as "Failed to load resource"; those are the API's expected
     refusals, which the tests look for on the page instead.)"""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
     tab = context.new_page()
     problems = []
     tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -244,7 +245,25 @@ def test_journey_of_an_account_holder(server, page: Page, tmp_path):
     sign_out(page, base)
     page.goto(base + "/account")
     expect(page).to_have_url(base + "/")
-    sign_in(page, base, address, PASSWORD)
+
+    # Sign in with the keyboard alone: skip link, fields in order, Enter sends.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Email", exact=True)).to_be_focused()
+    page.keyboard.type(address)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password", exact=True)).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/account")
+    expect(page.get_by_text(f"Signed in as {address}.")).to_be_visible()
+
+    # Copy puts the master key on the clipboard.
+    api_key.get_by_role("button", name="Copy").click()
+    expect(api_key.get_by_role("status")).to_have_text("Copied to the clipboard.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == key
 
     # Regenerate the master key: the old one stops working.
     page.get_by_role("button", name="Regenerate key").click()
@@ -390,5 +409,8 @@ def test_too_many_failed_sign_ins_say_when_to_try_again(server, page: Page):
                    r"You can try again in \d+ minutes, at \d\d:\d\d( [AP]M)?\.$")
     )
     shot(page, "sign-in-throttled")
+    page.emulate_media(color_scheme="dark")
+    shot(page, "sign-in-dark")
+    page.emulate_media(color_scheme="light")
     page.set_viewport_size({"width": 390, "height": 844})
     shot(page, "sign-in-phone")
