@@ -37,4 +37,4 @@ target=$(cargo metadata --format-version 1 --no-deps | "$venv/bin/python" -c 'im
 export LOCAL_BIN="$target/debug/local"
 export SCREENSHOTS_DIR="${SCREENSHOTS_DIR:-$root/.tools/screenshots}"
 echo "==> the web pages in $(/usr/bin/chromium --version 2>/dev/null | head -n1) (screenshots: ${SCREENSHOTS_DIR#"$root"/})"
-"$venv/bin/python" -m pytest -p no:cacheprovider -q web/tests
+PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -p no:cacheprovider -q web/tests

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -89,6 +90,8 @@ class Server:
         )
         first = self.process.stdout.readline()
         assert first.strip() == f"foundry-auth listening on {self.base}", first
+        # Keep reading what it prints (its log lines), so that a full pipe never blocks it.
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
 
     def stop(self):
         self.process.terminate()
@@ -183,8 +186,8 @@ def sign_in(page: Page, base: str, address: str, password: str):
 def sign_out(page: Page, base: str):
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(base + "/")
-    assert page.evaluate("() => sessionStorage.length") == 0
     expect(page.get_by_role("status")).to_have_text("You have signed out.")
+    assert page.evaluate("() => sessionStorage.length") == 0, "the master key is gone"
 
 
 def test_every_page_and_asset_carries_the_security_headers(server):
@@ -245,6 +248,7 @@ def test_journey_of_an_account_holder(server, page: Page, tmp_path):
     sign_out(page, base)
     page.goto(base + "/account")
     expect(page).to_have_url(base + "/")
+    page.wait_for_load_state()
 
     # Sign in with the keyboard alone: skip link, fields in order, Enter sends.
     page.keyboard.press("Tab")
