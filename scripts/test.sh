@@ -61,3 +61,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
+
+# ------------------------------------------------------------------ the web pages
+# The account holders' pages in headless Chromium against the local server (issue 11).
+scripts/browser-tests.sh

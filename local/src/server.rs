@@ -1,6 +1,7 @@
 //! Serves the route table over HTTP, passing each request to the handlers the way API
 //! Gateway passes it to the Lambda functions: the same routing (404/405), the body size
-//! limit, the client address as `sourceIp`, and CORS for browser clients.
+//! limit, the client address as `sourceIp`, and CORS for browser clients. The account
+//! holders' web pages are served beside the API, as the `web` function serves them.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, State};
@@ -26,6 +27,10 @@ async fn serve(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response<Body> {
+    let page = matches!(*request.method(), Method::GET | Method::HEAD) && pages::serves(request.uri().path());
+    if page {
+        return pages::respond(request.method(), request.uri().path()).map(Body::from);
+    }
     let mut response = if request.method() == Method::OPTIONS {
         preflight()
     } else {

@@ -243,3 +243,23 @@ async fn the_embedded_store_keeps_the_throttles() {
     assert_eq!(server.send("POST", "/auth/login", None, Some(credentials)).await.0, 429);
     server.stop();
 }
+
+#[tokio::test]
+async fn the_web_pages_are_served_beside_the_api_with_their_security_headers() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    for path in ["/", "/signup", "/forgot-password", "/reset-password", "/account", "/assets/account.js"] {
+        let response = server.http.get(format!("{}{path}", server.base)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(headers.get("access-control-allow-origin").is_none(), "pages are not for other origins");
+    }
+    let (status, body) = server.send("GET", "/auth/validate-reset-token/abc", None, None).await;
+    assert_eq!((status, body["valid"].as_bool()), (200, Some(false)), "the API beside them is unchanged");
+    server.stop();
+}

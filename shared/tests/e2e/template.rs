@@ -39,7 +39,8 @@ fn actions(function: &Value) -> BTreeSet<String> {
 /// of a `!GetAtt X.Arn`, or the resource as written.
 fn grants(function: &Value) -> BTreeSet<(String, String)> {
     let mut found = BTreeSet::new();
-    for policy in function["Properties"]["Policies"].as_sequence().unwrap() {
+    // A function with its own `Role` (the web pages) has no `Policies`.
+    for policy in function["Properties"]["Policies"].as_sequence().into_iter().flatten() {
         for statement in policy["Statement"].as_sequence().unwrap() {
             let resource = match &statement["Resource"] {
                 Value::Tagged(tagged) => {
@@ -71,8 +72,12 @@ fn every_route_is_declared_once_on_the_function_that_serves_it() {
             assert!(declared.insert(route.clone(), binary.clone()).is_none(), "{route} declared twice");
         }
     }
-    let expected: BTreeMap<String, String> =
+    let mut expected: BTreeMap<String, String> =
         Endpoint::ALL.iter().map(|e| (format!("{} {}", e.method(), e.path()), e.function_name().to_owned())).collect();
+    // The account holders' web pages and their assets, served by the `web` function.
+    for path in ["/", "/signup", "/forgot-password", "/reset-password", "/account", "/assets/{proxy+}"] {
+        expected.insert(format!("GET {path}"), "web".to_owned());
+    }
     assert_eq!(declared, expected);
 }
 
@@ -108,6 +113,16 @@ fn functions_get_only_the_permissions_they_use() {
         assert_eq!(allowed.contains("kms:Encrypt"), seals_keys, "{binary}");
         assert_eq!(allowed.contains("kms:Decrypt"), binary == "login", "{binary}");
     }
+}
+
+#[test]
+fn the_web_pages_function_has_a_role_without_any_permission() {
+    let template = template();
+    let web = &functions(&template)["web"];
+    assert!(web["Properties"]["Policies"].is_null() && grants(web).is_empty());
+    let role = &template["Resources"]["WebFunctionRole"];
+    assert_eq!(role["Type"], "AWS::IAM::Role");
+    assert!(role["Properties"]["Policies"].is_null() && role["Properties"]["ManagedPolicyArns"].is_null());
 }
 
 #[test]
