@@ -32,6 +32,9 @@ struct Args {
     /// AWS_ENDPOINT_URL) instead of the embedded adapters.
     #[arg(long)]
     aws: bool,
+    /// Print the OpenAPI description of the API (the bytes of `openapi.json`) and exit.
+    #[arg(long)]
+    print_openapi: bool,
 }
 
 #[tokio::main]
@@ -40,6 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
+    if args.print_openapi {
+        print!("{}", shared::http::openapi::document_json());
+        return Ok(());
+    }
     let (app, storage) = if args.aws {
         let config = Config::from_env()?;
         let storage = format!(
