@@ -743,3 +743,100 @@ fn require_all_properties(schema: &mut Value) {
         object.insert("required".into(), Value::Array(names));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::routes::Endpoint;
+
+    fn operation_of(doc: &Value, endpoint: Endpoint) -> &Value {
+        &doc["paths"][endpoint.path()][endpoint.method().as_str().to_ascii_lowercase()]
+    }
+
+    #[test]
+    fn every_endpoint_of_the_route_table_is_one_operation_named_after_its_function() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let count: usize = doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+        assert_eq!(count, Endpoint::ALL.len());
+        for endpoint in Endpoint::ALL {
+            let operation = operation_of(&doc, endpoint);
+            assert_eq!(operation["operationId"], endpoint.function_name(), "{endpoint:?}");
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(responses.contains_key("503"), "{endpoint:?}");
+            assert!(responses["503"]["headers"]["retry-after"]["required"].as_bool().unwrap(), "{endpoint:?}");
+        }
+    }
+
+    #[test]
+    fn key_routes_require_the_master_key_and_document_its_refusals() {
+        let doc = document();
+        for endpoint in Endpoint::ALL {
+            let operation = operation_of(&doc, endpoint);
+            let keyed = operation.get("security").is_some();
+            assert!(!keyed || operation["responses"].get("401").is_some(), "{endpoint:?}");
+            if keyed {
+                assert_eq!(operation["security"], json!([{ MASTER_KEY: [] }]), "{endpoint:?}");
+                assert!(operation["responses"]["403"]["content"]["application/json"]["examples"]
+                    ["master_key_required"]
+                    .is_object());
+            }
+        }
+        assert_eq!(doc["components"]["securitySchemes"][MASTER_KEY]["name"], "x-api-key");
+        assert!(operation_of(&doc, Endpoint::Register).get("security").is_none());
+        assert!(operation_of(&doc, Endpoint::UserData).get("security").is_some());
+    }
+
+    #[test]
+    fn the_error_codes_are_the_enum_the_service_answers_with() {
+        let doc = document();
+        let listed: Vec<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let answered: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, answered);
+    }
+
+    #[test]
+    fn request_limits_are_the_ones_the_validation_uses() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        let password = &schemas["NewAccount"]["properties"]["password"];
+        assert_eq!(password["minLength"], crate::domain::password::MIN_CHARS);
+        assert_eq!(password["maxLength"], crate::domain::password::MAX_CHARS);
+        assert_eq!(
+            schemas["PasswordChange"]["properties"]["newPassword"]["maxLength"],
+            crate::domain::password::MAX_CHARS
+        );
+        assert_eq!(schemas["NewAccount"]["properties"]["email"]["maxLength"], 254);
+        assert_eq!(schemas["NewScopedKey"]["properties"]["name"]["maxLength"], MAX_NAME_CHARS);
+        assert_eq!(schemas["NewScopedKey"]["required"], json!(["name"]));
+    }
+
+    #[test]
+    fn responses_always_carry_every_field_and_the_examples_match_the_answers() {
+        let doc = document();
+        let key = &doc["components"]["schemas"]["CreatedScopedKey"];
+        assert!(key["required"].as_array().unwrap().contains(&json!("expiresAt")));
+        let example =
+            &operation_of(&doc, Endpoint::CreateApiKey)["responses"]["201"]["content"]["application/json"]["example"];
+        let mut fields: Vec<&String> = example.as_object().unwrap().keys().collect();
+        let mut required: Vec<String> =
+            key["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        fields.sort();
+        required.sort();
+        assert_eq!(fields, required.iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn links_are_spelled_as_openapi_spells_them() {
+        let doc = document();
+        let links = &operation_of(&doc, Endpoint::Register)["responses"]["201"]["links"];
+        assert_eq!(links["user-data"]["operationId"], "user-data");
+        assert_eq!(links["user-data"]["parameters"]["header.x-api-key"], "$response.body#/apiKey");
+        assert!(links["user-data"].get("operation_id").is_none());
+    }
+}
