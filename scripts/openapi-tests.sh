@@ -25,7 +25,8 @@ if ! cmp -s "$requirements" "$venv/requirements.txt"; then
 fi
 python="$venv/bin/python"
 
-cargo build -p local --quiet
+# The same build as scripts/test.sh's (so nothing is rebuilt there), which includes `local`.
+cargo build --workspace --quiet
 target=$(cargo metadata --format-version 1 --no-deps | "$python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 local_bin="$target/debug/local"
 
