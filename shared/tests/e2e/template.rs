@@ -167,3 +167,32 @@ fn the_authorizer_is_wired_to_the_api_and_only_reads_and_counts() {
             .collect();
     assert_eq!(grants, expected);
 }
+
+/// The logical id a `!Ref X` names.
+fn reference(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_function_logs_into_its_own_group_kept_for_the_configured_days() {
+    let template = template();
+    let resources = &template["Resources"];
+    let mut groups = BTreeSet::new();
+    for (binary, function) in functions(&template) {
+        let group = reference(&function["Properties"]["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{binary} names no log group"));
+        let declared = &resources[group.as_str()];
+        assert_eq!(declared["Type"], "AWS::Logs::LogGroup", "{binary}");
+        assert_eq!(
+            reference(&declared["Properties"]["RetentionInDays"]).as_deref(),
+            Some("LogRetentionDays"),
+            "{binary}"
+        );
+        assert!(groups.insert(group), "{binary} shares its log group");
+    }
+    assert_eq!(template["Parameters"]["LogRetentionDays"]["Default"], 30);
+    assert_eq!(template["Globals"]["Function"]["LoggingConfig"]["LogFormat"], "JSON");
+}
