@@ -98,6 +98,9 @@ pub trait Throttle: Send + Sync {
     async fn unblock(&self, key: &str) -> PortResult<()>;
     /// When `key` is blocked at `now`, until when.
     async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>>;
+    /// The secret that keys throttle subjects (an HMAC key of 32 random bytes), created
+    /// once for the store on first use and the same for every instance ever after.
+    async fn throttle_secret(&self) -> PortResult<Zeroizing<Vec<u8>>>;
 }
 
 /// One request to count, with the caps it must stay within.

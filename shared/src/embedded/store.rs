@@ -29,10 +29,14 @@ const RESET_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("reset_t
 /// arrival time, epoch milliseconds) and blocks (`<key>` -> epoch seconds).
 const COUNTERS: TableDefinition<&str, u32> = TableDefinition::new("throttle_counters");
 const RATES: TableDefinition<&str, i64> = TableDefinition::new("throttle_rates");
+/// The throttle secret (one row).
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const BLOCKS: TableDefinition<&str, i64> = TableDefinition::new("throttle_blocks");
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// The throttle secret, read (or created) on first use and kept for the process.
+    throttle_secret: tokio::sync::OnceCell<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 fn failed(e: impl std::fmt::Display) -> PortError {
@@ -135,9 +139,10 @@ impl EmbeddedStore {
         txn.open_table(RESET_TOKENS).map_err(failed)?;
         txn.open_table(COUNTERS).map_err(failed)?;
         txn.open_table(RATES).map_err(failed)?;
+        txn.open_table(SECRETS).map_err(failed)?;
         txn.open_table(BLOCKS).map_err(failed)?;
         txn.commit().map_err(failed)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), throttle_secret: tokio::sync::OnceCell::new() })
     }
 
     /// Runs `change` in one write transaction, off the async executor. An error aborts
@@ -525,6 +530,27 @@ impl Throttle for EmbeddedStore {
             })
             .await?;
         Ok(until.and_then(|secs| DateTime::from_timestamp(secs, 0)).filter(|until| *until > now))
+    }
+
+    async fn throttle_secret(&self) -> PortResult<zeroize::Zeroizing<Vec<u8>>> {
+        self.throttle_secret.get_or_try_init(|| self.read_or_create_throttle_secret()).await.cloned()
+    }
+}
+
+impl EmbeddedStore {
+    async fn read_or_create_throttle_secret(&self) -> PortResult<zeroize::Zeroizing<Vec<u8>>> {
+        self.write(|tx| {
+            let mut table = tx.0.open_table(SECRETS).map_err(failed)?;
+            let stored = table.get("throttle").map_err(failed)?.map(|v| zeroize::Zeroizing::new(v.value().to_vec()));
+            if let Some(secret) = stored {
+                return Ok(secret);
+            }
+            let mut fresh = zeroize::Zeroizing::new(vec![0u8; 32]);
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, fresh.as_mut_slice());
+            table.insert("throttle", fresh.as_slice()).map_err(failed)?;
+            Ok(fresh)
+        })
+        .await
     }
 }
 
