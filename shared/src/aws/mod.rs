@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
 use crate::domain::password::Argon2Hasher;
+use crate::domain::pool::HashPool;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub async fn build_app(config: &Config) -> App {
         mailer: Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), config.email_from.clone())),
         cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::new(&sdk), config.kms_key_id.clone())),
         hasher: Arc::new(Argon2Hasher::new()),
+        hash_pool: Arc::new(HashPool::new(config.settings.hash_workers, config.settings.hash_queue)),
         clock: Arc::new(SystemClock),
         settings: config.settings.clone(),
     }

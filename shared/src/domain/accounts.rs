@@ -25,7 +25,7 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
     }
     let email = Email::parse(email)?;
     password::check_rules(password)?;
-    let password_hash = password::hash(&app.hasher, password).await?;
+    let password_hash = password::hash(app, password).await?;
     let now = app.clock.now();
     let id = uuid::Uuid::new_v4().to_string();
     let key = ApiKey::generate(KeyKind::Master);
@@ -60,7 +60,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
     throttle::check_not_locked(app, &normalised).await?;
     let user = app.store.user_by_email(&normalised).await?;
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
-    let user = match (password::verify(&app.hasher, password, stored).await?, user) {
+    let user = match (password::verify(app, password, stored).await?, user) {
         (true, Some(user)) => user,
         _ => {
             throttle::record_failure(app, &normalised).await?;
@@ -117,11 +117,11 @@ pub async fn regenerate_key(
 /// Change the password of the calling account; voids every reset token and notifies.
 pub async fn change_password(app: &App, caller: &Caller, current: &str, new: &str) -> Result<(), AuthError> {
     throttle::per_account(app, &caller.user.id).await?;
-    if !password::verify(&app.hasher, current, Some(&caller.user.password_hash)).await? {
+    if !password::verify(app, current, Some(&caller.user.password_hash)).await? {
         return Err(AuthError::CurrentPasswordIncorrect);
     }
     password::check_rules(new)?;
-    let new_hash = password::hash(&app.hasher, new).await?;
+    let new_hash = password::hash(app, new).await?;
     let new_hash = &new_hash;
     with_current_user(
         caller.user.clone(),
@@ -147,7 +147,7 @@ pub async fn delete_account(
     }
     let password = password.ok_or(AuthError::Required(Required::Password))?;
     throttle::check_not_locked(app, &caller.user.email_normalised).await?;
-    if !password::verify(&app.hasher, password, Some(&caller.user.password_hash)).await? {
+    if !password::verify(app, password, Some(&caller.user.password_hash)).await? {
         throttle::record_failure(app, &caller.user.email_normalised).await?;
         return Err(AuthError::InvalidPassword);
     }
@@ -200,7 +200,7 @@ async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
     if !app.hasher.needs_rehash(&user.password_hash) {
         return;
     }
-    let result = match password::hash(&app.hasher, password).await {
+    let result = match password::hash(app, password).await {
         Ok(new_hash) => {
             app.store.upgrade_password_hash(&user.id, &user.password_hash, &new_hash).await.map_err(AuthError::from)
         }

@@ -39,5 +39,9 @@ pub fn error_response(err: &crate::domain::error::AuthError) -> Response<Body> {
             }
         }
     }
+    if public.status == StatusCode::SERVICE_UNAVAILABLE {
+        // Shed load (a full hashing queue) or a throttled dependency: worth a retry soon.
+        response.headers_mut().insert("retry-after", lambda_http::http::HeaderValue::from_static("1"));
+    }
     response
 }
