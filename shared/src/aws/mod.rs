@@ -1,7 +1,9 @@
 //! The AWS adapters: DynamoDB for the store, SES v2 for mail, KMS for encryption.
 
 pub mod dynamo;
+#[cfg(feature = "kms")]
 pub mod kms;
+#[cfg(feature = "ses")]
 pub mod ses;
 
 use crate::app::App;
@@ -19,8 +21,14 @@ pub async fn build_app(config: &Config) -> App {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     App {
         store: Arc::new(dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), dynamo::Tables::from(config))),
+        #[cfg(feature = "ses")]
         mailer: Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), config.email_from.clone())),
+        #[cfg(not(feature = "ses"))]
+        mailer: Arc::new(NotLinked("SES")),
+        #[cfg(feature = "kms")]
         cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::new(&sdk), config.kms_key_id.clone())),
+        #[cfg(not(feature = "kms"))]
+        cipher: Arc::new(NotLinked("KMS")),
         hasher: Arc::new(Argon2Hasher::new()),
         hash_pool: Arc::new(HashPool::new(config.settings.hash_workers, config.settings.hash_queue)),
         clock: Arc::new(SystemClock),
@@ -52,5 +60,41 @@ where
         PortError::Unavailable(detail)
     } else {
         PortError::Other(detail)
+    }
+}
+
+/// The mailer or cipher of a function built without that client (cargo features `ses`,
+/// `kms`): its routes never call it, and a call that does fails closed, logged.
+#[cfg(not(all(feature = "ses", feature = "kms")))]
+struct NotLinked(&'static str);
+
+#[cfg(not(all(feature = "ses", feature = "kms")))]
+impl NotLinked {
+    fn refuse<T>(&self) -> crate::ports::PortResult<T> {
+        Err(PortError::Other(format!("this function was built without the {} client", self.0)))
+    }
+}
+
+#[cfg(not(feature = "ses"))]
+#[async_trait::async_trait]
+impl crate::ports::Mailer for NotLinked {
+    async fn send(&self, _: &crate::ports::OutgoingEmail) -> crate::ports::PortResult<()> {
+        self.refuse()
+    }
+}
+
+#[cfg(not(feature = "kms"))]
+#[async_trait::async_trait]
+impl crate::ports::Cipher for NotLinked {
+    async fn encrypt(&self, _: &[u8], _: &crate::ports::EncryptionContext) -> crate::ports::PortResult<Vec<u8>> {
+        self.refuse()
+    }
+
+    async fn decrypt(
+        &self,
+        _: &[u8],
+        _: &crate::ports::EncryptionContext,
+    ) -> crate::ports::PortResult<zeroize::Zeroizing<Vec<u8>>> {
+        self.refuse()
     }
 }

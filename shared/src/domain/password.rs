@@ -322,6 +322,7 @@ mod tests {
         assert!(!hasher.needs_rehash(hasher.decoy()));
     }
 
+    #[cfg(feature = "embedded")]
     #[tokio::test]
     async fn verifying_for_no_account_never_matches() {
         let dir = tempfile::tempdir().unwrap();

@@ -210,6 +210,7 @@ mod tests {
         assert_eq!(pool.run(|_| 7).await, Ok(7));
     }
 
+    #[cfg(feature = "embedded")]
     #[tokio::test]
     async fn a_login_arriving_at_a_full_queue_is_answered_503_with_retry_after() {
         // Given an app whose one hashing worker is held and whose queue is full.
