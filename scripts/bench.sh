@@ -126,12 +126,17 @@ wrk.headers["content-type"] = "application/json"
 wrk.body = '{"email":"bench@example.com","password":"Dragon-Hoard-2026"}'
 EOF
 cat >"$work/register.lua" <<'EOF'
+-- A new email for every request: each wrk thread gets its own number from setup().
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
 local n = 0
-local prefix = tostring(math.random(1, 1e9))
 request = function()
   n = n + 1
   return wrk.format("POST", "/auth/register", { ["content-type"] = "application/json" },
-    '{"email":"bench-' .. prefix .. '-' .. n .. '@example.com","password":"Dragon-Hoard-2026"}')
+    '{"email":"bench-' .. id .. '-' .. n .. '@example.com","password":"Dragon-Hoard-2026"}')
 end
 EOF
 
