@@ -4,6 +4,11 @@
 
 mod server;
 
+/// glibc's malloc spent a fifth of user-data's time under load (profiled); mimalloc's
+/// thread-local free lists do the many small allocations of a request for much less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use shared::config::{parse_reset_url, Config, Settings};
 use std::net::SocketAddr;

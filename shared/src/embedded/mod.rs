@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
 use crate::domain::password::Argon2Hasher;
+use crate::domain::pool::HashPool;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub fn build_app(data_dir: &Path, outbox: &Path, email_from: &str, settings: Set
         mailer: Arc::new(mailer::OutboxMailer::new(outbox, email_from)?),
         cipher: Arc::new(cipher::LocalCipher::open_or_create(&data_dir.join(CIPHER_KEY_FILE))?),
         hasher: Arc::new(Argon2Hasher::new()),
+        hash_pool: Arc::new(HashPool::new(settings.hash_workers, settings.hash_queue)),
         clock: Arc::new(SystemClock),
         settings,
     })
@@ -74,4 +76,20 @@ pub(crate) fn private_file_options() -> std::fs::OpenOptions {
 /// it with the default umask).
 fn private_file(path: &Path) -> Result<(), PortError> {
     private_file_options().open(path).map(drop).map_err(|e| PortError::Other(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An app over the embedded adapters in `dir`, throttles off, with a hashing pool of
+    /// `workers` workers and room for `queue` waiting jobs.
+    pub fn app(dir: &Path, workers: usize, queue: usize) -> App {
+        let reset_url = url::Url::parse("http://localhost:3000/reset-password").unwrap();
+        let mut settings = Settings::from_lookup(reset_url, &|_| None).unwrap();
+        settings.throttling = None;
+        settings.hash_workers = Some(workers);
+        settings.hash_queue = queue;
+        build_app(dir, &dir.join("outbox"), "no-reply@localhost", settings).unwrap()
+    }
 }

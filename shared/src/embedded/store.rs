@@ -163,13 +163,15 @@ impl EmbeddedStore {
         .map_err(failed)?
     }
 
+    /// Runs `query` in one read transaction, right here: a redb read takes microseconds
+    /// and never waits for a writer (MVCC), so handing it to the blocking pool (two thread
+    /// switches) cost more than the read itself (profiled: most of user-data's time).
     async fn read<T, F>(&self, query: F) -> PortResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> PortResult<T> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || query(&db.begin_read().map_err(failed)?)).await.map_err(failed)?
+        query(&self.db.begin_read().map_err(failed)?)
     }
 
     async fn get<T: DeserializeOwned + Send + 'static>(&self, pk: String) -> PortResult<Option<T>> {
