@@ -40,9 +40,18 @@ pub trait UserStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait KeyIndex: Send + Sync {
+pub trait KeyIndex: UserStore {
     /// A strongly consistent lookup by digest.
     async fn key_entry(&self, digest: &KeyDigest) -> PortResult<Option<KeyEntry>>;
+    /// The entry and the account it names, as authentication needs them: two consistent
+    /// reads, or one where the store can read both at once.
+    async fn key_entry_and_account(&self, digest: &KeyDigest) -> PortResult<Option<(KeyEntry, Option<User>)>> {
+        let Some(entry) = self.key_entry(digest).await? else {
+            return Ok(None);
+        };
+        let user = self.user(&entry.user_id).await?;
+        Ok(Some((entry, user)))
+    }
     /// Strongly consistent lookups of many digests in a constant number of calls (one per
     /// hundred), in the order asked.
     async fn key_entries(&self, digests: &[KeyDigest]) -> PortResult<Vec<Option<KeyEntry>>>;

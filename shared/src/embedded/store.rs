@@ -302,6 +302,22 @@ impl KeyIndex for EmbeddedStore {
         Ok(self.get::<KeyItem>(key_pk(digest)).await?.map(|item| item.into_entry(digest)))
     }
 
+    /// One read transaction for both.
+    async fn key_entry_and_account(&self, digest: &KeyDigest) -> PortResult<Option<(KeyEntry, Option<User>)>> {
+        let digest = digest.clone();
+        self.read(move |txn| {
+            let table = txn.open_table(ACCOUNTS).map_err(failed)?;
+            let Some(entry) = table.get(key_pk(&digest).as_str()).map_err(failed)? else {
+                return Ok(None);
+            };
+            let entry = decode::<KeyItem>(entry.value())?.into_entry(&digest);
+            let user = table.get(user_pk(&entry.user_id).as_str()).map_err(failed)?;
+            let user = user.map(|v| decode::<UserItem>(v.value()).map(User::from)).transpose()?;
+            Ok(Some((entry, user)))
+        })
+        .await
+    }
+
     async fn key_entries(&self, digests: &[KeyDigest]) -> PortResult<Vec<Option<KeyEntry>>> {
         let digests = digests.to_vec();
         self.read(move |txn| {
