@@ -4,6 +4,11 @@
 
 mod server;
 
+/// glibc's malloc spent a fifth of user-data's time under load (profiled); mimalloc's
+/// thread-local free lists do the many small allocations of a request for much less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use shared::config::{parse_reset_url, Config, Settings};
 use std::net::SocketAddr;
@@ -39,8 +44,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Logs go to stderr; stdout says where the server listens.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
     if args.print_openapi {

@@ -97,6 +97,54 @@ fn token_from_outbox(outbox: &Path, to: &str) -> String {
     text[start..].chars().take_while(char::is_ascii_alphanumeric).collect()
 }
 
+/// The permission bits of a file or directory.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_data_and_every_email_are_readable_by_their_owner_only() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("auth-data");
+    let server = Server::start(&data);
+    let account = email();
+    let (status, _) =
+        server.send("POST", "/auth/register", None, Some(json!({"email": account, "password": PASSWORD}))).await;
+    assert_eq!(status, 201);
+    let (status, _) = server.send("POST", "/auth/forgot-password", None, Some(json!({"email": account}))).await;
+    assert_eq!(status, 200);
+    token_from_outbox(&data.join("outbox"), &account);
+    server.stop();
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    assert_eq!(mode(&data.join("outbox")), 0o700, "the outbox");
+    for file in std::fs::read_dir(&data).unwrap().chain(std::fs::read_dir(data.join("outbox")).unwrap()) {
+        let path = file.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn a_data_directory_open_to_other_users_is_warned_about_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stderr.take().unwrap()).lines().next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.contains("WARN") && first.contains("chmod 700") && first.contains("755"), "{first}");
+}
+
 #[tokio::test]
 async fn every_route_over_http_with_the_reset_token_from_the_outbox() {
     let data = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 use crate::config::Settings;
 use crate::domain::clock::Clock;
 use crate::domain::password::PasswordHasher;
+use crate::domain::pool::HashPool;
 use crate::ports::{Cipher, Mailer, Store};
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ pub struct App {
     pub mailer: Arc<dyn Mailer>,
     pub cipher: Arc<dyn Cipher>,
     pub hasher: Arc<dyn PasswordHasher>,
+    /// Where every hash and verification runs: bounded workers, bounded queue.
+    pub hash_pool: Arc<HashPool>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }

@@ -39,6 +39,10 @@ pub struct Settings {
     /// forgot-password answers no sooner than this after it started, for known and
     /// unknown emails alike, so its timing reveals nothing.
     pub reset_response_floor: Duration,
+    /// Password hashes computed at once (`HASH_WORKERS`); `None`: one per core.
+    pub hash_workers: Option<usize>,
+    /// Hashes that may wait for a worker (`HASH_QUEUE`) before requests are answered 503.
+    pub hash_queue: usize,
 }
 
 impl Config {
@@ -72,6 +76,10 @@ pub fn parse_reset_url(raw: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
+/// Hashes that may wait for a worker: with two workers at about 20 ms a hash, the last
+/// one waits well under a second.
+pub const DEFAULT_HASH_QUEUE: u64 = 64;
+
 impl Settings {
     /// The optional settings (switches and limits), with their defaults.
     pub fn from_lookup(reset_url: Url, lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -94,6 +102,15 @@ impl Settings {
             scoped_keys_per_account: number("SCOPED_KEYS_PER_ACCOUNT", 100)?,
             throttling: throttling(lookup)?,
             reset_response_floor: Duration::from_millis(number("RESET_RESPONSE_FLOOR_MS", 1000)?),
+            hash_workers: match lookup("HASH_WORKERS") {
+                None => None,
+                Some(v) => match v.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => return Err(invalid("HASH_WORKERS", format!("expected a positive number, got {v:?}"))),
+                },
+            },
+            hash_queue: usize::try_from(number("HASH_QUEUE", DEFAULT_HASH_QUEUE)?)
+                .map_err(|e| invalid("HASH_QUEUE", e.to_string()))?,
         })
     }
 

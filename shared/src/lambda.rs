@@ -1,6 +1,6 @@
 //! `run(endpoint)`: the whole of a function's `main`.
 
-use crate::aws::build_app;
+use crate::aws::{build_app_with, lambda_sdk_config};
 use crate::config::Config;
 use crate::http::Endpoint;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
@@ -15,7 +15,7 @@ pub type Error = lambda_http::Error;
 /// until the runtime stops. A missing or invalid setting stops the function here, with a
 /// message naming it.
 pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
-    let app = init(endpoint.function_name()).await?;
+    let app = init(endpoint.function_name())?;
     lambda_http::run(service_fn(move |req: Request| {
         let app = Arc::clone(&app);
         async move { Ok::<_, Infallible>(endpoint.handle(&app, req).await) }
@@ -25,7 +25,7 @@ pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
 
 /// The `authorizer` function: an HTTP API Lambda authorizer (payload 2.0, simple responses).
 pub async fn run_authorizer() -> Result<(), Error> {
-    let app = init("authorizer").await?;
+    let app = init("authorizer")?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
         let app = Arc::clone(&app);
         async move { Ok::<_, Infallible>(crate::http::authorizer::respond(&app, &event.payload).await) }
@@ -33,10 +33,10 @@ pub async fn run_authorizer() -> Result<(), Error> {
     .await
 }
 
-async fn init(function: &'static str) -> Result<Arc<crate::App>, Error> {
+fn init(function: &'static str) -> Result<Arc<crate::App>, Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env().inspect_err(|error| {
         tracing::error!(%error, function, "configuration invalid");
     })?;
-    Ok(Arc::new(build_app(&config).await))
+    Ok(Arc::new(build_app_with(&config, &lambda_sdk_config())))
 }

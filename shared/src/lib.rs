@@ -11,6 +11,7 @@ pub mod app;
 pub mod aws;
 pub mod config;
 pub mod domain;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod http;
 pub mod lambda;

@@ -40,9 +40,18 @@ pub trait UserStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait KeyIndex: Send + Sync {
+pub trait KeyIndex: UserStore {
     /// A strongly consistent lookup by digest.
     async fn key_entry(&self, digest: &KeyDigest) -> PortResult<Option<KeyEntry>>;
+    /// The entry and the account it names, as authentication needs them: two consistent
+    /// reads, or one where the store can read both at once.
+    async fn key_entry_and_account(&self, digest: &KeyDigest) -> PortResult<Option<(KeyEntry, Option<User>)>> {
+        let Some(entry) = self.key_entry(digest).await? else {
+            return Ok(None);
+        };
+        let user = self.user(&entry.user_id).await?;
+        Ok(Some((entry, user)))
+    }
     /// Strongly consistent lookups of many digests in a constant number of calls (one per
     /// hundred), in the order asked.
     async fn key_entries(&self, digests: &[KeyDigest]) -> PortResult<Vec<Option<KeyEntry>>>;
@@ -98,6 +107,9 @@ pub trait Throttle: Send + Sync {
     async fn unblock(&self, key: &str) -> PortResult<()>;
     /// When `key` is blocked at `now`, until when.
     async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>>;
+    /// The secret that keys throttle subjects (an HMAC key of 32 random bytes), created
+    /// once for the store on first use and the same for every instance ever after.
+    async fn throttle_secret(&self) -> PortResult<Zeroizing<Vec<u8>>>;
 }
 
 /// One request to count, with the caps it must stay within.

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -32,6 +33,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -58,7 +60,12 @@ impl From<&crate::config::Config> for Tables {
 pub struct DynamoStore {
     client: Client,
     tables: Tables,
+    /// The throttle secret, read (or created) on first use and kept for the process.
+    throttle_secret: tokio::sync::OnceCell<Zeroizing<Vec<u8>>>,
 }
+
+/// The throttle table's item that holds the throttle secret (no TTL: it stays).
+const THROTTLE_SECRET: &str = "secret:throttle";
 
 /// An account id that no account has (ids are UUIDs).
 const NO_ACCOUNT: &str = "none";
@@ -164,7 +171,7 @@ fn cancellation(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> Option
 
 impl DynamoStore {
     pub fn new(client: Client, tables: Tables) -> Self {
-        Self { client, tables }
+        Self { client, tables, throttle_secret: tokio::sync::OnceCell::new() }
     }
 
     /// One all-or-nothing write. A failed condition is `Conflict`; a cancellation for
@@ -639,6 +646,41 @@ impl Throttle for DynamoStore {
         };
         let until = number(Some(&item), "blockedUntil").and_then(|secs| DateTime::from_timestamp(secs, 0));
         Ok(until.filter(|until| *until > now))
+    }
+
+    async fn throttle_secret(&self) -> PortResult<Zeroizing<Vec<u8>>> {
+        self.throttle_secret.get_or_try_init(|| self.read_or_create_throttle_secret()).await.cloned()
+    }
+}
+
+impl DynamoStore {
+    async fn stored_throttle_secret(&self) -> PortResult<Option<Zeroizing<Vec<u8>>>> {
+        let item = self.get(&self.tables.throttle, pk(THROTTLE_SECRET.to_owned())).await?;
+        let secret = item.as_ref().and_then(|i| i.get("secret")).and_then(|v| v.as_b().ok());
+        Ok(secret.map(|blob| Zeroizing::new(blob.as_ref().to_vec())))
+    }
+
+    async fn read_or_create_throttle_secret(&self) -> PortResult<Zeroizing<Vec<u8>>> {
+        if let Some(secret) = self.stored_throttle_secret().await? {
+            return Ok(secret);
+        }
+        let mut fresh = Zeroizing::new(vec![0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, fresh.as_mut_slice());
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.throttle)
+            .item("pk", s(THROTTLE_SECRET))
+            .item("secret", AttributeValue::B(fresh.to_vec().into()))
+            .condition_expression("attribute_not_exists(pk)");
+        match retry_conflicts(|| put.clone().send()).await {
+            Ok(_) => Ok(fresh),
+            // Another instance created it first: use that one.
+            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                self.stored_throttle_secret().await?.ok_or_else(|| PortError::Other("throttle secret vanished".into()))
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
     }
 }
 

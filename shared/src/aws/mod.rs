@@ -1,7 +1,9 @@
 //! The AWS adapters: DynamoDB for the store, SES v2 for mail, KMS for encryption.
 
 pub mod dynamo;
+#[cfg(feature = "kms")]
 pub mod kms;
+#[cfg(feature = "ses")]
 pub mod ses;
 
 use crate::app::App;
@@ -9,39 +11,118 @@ use crate::config::Config;
 use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
 use crate::domain::password::Argon2Hasher;
+use crate::domain::pool::HashPool;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::{proxy::ProxyConfig, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::sync::Arc;
 
-/// Builds the app state over AWS. Clients are built, not used: no network call here.
-/// `AWS_ENDPOINT_URL` (read by the SDK) points every client at an emulator.
+/// Builds the app state over AWS with the SDK's whole configuration chain (profiles,
+/// SSO, assumed roles, ...), as on a developer's machine or in the tests.
+/// `AWS_ENDPOINT_URL` points every client at an emulator.
 pub async fn build_app(config: &Config) -> App {
-    build_app_on(config, &sdk_config().load().await)
+    build_app_with(config, &sdk_config().load().await)
 }
 
-/// The SDK configuration of every client: the environment's (region, credentials,
-/// endpoint), with time-outs so that a dependency that hangs is answered 503 in seconds,
-/// well within API Gateway's 30 s, instead of holding the function until its own limit.
-pub fn sdk_config() -> aws_config::ConfigLoader {
+/// What every client's configuration adds to the environment's: time-outs, so that a
+/// dependency that hangs is answered 503 in seconds, well within API Gateway's 30 s,
+/// instead of holding the function until its own limit; and the lazily built HTTPS
+/// client (see [`LazyHttpsClient`]).
+fn time_outs() -> aws_config::timeout::TimeoutConfig {
     use std::time::Duration;
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+    aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(3))
         .operation_timeout(Duration::from_secs(10))
-        .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts)
+        .build()
 }
 
-/// Builds the app state over AWS with a given SDK configuration.
-pub fn build_app_on(config: &Config, sdk: &aws_config::SdkConfig) -> App {
-    let sdk = sdk.clone();
+/// The SDK configuration with the SDK's whole chain (profiles, SSO, assumed roles, ...),
+/// as on a developer's machine or in the tests.
+pub fn sdk_config() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
+        .timeout_config(time_outs())
+}
+
+/// The SDK configuration of a Lambda function, from its environment alone: Lambda gives
+/// every function its region and its role's credentials there (`AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), so nothing else is
+/// consulted: no profile file is read and the code of the other credential sources (STS,
+/// web identity, SSO, ...) is not linked. `AWS_ENDPOINT_URL` is honoured, as the SDK does.
+/// The time-outs are ours; retries and the identity cache are the clients' defaults for
+/// the behaviour version.
+pub fn lambda_sdk_config() -> aws_config::SdkConfig {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let mut sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).map(aws_config::Region::new))
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
+        .timeout_config(time_outs());
+    if let Some(url) = env("AWS_ENDPOINT_URL") {
+        sdk = sdk.endpoint_url(url);
+    }
+    sdk.build()
+}
+
+/// Builds the app state over AWS from an SDK configuration. Clients are built, not used:
+/// no network call here, and no certificate read either (see [`LazyHttpsClient`]).
+pub fn build_app_with(config: &Config, sdk: &aws_config::SdkConfig) -> App {
     App {
-        store: Arc::new(dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), dynamo::Tables::from(config))),
-        mailer: Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), config.email_from.clone())),
-        cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::new(&sdk), config.kms_key_id.clone())),
+        store: Arc::new(dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), dynamo::Tables::from(config))),
+        #[cfg(feature = "ses")]
+        mailer: Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.email_from.clone())),
+        #[cfg(not(feature = "ses"))]
+        mailer: Arc::new(NotLinked("SES")),
+        #[cfg(feature = "kms")]
+        cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::new(sdk), config.kms_key_id.clone())),
+        #[cfg(not(feature = "kms"))]
+        cipher: Arc::new(NotLinked("KMS")),
         hasher: Arc::new(Argon2Hasher::new()),
+        hash_pool: Arc::new(HashPool::new(config.settings.hash_workers, config.settings.hash_queue)),
         clock: Arc::new(SystemClock),
         settings: config.settings.clone(),
+    }
+}
+
+/// The SDK's HTTPS client: hyper with rustls over ring (smaller than aws-lc), the system's
+/// root certificates and the proxy settings of the environment, as the SDK's default
+/// client has them. Unlike the default client, nothing is built when an SDK client is
+/// built: the connector, and with it the read of the certificates, comes with the first
+/// request, so a function's init does no file I/O for TLS.
+#[derive(Debug)]
+pub struct LazyHttpsClient(SharedHttpClient);
+
+impl Default for LazyHttpsClient {
+    fn default() -> Self {
+        Self(aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+            let mut connector = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        }))
+    }
+}
+
+impl HttpClient for LazyHttpsClient {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    // `validate_base_client_config` keeps its default (nothing), where the wrapped
+    // client would build a connector, reading every root certificate, at init.
+
+    fn connector_metadata(&self) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
     }
 }
 
@@ -74,5 +155,41 @@ where
         PortError::Unavailable(detail)
     } else {
         PortError::Other(detail)
+    }
+}
+
+/// The mailer or cipher of a function built without that client (cargo features `ses`,
+/// `kms`): its routes never call it, and a call that does fails closed, logged.
+#[cfg(not(all(feature = "ses", feature = "kms")))]
+struct NotLinked(&'static str);
+
+#[cfg(not(all(feature = "ses", feature = "kms")))]
+impl NotLinked {
+    fn refuse<T>(&self) -> crate::ports::PortResult<T> {
+        Err(PortError::Other(format!("this function was built without the {} client", self.0)))
+    }
+}
+
+#[cfg(not(feature = "ses"))]
+#[async_trait::async_trait]
+impl crate::ports::Mailer for NotLinked {
+    async fn send(&self, _: &crate::ports::OutgoingEmail) -> crate::ports::PortResult<()> {
+        self.refuse()
+    }
+}
+
+#[cfg(not(feature = "kms"))]
+#[async_trait::async_trait]
+impl crate::ports::Cipher for NotLinked {
+    async fn encrypt(&self, _: &[u8], _: &crate::ports::EncryptionContext) -> crate::ports::PortResult<Vec<u8>> {
+        self.refuse()
+    }
+
+    async fn decrypt(
+        &self,
+        _: &[u8],
+        _: &crate::ports::EncryptionContext,
+    ) -> crate::ports::PortResult<zeroize::Zeroizing<Vec<u8>>> {
+        self.refuse()
     }
 }

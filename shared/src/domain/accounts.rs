@@ -25,7 +25,7 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
     }
     let email = Email::parse(email)?;
     password::check_rules(password)?;
-    let password_hash = password::hash(&app.hasher, password).await?;
+    let password_hash = password::hash(app, password).await?;
     let now = app.clock.now();
     let id = uuid::Uuid::new_v4().to_string();
     let key = ApiKey::generate(KeyKind::Master);
@@ -62,7 +62,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
     let check = throttle::reserve_password_check(app, &normalised).await?;
     let user = app.store.user_by_email(&normalised).await?;
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
-    let correct = password::verify(&app.hasher, password, stored).await?;
+    let correct = password::verify(app, password, stored).await?;
     throttle::settle_password_check(app, check, correct).await?;
     let user = match (correct, user) {
         (true, Some(user)) => user,
@@ -76,7 +76,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
 /// delete account), from the same budget as logins.
 async fn check_own_password(app: &App, user: &User, password: &str) -> Result<bool, AuthError> {
     let check = throttle::reserve_password_check(app, &user.email_normalised).await?;
-    let correct = password::verify(&app.hasher, password, Some(&user.password_hash)).await?;
+    let correct = password::verify(app, password, Some(&user.password_hash)).await?;
     throttle::settle_password_check(app, check, correct).await?;
     Ok(correct)
 }
@@ -132,7 +132,7 @@ pub async fn change_password(app: &App, caller: &Caller, current: &str, new: &st
         return Err(AuthError::CurrentPasswordIncorrect);
     }
     password::check_rules(new)?;
-    let new_hash = password::hash(&app.hasher, new).await?;
+    let new_hash = password::hash(app, new).await?;
     let new_hash = &new_hash;
     with_current_user(
         caller.user.clone(),
@@ -217,7 +217,7 @@ async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
     if !app.hasher.needs_rehash(&user.password_hash) {
         return;
     }
-    let result = match password::hash(&app.hasher, password).await {
+    let result = match password::hash(app, password).await {
         Ok(new_hash) => {
             app.store.upgrade_password_hash(&user.id, &user.password_hash, &new_hash).await.map_err(AuthError::from)
         }

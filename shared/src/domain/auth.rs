@@ -20,11 +20,11 @@ pub async fn authenticate(app: &App, presented: Option<&str>) -> Result<Caller, 
     let presented = presented.ok_or(AuthError::MissingApiKey)?;
     let key = ApiKey::parse(presented.trim()).ok_or(AuthError::InvalidApiKey)?;
     let digest = key.digest();
-    let entry = app.store.key_entry(&digest).await?.ok_or(AuthError::InvalidApiKey)?;
+    let (entry, user) = app.store.key_entry_and_account(&digest).await?.ok_or(AuthError::InvalidApiKey)?;
     if entry.kind != key.kind() {
         return Err(AuthError::InvalidApiKey);
     }
-    let user = app.store.user(&entry.user_id).await?.ok_or(AuthError::InvalidApiKey)?;
+    let user = user.ok_or(AuthError::InvalidApiKey)?;
     let live = match entry.kind {
         KeyKind::Master => user.master_key.digest == digest,
         KeyKind::Scoped => {

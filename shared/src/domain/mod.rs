@@ -10,6 +10,7 @@ pub mod metering;
 pub mod model;
 pub mod notify;
 pub mod password;
+pub mod pool;
 pub mod recovery;
 pub mod scoped;
 pub mod throttle;

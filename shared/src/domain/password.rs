@@ -1,8 +1,10 @@
 //! Passwords: the contract's rules, and argon2id hashing with upgrade on login.
 
+use crate::app::App;
 use crate::domain::error::{AuthError, PasswordRule, PortError};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use crate::domain::pool::{HashMemory, PoolError};
+use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -45,12 +47,26 @@ pub fn is_common(password: &str) -> bool {
     list.binary_search(&password.to_lowercase().as_str()).is_ok()
 }
 
-/// Hashes and verifies passwords. Implementations are CPU-bound and called off the async
-/// executor (see [`verify`] and [`hash`]).
+/// Hashes and verifies passwords. Implementations are CPU-bound and called on the
+/// hashing pool (see [`verify`] and [`hash`]), with the worker's memory.
 pub trait PasswordHasher: Send + Sync {
-    fn hash(&self, password: &str) -> Result<String, PortError>;
+    fn hash(&self, password: &str) -> Result<String, PortError> {
+        self.hash_in(password, &mut HashMemory::default())
+    }
     /// Verifies against a stored PHC string; a malformed one never matches.
-    fn verify(&self, password: &str, phc: &str) -> bool;
+    fn verify(&self, password: &str, phc: &str) -> bool {
+        self.verify_in(password, phc, &mut HashMemory::default())
+    }
+    /// As [`PasswordHasher::hash`], working in `memory` (a pool worker's, reused).
+    fn hash_in(&self, password: &str, memory: &mut HashMemory) -> Result<String, PortError> {
+        let _ = memory;
+        self.hash(password)
+    }
+    /// As [`PasswordHasher::verify`], working in `memory` (a pool worker's, reused).
+    fn verify_in(&self, password: &str, phc: &str, memory: &mut HashMemory) -> bool {
+        let _ = memory;
+        self.verify(password, phc)
+    }
     /// Whether a stored hash is weaker than the current policy and should be replaced.
     fn needs_rehash(&self, phc: &str) -> bool;
     /// A hash of a random password with the current parameters: verifying a password for
@@ -105,16 +121,63 @@ impl Default for Argon2Hasher {
     }
 }
 
+/// Computes the raw argon2 output into `out`, in `memory` (what `argon2`'s own
+/// `hash_password` does, minus the allocation of 19 MiB per call).
+fn compute(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &Salt<'_>,
+    out: &mut [u8],
+    memory: &mut HashMemory,
+) -> argon2::password_hash::Result<()> {
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    argon2.hash_password_into_with_memory(password, salt, out, memory.blocks(params.block_count()))?;
+    Ok(())
+}
+
+impl Argon2Hasher {
+    fn phc(&self, password: &str, memory: &mut HashMemory) -> argon2::password_hash::Result<String> {
+        let salt_string = SaltString::generate(&mut OsRng);
+        let salt = salt_string.as_salt();
+        let len = self.params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let output =
+            Output::init_with(len, |out| compute(&self.argon2, &self.params, password.as_bytes(), &salt, out, memory))?;
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params)?,
+            salt: Some(salt),
+            hash: Some(output),
+        };
+        Ok(hash.to_string())
+    }
+}
+
 impl PasswordHasher for Argon2Hasher {
-    fn hash(&self, password: &str) -> Result<String, PortError> {
-        let salt = SaltString::generate(&mut OsRng);
-        self.argon2.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(PortError::other)
+    fn hash_in(&self, password: &str, memory: &mut HashMemory) -> Result<String, PortError> {
+        self.phc(password, memory).map_err(PortError::other)
     }
 
-    fn verify(&self, password: &str, phc: &str) -> bool {
-        PasswordHash::new(phc)
-            .map(|parsed| self.argon2.verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
+    /// Recomputes with the stored hash's own algorithm, version and parameters, and
+    /// compares in constant time (`Output`'s equality).
+    fn verify_in(&self, password: &str, phc: &str, memory: &mut HashMemory) -> bool {
+        let mut verified = || -> argon2::password_hash::Result<bool> {
+            let parsed = PasswordHash::new(phc)?;
+            let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+                return Ok(false);
+            };
+            let algorithm = Algorithm::try_from(parsed.algorithm)?;
+            let version = parsed.version.map(Version::try_from).transpose()?.unwrap_or_default();
+            let params = Params::try_from(&parsed)?;
+            let argon2 = Argon2::new(algorithm, version, params.clone());
+            let computed = Output::init_with(expected.len(), |out| {
+                compute(&argon2, &params, password.as_bytes(), &salt, out, memory)
+            })?;
+            Ok(computed == expected)
+        };
+        verified().unwrap_or(false)
     }
 
     fn needs_rehash(&self, phc: &str) -> bool {
@@ -136,30 +199,44 @@ impl PasswordHasher for Argon2Hasher {
     }
 }
 
-/// Hashes on the blocking pool, so a 20 ms hash never stalls the executor.
-pub async fn hash(hasher: &Arc<dyn PasswordHasher>, password: &str) -> Result<String, AuthError> {
-    let hasher = Arc::clone(hasher);
+/// Hashes on the app's hashing pool, so a hash never stalls the executor and never more
+/// run at once than the pool has workers. A full queue is a 503.
+pub async fn hash(app: &App, password: &str) -> Result<String, AuthError> {
+    let hasher = Arc::clone(&app.hasher);
     let password = Zeroizing::new(password.to_owned());
-    tokio::task::spawn_blocking(move || hasher.hash(&password))
+    app.hash_pool
+        .run(move |memory| hasher.hash_in(&password, memory))
         .await
-        .map_err(|e| PortError::other(format!("hashing task failed: {e}")))?
+        .map_err(pool_error)?
         .map_err(AuthError::from)
 }
 
-/// Verifies on the blocking pool. `None` (no such account) verifies against the decoy,
-/// so both paths do the same work, and never matches.
-pub async fn verify(hasher: &Arc<dyn PasswordHasher>, password: &str, phc: Option<&str>) -> Result<bool, AuthError> {
-    let hasher = Arc::clone(hasher);
+/// Verifies on the app's hashing pool. `None` (no such account) verifies against the
+/// decoy, on the same pool, so both paths do the same work, and never matches.
+pub async fn verify(app: &App, password: &str, phc: Option<&str>) -> Result<bool, AuthError> {
+    let hasher = Arc::clone(&app.hasher);
     let password = Zeroizing::new(password.to_owned());
     let known = phc.is_some();
     let phc = phc.map(str::to_owned);
-    let matched = tokio::task::spawn_blocking(move || {
-        let target = phc.as_deref().unwrap_or_else(|| hasher.decoy());
-        hasher.verify(&password, target)
-    })
-    .await
-    .map_err(|e| PortError::other(format!("verification task failed: {e}")))?;
+    let matched = app
+        .hash_pool
+        .run(move |memory| {
+            let target = phc.as_deref().unwrap_or_else(|| hasher.decoy());
+            hasher.verify_in(&password, target, memory)
+        })
+        .await
+        .map_err(pool_error)?;
     Ok(matched && known)
+}
+
+fn pool_error(error: PoolError) -> AuthError {
+    match error {
+        PoolError::Full => {
+            tracing::warn!("password hashing queue full: request shed");
+            AuthError::Unavailable
+        }
+        PoolError::Failed(detail) => AuthError::from(PortError::Other(detail.to_owned())),
+    }
 }
 
 #[cfg(test)]
@@ -222,10 +299,13 @@ mod tests {
         assert!(policy.needs_rehash(&weak));
         assert!(policy.verify("Pw-123456", &weak), "old hashes still verify");
         assert!(policy.needs_rehash("$2b$12$notargon"));
-        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(19_456, 2, 1, None).unwrap())
-            .hash_password(b"Pw-123456", &SaltString::generate(&mut OsRng))
-            .unwrap()
-            .to_string();
+        let argon2i = argon2::PasswordHasher::hash_password(
+            &Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(19_456, 2, 1, None).unwrap()),
+            b"Pw-123456",
+            &SaltString::generate(&mut OsRng),
+        )
+        .unwrap()
+        .to_string();
         assert!(policy.needs_rehash(&argon2i));
     }
 
@@ -242,12 +322,31 @@ mod tests {
         assert!(!hasher.needs_rehash(hasher.decoy()));
     }
 
+    #[cfg(feature = "embedded")]
     #[tokio::test]
     async fn verifying_for_no_account_never_matches() {
-        let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new());
-        assert!(!verify(&hasher, "", None).await.unwrap());
-        let stored = hash(&hasher, "Real-Pass-1").await.unwrap();
-        assert!(verify(&hasher, "Real-Pass-1", Some(&stored)).await.unwrap());
-        assert!(!verify(&hasher, "Real-Pass-2", Some(&stored)).await.unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let app = crate::embedded::tests::app(dir.path(), 1, 4);
+        assert!(!verify(&app, "", None).await.unwrap());
+        let stored = hash(&app, "Real-Pass-1").await.unwrap();
+        assert!(verify(&app, "Real-Pass-1", Some(&stored)).await.unwrap());
+        assert!(!verify(&app, "Real-Pass-2", Some(&stored)).await.unwrap());
+    }
+
+    #[test]
+    fn hashes_made_in_reused_memory_verify_with_the_argon2_crate_and_back() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = Argon2Hasher::with_params(256, 2, 1).unwrap();
+        let mut memory = HashMemory::default();
+        let ours = hasher.hash_in("Shared-Memory-1", &mut memory).unwrap();
+        let again = hasher.hash_in("Shared-Memory-1", &mut memory).unwrap();
+        assert_ne!(ours, again);
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(256, 2, 1, None).unwrap());
+        assert!(reference.verify_password(b"Shared-Memory-1", &PasswordHash::new(&ours).unwrap()).is_ok());
+        let theirs =
+            reference.hash_password(b"Shared-Memory-1", &SaltString::generate(&mut OsRng)).unwrap().to_string();
+        assert!(hasher.verify_in("Shared-Memory-1", &theirs, &mut memory));
+        assert!(!hasher.verify_in("Shared-Memory-2", &theirs, &mut memory));
+        assert!(!hasher.verify_in("Shared-Memory-1", "$argon2id$v=19$m=256,t=2,p=1$garbage", &mut memory));
     }
 }

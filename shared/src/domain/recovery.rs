@@ -68,7 +68,7 @@ pub async fn reset_password(
     throttle::per_address(app, Rule::ResetPerAddress, address).await?;
     password::check_rules(new_password)?;
     let (stored, user) = live_token(app, presented).await?.ok_or(AuthError::InvalidResetToken)?;
-    let new_hash = password::hash(&app.hasher, new_password).await?;
+    let new_hash = password::hash(app, new_password).await?;
     match app.store.redeem_reset_token(&stored, &new_hash, app.clock.now()).await {
         Ok(()) => {}
         Err(PortError::Conflict) => return Err(AuthError::InvalidResetToken),

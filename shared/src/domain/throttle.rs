@@ -7,13 +7,16 @@
 //! limit holds under any concurrency and over any window, with no window boundary where a
 //! client could spend two budgets back to back.
 //!
-//! Per-account rules key on a digest of the normalised email, also for emails that have
-//! no account, so that throttling reveals nothing about which accounts exist.
+//! Per-account rules key on the normalised email, also for emails that have no account,
+//! so that throttling reveals nothing about which accounts exist. Every subject (email,
+//! client address, account id) is stored only as an HMAC under a secret the store keeps,
+//! so neither an address (a few billion to try) nor an email (a list to try) can be
+//! recovered from the throttle table.
 
 use crate::app::App;
 use crate::domain::error::AuthError;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::time::Duration;
 
 /// At most `max` events at once, refilled at `max` per `window`.
@@ -138,8 +141,18 @@ impl Default for Throttling {
 /// Lockouts are counted per day: each one within a day lasts twice as long as the last.
 const STRIKE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-fn subject(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
+/// What the store keeps of a subject: its HMAC-SHA256 under the throttle secret.
+async fn subject(app: &App, value: &str) -> Result<String, AuthError> {
+    let secret = app.store.throttle_secret().await?;
+    keyed(&secret, value).ok_or_else(|| AuthError::from(crate::domain::error::PortError::other("HMAC key refused")))
+}
+
+fn keyed(secret: &[u8], value: &str) -> Option<String> {
+    use hmac::Mac;
+    // HMAC takes a key of any length: this never fails.
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret).ok()?;
+    mac.update(value.as_bytes());
+    Some(hex::encode(mac.finalize().into_bytes()))
 }
 
 fn refused(rule: Rule, limit: u32, until: DateTime<Utc>, now: DateTime<Utc>) -> AuthError {
@@ -176,7 +189,7 @@ pub async fn per_address(app: &App, rule: Rule, address: Option<&str>) -> Result
     };
     // A request without an address (never through API Gateway) shares one budget.
     let address = address.unwrap_or("unknown");
-    admit(app, rule, rate_key(&format!("address:{name}"), &subject(address), limit), limit).await
+    admit(app, rule, rate_key(&format!("address:{name}"), &subject(app, address).await?, limit), limit).await
 }
 
 /// Counts an account-management request of the account.
@@ -185,7 +198,7 @@ pub async fn per_account(app: &App, user_id: &str) -> Result<(), AuthError> {
         return Ok(());
     };
     let limit = throttling.account_management;
-    admit(app, Rule::AccountManagement, rate_key("manage", &subject(user_id), limit), limit).await
+    admit(app, Rule::AccountManagement, rate_key("manage", &subject(app, user_id).await?, limit), limit).await
 }
 
 /// One password check, reserved from the account's budget before any hashing; see
@@ -206,7 +219,7 @@ pub async fn reserve_password_check(app: &App, email_normalised: &str) -> Result
         return Ok(PasswordCheck { account: None, last: false });
     };
     let now = app.clock.now();
-    let account = subject(email_normalised);
+    let account = subject(app, email_normalised).await?;
     let limit = throttling.account_failures;
     if let Some(until) = app.store.blocked_until(&format!("lock:{account}"), now).await? {
         return Err(refused(Rule::AccountFailures, limit.max, until, now));
@@ -250,7 +263,7 @@ pub async fn clear_failures(app: &App, email_normalised: &str) -> Result<(), Aut
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let account = subject(email_normalised);
+    let account = subject(app, email_normalised).await?;
     app.store.reset(&rate_key("failures", &account, throttling.account_failures)).await?;
     app.store.unblock(&format!("lock:{account}")).await?;
     Ok(())
@@ -262,7 +275,7 @@ pub async fn reset_email_allowed(app: &App, email_normalised: &str) -> Result<bo
         return Ok(true);
     };
     let now = app.clock.now();
-    let address = subject(email_normalised);
+    let address = subject(app, email_normalised).await?;
     for (i, limit) in throttling.reset_emails.iter().enumerate() {
         if !app.store.admit(&rate_key(&format!("reset-mail:{i}"), &address, *limit), *limit, now).await?.allowed {
             return Ok(false);
@@ -287,6 +300,7 @@ pub fn parse_limits(text: &str) -> Option<Vec<Limit>> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use sha2::Digest;
 
     fn ms(t: DateTime<Utc>) -> i64 {
         t.timestamp_millis()
@@ -369,8 +383,12 @@ mod tests {
     }
 
     #[test]
-    fn subjects_are_digests_not_the_values() {
-        assert_eq!(subject("a@example.io").len(), 64);
-        assert!(!subject("a@example.io").contains("example"));
+    fn subjects_are_keyed_digests_not_the_values() {
+        let subject = keyed(b"secret-one", "a@example.io").unwrap();
+        assert_eq!(subject.len(), 64);
+        assert!(!subject.contains("example"));
+        assert_ne!(subject, hex::encode(Sha256::digest(b"a@example.io")), "not a bare digest anyone can compute");
+        assert_ne!(subject, keyed(b"secret-two", "a@example.io").unwrap(), "another secret, another subject");
+        assert_eq!(subject, keyed(b"secret-one", "a@example.io").unwrap());
     }
 }

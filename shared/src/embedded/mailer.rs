@@ -15,7 +15,7 @@ pub struct OutboxMailer {
 
 impl OutboxMailer {
     pub fn new(dir: &Path, from: &str) -> PortResult<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| PortError::Other(format!("outbox {}: {e}", dir.display())))?;
+        super::private_dir(dir)?;
         let from = from.parse().map_err(|e| PortError::Other(format!("sender address {from:?}: {e}")))?;
         Ok(Self { dir: dir.to_owned(), from })
     }
@@ -54,7 +54,16 @@ impl Mailer for OutboxMailer {
         let partial = self.dir.join(format!(".{name}.partial"));
         let path = self.dir.join(&name);
         let bytes = message.formatted();
-        tokio::fs::write(&partial, bytes).await.map_err(PortError::other)?;
+        // Owner-only (0600): the email may carry a live reset link.
+        let temporary = partial.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = super::private_file_options().truncate(true).open(&temporary)?;
+            file.write_all(&bytes).and_then(|()| file.sync_all())
+        })
+        .await
+        .map_err(PortError::other)?
+        .map_err(PortError::other)?;
         tokio::fs::rename(&partial, &path).await.map_err(PortError::other)?;
         tracing::info!(file = %path.display(), subject = %email.subject, "email written to the outbox");
         Ok(())

@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
 use crate::domain::password::Argon2Hasher;
+use crate::domain::pool::HashPool;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,13 +22,74 @@ pub const CIPHER_KEY_FILE: &str = "cipher.key";
 /// Builds the app state over the embedded adapters, creating the data directory, the
 /// database and the cipher key on first run.
 pub fn build_app(data_dir: &Path, outbox: &Path, email_from: &str, settings: Settings) -> Result<App, PortError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| PortError::Other(format!("{}: {e}", data_dir.display())))?;
+    private_dir(data_dir)?;
+    let database = data_dir.join(DATABASE_FILE);
+    private_file(&database)?;
     Ok(App {
-        store: Arc::new(store::EmbeddedStore::open(&data_dir.join(DATABASE_FILE))?),
+        store: Arc::new(store::EmbeddedStore::open(&database)?),
         mailer: Arc::new(mailer::OutboxMailer::new(outbox, email_from)?),
         cipher: Arc::new(cipher::LocalCipher::open_or_create(&data_dir.join(CIPHER_KEY_FILE))?),
         hasher: Arc::new(Argon2Hasher::new()),
+        hash_pool: Arc::new(HashPool::new(settings.hash_workers, settings.hash_queue)),
         clock: Arc::new(SystemClock),
         settings,
     })
+}
+
+/// Creates a directory readable by its owner only (0700), or warns when an existing one is
+/// open to other users of the machine: it holds the accounts, the cipher key, and emails
+/// that carry live reset links.
+pub(crate) fn private_dir(dir: &Path) -> Result<(), PortError> {
+    let failed = |e: std::io::Error| PortError::Other(format!("{}: {e}", dir.display()));
+    if dir.is_dir() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir).map_err(failed)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    mode = format!("{mode:o}"),
+                    "the directory is readable by other users of this machine; chmod 700 it"
+                );
+            }
+        }
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(failed)
+}
+
+/// Opens options that create a file readable and writable by its owner only (0600).
+pub(crate) fn private_file_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Creates `path` as an owner-only file if it does not exist yet (before a library opens
+/// it with the default umask).
+fn private_file(path: &Path) -> Result<(), PortError> {
+    private_file_options().open(path).map(drop).map_err(|e| PortError::Other(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An app over the embedded adapters in `dir`, throttles off, with a hashing pool of
+    /// `workers` workers and room for `queue` waiting jobs.
+    pub fn app(dir: &Path, workers: usize, queue: usize) -> App {
+        let reset_url = url::Url::parse("http://localhost:3000/reset-password").unwrap();
+        let mut settings = Settings::from_lookup(reset_url, &|_| None).unwrap();
+        settings.throttling = None;
+        settings.hash_workers = Some(workers);
+        settings.hash_queue = queue;
+        build_app(dir, &dir.join("outbox"), "no-reply@localhost", settings).unwrap()
+    }
 }

@@ -29,10 +29,14 @@ const RESET_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("reset_t
 /// arrival time, epoch milliseconds) and blocks (`<key>` -> epoch seconds).
 const COUNTERS: TableDefinition<&str, u32> = TableDefinition::new("throttle_counters");
 const RATES: TableDefinition<&str, i64> = TableDefinition::new("throttle_rates");
+/// The throttle secret (one row).
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const BLOCKS: TableDefinition<&str, i64> = TableDefinition::new("throttle_blocks");
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// The throttle secret, read (or created) on first use and kept for the process.
+    throttle_secret: tokio::sync::OnceCell<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 fn failed(e: impl std::fmt::Display) -> PortError {
@@ -135,9 +139,10 @@ impl EmbeddedStore {
         txn.open_table(RESET_TOKENS).map_err(failed)?;
         txn.open_table(COUNTERS).map_err(failed)?;
         txn.open_table(RATES).map_err(failed)?;
+        txn.open_table(SECRETS).map_err(failed)?;
         txn.open_table(BLOCKS).map_err(failed)?;
         txn.commit().map_err(failed)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), throttle_secret: tokio::sync::OnceCell::new() })
     }
 
     /// Runs `change` in one write transaction, off the async executor. An error aborts
@@ -158,13 +163,15 @@ impl EmbeddedStore {
         .map_err(failed)?
     }
 
+    /// Runs `query` in one read transaction, right here: a redb read takes microseconds
+    /// and never waits for a writer (MVCC), so handing it to the blocking pool (two thread
+    /// switches) cost more than the read itself (profiled: most of user-data's time).
     async fn read<T, F>(&self, query: F) -> PortResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> PortResult<T> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || query(&db.begin_read().map_err(failed)?)).await.map_err(failed)?
+        query(&self.db.begin_read().map_err(failed)?)
     }
 
     async fn get<T: DeserializeOwned + Send + 'static>(&self, pk: String) -> PortResult<Option<T>> {
@@ -293,6 +300,22 @@ impl UserStore for EmbeddedStore {
 impl KeyIndex for EmbeddedStore {
     async fn key_entry(&self, digest: &KeyDigest) -> PortResult<Option<KeyEntry>> {
         Ok(self.get::<KeyItem>(key_pk(digest)).await?.map(|item| item.into_entry(digest)))
+    }
+
+    /// One read transaction for both.
+    async fn key_entry_and_account(&self, digest: &KeyDigest) -> PortResult<Option<(KeyEntry, Option<User>)>> {
+        let digest = digest.clone();
+        self.read(move |txn| {
+            let table = txn.open_table(ACCOUNTS).map_err(failed)?;
+            let Some(entry) = table.get(key_pk(&digest).as_str()).map_err(failed)? else {
+                return Ok(None);
+            };
+            let entry = decode::<KeyItem>(entry.value())?.into_entry(&digest);
+            let user = table.get(user_pk(&entry.user_id).as_str()).map_err(failed)?;
+            let user = user.map(|v| decode::<UserItem>(v.value()).map(User::from)).transpose()?;
+            Ok(Some((entry, user)))
+        })
+        .await
     }
 
     async fn key_entries(&self, digests: &[KeyDigest]) -> PortResult<Vec<Option<KeyEntry>>> {
@@ -525,6 +548,27 @@ impl Throttle for EmbeddedStore {
             })
             .await?;
         Ok(until.and_then(|secs| DateTime::from_timestamp(secs, 0)).filter(|until| *until > now))
+    }
+
+    async fn throttle_secret(&self) -> PortResult<zeroize::Zeroizing<Vec<u8>>> {
+        self.throttle_secret.get_or_try_init(|| self.read_or_create_throttle_secret()).await.cloned()
+    }
+}
+
+impl EmbeddedStore {
+    async fn read_or_create_throttle_secret(&self) -> PortResult<zeroize::Zeroizing<Vec<u8>>> {
+        self.write(|tx| {
+            let mut table = tx.0.open_table(SECRETS).map_err(failed)?;
+            let stored = table.get("throttle").map_err(failed)?.map(|v| zeroize::Zeroizing::new(v.value().to_vec()));
+            if let Some(secret) = stored {
+                return Ok(secret);
+            }
+            let mut fresh = zeroize::Zeroizing::new(vec![0u8; 32]);
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, fresh.as_mut_slice());
+            table.insert("throttle", fresh.as_slice()).map_err(failed)?;
+            Ok(fresh)
+        })
+        .await
     }
 }
 

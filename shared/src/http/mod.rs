@@ -29,8 +29,8 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
     response
 }
 
-/// How long a client is asked to wait before retrying a 503 (a busy or failing dependency;
-/// nothing was half-written, so the same request may simply be sent again).
+/// How long a client is asked to wait before retrying a 503 (shed load, a busy or failing
+/// dependency; nothing was half-written, so the same request may simply be sent again).
 pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 pub fn error_response(err: &crate::domain::error::AuthError) -> Response<Body> {

@@ -63,6 +63,8 @@ conformance!(
     key_entries_are_read_in_one_batch_in_the_order_asked,
     revoking_scoped_keys_keeps_the_master_key,
     a_rate_limit_gives_back_and_resets,
+    the_throttle_secret_is_created_once,
+    an_entry_and_its_account_are_read_together,
 );
 
 fn new_user(email: &str) -> User {
@@ -460,4 +462,23 @@ async fn revoking_scoped_keys_keeps_the_master_key(store: &Arc<dyn Store>) {
     let mut stale = user.clone();
     stale.master_key.digest = ApiKey::generate(KeyKind::Master).digest();
     assert!(conflict(store.revoke_scoped_keys(&stale, Utc::now()).await), "not this account's master key");
+}
+
+async fn the_throttle_secret_is_created_once(store: &Arc<dyn Store>) {
+    let secrets = join_all((0..8).map(|_| store.throttle_secret())).await;
+    let first = secrets[0].as_ref().unwrap().clone();
+    assert_eq!(first.len(), 32);
+    assert!(secrets.iter().all(|s| s.as_ref().unwrap() == &first), "one secret for every caller");
+    assert_eq!(store.throttle_secret().await.unwrap(), first);
+}
+
+async fn an_entry_and_its_account_are_read_together(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let (entry, account) = store.key_entry_and_account(&user.master_key.digest).await.unwrap().unwrap();
+    assert_eq!((entry.user_id.as_str(), entry.kind), (user.id.as_str(), KeyKind::Master));
+    assert_eq!(account, Some(user.clone()));
+    let unknown = ApiKey::generate(KeyKind::Master).digest();
+    assert_eq!(store.key_entry_and_account(&unknown).await.unwrap(), None);
+    store.delete_user(&user).await.unwrap();
+    assert_eq!(store.key_entry_and_account(&user.master_key.digest).await.unwrap(), None, "its entry went with it");
 }

@@ -109,6 +109,7 @@ async fn a_busy_key_is_admitted_while_its_account_is_being_written() {
     let (admitted, ()) = tokio::join!(h.admitted_of(&account.key, 40), writers);
     assert_eq!(admitted, 40, "transactions on the account never make metering refuse a valid key");
     assert_eq!(h.user_data(&account.key).await.body["requestsToday"], 40);
+    assert_eq!(h.mails_to(&account.email).await.len(), 6, "three reset links and three notices went out");
     println!(
         "conflicts answered by the emulator meanwhile (all tests): {}",
         conflicts(&h.emulator_stats().await) - conflicts(&stats)

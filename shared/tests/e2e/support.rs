@@ -6,7 +6,7 @@
 use chrono::Utc;
 use lambda_http::Body;
 use serde_json::{json, Value};
-use shared::aws::{build_app_on, sdk_config};
+use shared::aws::{build_app_with, sdk_config};
 use shared::config::Config;
 use shared::domain::clock::ManualClock;
 use shared::domain::error::PortError;
@@ -72,7 +72,7 @@ impl Harness {
                     .build(),
             );
         }
-        let mut app = build_app_on(&config, &sdk.load().await);
+        let mut app = build_app_with(&config, &sdk.load().await);
         let clock = Arc::new(ManualClock::new(Utc::now()));
         app.clock = clock.clone();
         let hasher = Arc::new(RecordingHasher::new(Argon2Hasher::new()));

@@ -167,3 +167,59 @@ fn the_authorizer_is_wired_to_the_api_and_only_reads_and_counts() {
             .collect();
     assert_eq!(grants, expected);
 }
+
+/// The logical id a `!Ref X` names.
+fn reference(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_function_logs_into_its_own_group_kept_for_the_configured_days() {
+    let template = template();
+    let resources = &template["Resources"];
+    let mut groups = BTreeSet::new();
+    for (binary, function) in functions(&template) {
+        let group = reference(&function["Properties"]["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{binary} names no log group"));
+        let declared = &resources[group.as_str()];
+        assert_eq!(declared["Type"], "AWS::Logs::LogGroup", "{binary}");
+        assert_eq!(
+            reference(&declared["Properties"]["RetentionInDays"]).as_deref(),
+            Some("LogRetentionDays"),
+            "{binary}"
+        );
+        assert!(groups.insert(group), "{binary} shares its log group");
+    }
+    assert_eq!(template["Parameters"]["LogRetentionDays"]["Default"], 30);
+    assert_eq!(template["Globals"]["Function"]["LoggingConfig"]["LogFormat"], "JSON");
+}
+
+#[test]
+fn the_key_is_administered_by_the_account_and_used_only_by_the_functions() {
+    let template = template();
+    let statements = template["Resources"]["AuthKey"]["Properties"]["KeyPolicy"]["Statement"].as_sequence().unwrap();
+    let actions = |statement: &Value| -> Vec<String> {
+        match &statement["Action"] {
+            Value::String(one) => vec![one.clone()],
+            many => many.as_sequence().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+        }
+    };
+    for statement in statements {
+        let actions = actions(statement);
+        assert!(!actions.iter().any(|a| a == "kms:*" || a.ends_with('*')), "no wildcard: {actions:?}");
+        assert!(!actions.iter().any(|a| a == "kms:CreateGrant"), "no grants");
+        let crypto: Vec<_> = actions.iter().filter(|a| ["kms:Encrypt", "kms:Decrypt"].contains(&a.as_str())).collect();
+        if !crypto.is_empty() {
+            let condition = &statement["Condition"];
+            assert!(!condition["ArnLike"]["aws:PrincipalArn"].is_null(), "only named roles use the key");
+            assert!(!condition["StringEquals"]["kms:EncryptionContext:purpose"].is_null(), "only its contexts");
+        }
+    }
+    let administered = statements.iter().flat_map(actions).collect::<BTreeSet<_>>();
+    for needed in ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:EnableKeyRotation", "kms:DescribeKey"] {
+        assert!(administered.contains(needed), "the key stays manageable: {needed}");
+    }
+}

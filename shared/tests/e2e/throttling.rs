@@ -254,3 +254,20 @@ async fn common_passwords_are_refused_at_register_change_and_reset() {
     let reset = call(Endpoint::ResetPassword).json(json!({"token": token, "password": "Trustno1"}));
     h.send(reset).await.assert_error(400, "Password is too common");
 }
+
+#[tokio::test]
+async fn throttle_subjects_are_keyed_by_a_secret_every_instance_shares() {
+    use sha2::Digest;
+    let first = throttled(|_| {}).await;
+    let second = throttled(|_| {}).await;
+    let secret = first.app.store.throttle_secret().await.unwrap();
+    assert_eq!(secret.len(), 32);
+    assert_eq!(second.app.store.throttle_secret().await.unwrap(), secret, "created once, shared by every instance");
+    let email = unique_email();
+    first.send(login(&email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
+    let bare = hex::encode(sha2::Sha256::digest(email.as_bytes()));
+    let items = first.dynamo.scan().table_name(&first.config.throttle_table).send().await.unwrap();
+    let text = format!("{:?}", items.items());
+    assert!(text.contains("failures:"), "the failed login was counted");
+    assert!(!text.contains(&bare), "no bare digest of the email, which anyone could compute");
+}

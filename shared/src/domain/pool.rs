@@ -1,0 +1,258 @@
+//! The hashing pool: every argon2 computation of the process runs here, on a fixed number
+//! of worker threads, each reusing its own memory block, behind a bounded queue.
+//!
+//! So the memory spent on hashing is at most `workers x` one policy block (19 MiB) whatever
+//! the load, and a burst that would wait too long is refused at once ([`PoolError::Full`],
+//! answered 503 with `retry-after`) instead of piling up threads and memory.
+//!
+//! Nothing is started before the first job: a function that never hashes spawns no thread
+//! and allocates no block.
+
+use argon2::Block;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+/// The working memory of one worker: argon2 blocks, grown to the largest parameters seen
+/// (the policy's 19 MiB unless a stored hash asks for more) and reused for every job.
+#[derive(Default)]
+pub struct HashMemory(Vec<Block>);
+
+impl HashMemory {
+    /// At least `blocks` blocks, reusing (and if needed growing) the worker's buffer.
+    pub fn blocks(&mut self, blocks: usize) -> &mut [Block] {
+        if self.0.len() < blocks {
+            self.0.resize(blocks, Block::new());
+        }
+        &mut self.0[..blocks]
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PoolError {
+    /// Every worker is busy and the queue is full: shed the load.
+    #[error("the hashing queue is full")]
+    Full,
+    /// No worker could be started, or the job died.
+    #[error("the hashing pool failed: {0}")]
+    Failed(&'static str),
+}
+
+type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
+
+/// A bounded pool of hashing workers. Cheap to share behind an `Arc`; dropping the last
+/// handle lets the workers finish their jobs and exit.
+pub struct HashPool {
+    workers: usize,
+    queue: usize,
+    sender: OnceLock<Option<SyncSender<Job>>>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl HashPool {
+    /// `workers` threads (default: the number of cores) and room for `queue` waiting jobs.
+    pub fn new(workers: Option<usize>, queue: usize) -> Self {
+        let workers =
+            workers.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(1)).max(1);
+        Self { workers, queue, sender: OnceLock::new(), counters: Arc::default() }
+    }
+
+    /// How many jobs may run at once.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// How many jobs may wait for a worker before new ones are refused.
+    pub fn queue(&self) -> usize {
+        self.queue
+    }
+
+    /// The most jobs that ever ran at the same time.
+    pub fn peak_running(&self) -> usize {
+        self.counters.peak.load(Ordering::SeqCst)
+    }
+
+    /// Queues `job` now, or refuses it at once when the queue is full; the returned
+    /// future resolves to its result.
+    pub fn submit<T, F>(&self, job: F) -> Result<impl std::future::Future<Output = Result<T, PoolError>>, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut HashMemory) -> T + Send + 'static,
+    {
+        let sender = self.sender.get_or_init(|| self.start()).as_ref().ok_or(PoolError::Failed("no worker started"))?;
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = tx.send(job(memory));
+        });
+        match sender.try_send(job) {
+            Ok(()) => Ok(async move { rx.await.map_err(|_| PoolError::Failed("the hashing job died")) }),
+            Err(TrySendError::Full(_)) => Err(PoolError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(PoolError::Failed("no worker left")),
+        }
+    }
+
+    /// Runs `job` on a worker with that worker's memory.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut HashMemory) -> T + Send + 'static,
+    {
+        self.submit(job)?.await
+    }
+
+    fn start(&self) -> Option<SyncSender<Job>> {
+        let (sender, receiver) = sync_channel::<Job>(self.queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let mut started = 0;
+        for n in 0..self.workers {
+            let receiver = Arc::clone(&receiver);
+            let counters = Arc::clone(&self.counters);
+            match std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || work(&receiver, &counters)) {
+                Ok(_) => started += 1,
+                Err(error) => tracing::error!(%error, "could not start a hashing worker"),
+            }
+        }
+        (started > 0).then_some(sender)
+    }
+}
+
+fn work(receiver: &Mutex<Receiver<Job>>, counters: &Counters) {
+    let mut memory = HashMemory::default();
+    loop {
+        let next = match receiver.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(job) = next else {
+            return; // the pool is gone
+        };
+        let running = counters.running.fetch_add(1, Ordering::SeqCst) + 1;
+        counters.peak.fetch_max(running, Ordering::SeqCst);
+        // A job that panics drops its answer channel (the caller sees `Failed`); the
+        // worker and its memory stay.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
+        counters.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::password::{Argon2Hasher, PasswordHasher};
+    use std::sync::mpsc;
+
+    /// Jobs that report when they start and hold their worker until released.
+    fn held(
+        pool: &HashPool,
+        started: &mpsc::Sender<()>,
+        release: &Arc<Mutex<mpsc::Receiver<()>>>,
+    ) -> impl std::future::Future<Output = Result<(), PoolError>> {
+        let (started, release) = (started.clone(), Arc::clone(release));
+        pool.submit(move |_| {
+            let _ = started.send(());
+            let _ = release.lock().unwrap().recv();
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn no_more_hashes_run_at_once_than_there_are_workers() {
+        let pool = Arc::new(HashPool::new(Some(2), 64));
+        let hasher = Arc::new(Argon2Hasher::with_params(64, 1, 1).unwrap());
+        let hashes = (0..24).map(|n| {
+            let (pool, hasher) = (Arc::clone(&pool), Arc::clone(&hasher));
+            async move { pool.run(move |memory| hasher.hash_in(&format!("Password-{n}"), memory)).await }
+        });
+        let hashes = futures::future::join_all(hashes).await;
+        assert_eq!(hashes.len(), 24);
+        for hash in hashes {
+            assert!(hash.unwrap().unwrap().starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        }
+        assert!((1..=2).contains(&pool.peak_running()), "peak {}", pool.peak_running());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_the_queued_jobs_still_run() {
+        // Given two workers, both held, and a queue of one, filled.
+        let pool = HashPool::new(Some(2), 1);
+        let (started_tx, started) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel();
+        let release = Arc::new(Mutex::new(release));
+        let first = held(&pool, &started_tx, &release);
+        started.recv().unwrap();
+        let second = held(&pool, &started_tx, &release);
+        started.recv().unwrap();
+        let running = [first, second];
+        let queued = held(&pool, &started_tx, &release);
+
+        // When one more job comes, it is refused without waiting.
+        assert!(matches!(pool.submit(|_| ()), Err(PoolError::Full)));
+
+        // Then, once the workers are released, every admitted job completes, never more
+        // than two at once.
+        for _ in 0..3 {
+            release_tx.send(()).unwrap();
+        }
+        for job in running {
+            job.await.unwrap();
+        }
+        queued.await.unwrap();
+        assert_eq!(pool.peak_running(), 2);
+        assert_eq!(pool.run(|_| 7).await, Ok(7));
+    }
+
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn a_login_arriving_at_a_full_queue_is_answered_503_with_retry_after() {
+        // Given an app whose one hashing worker is held and whose queue is full.
+        let dir = tempfile::tempdir().unwrap();
+        let app = crate::embedded::tests::app(dir.path(), 1, 1);
+        let (started_tx, started) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel();
+        let release = Arc::new(Mutex::new(release));
+        let running = held(&app.hash_pool, &started_tx, &release);
+        started.recv().unwrap();
+        let queued = held(&app.hash_pool, &started_tx, &release);
+
+        // When a login comes (for an unknown email: the decoy verification uses the pool too).
+        let login = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/auth/login")
+            .header("content-type", "application/json")
+            .body(lambda_http::Body::from(r#"{"email":"nobody@example.com","password":"Tavern-Brawl-42"}"#))
+            .unwrap();
+        let response = crate::http::dispatch(&app, login).await;
+
+        // Then it is shed at once: 503, the contract's body, and when to retry.
+        assert_eq!(response.status(), 503);
+        assert!(response.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "Service temporarily unavailable", "code": "service_unavailable"})
+        );
+        release_tx.send(()).unwrap();
+        release_tx.send(()).unwrap();
+        running.await.unwrap();
+        queued.await.unwrap();
+        assert_eq!(app.hash_pool.peak_running(), 1);
+    }
+
+    #[test]
+    fn memory_is_reused_and_grown_only_when_needed() {
+        let mut memory = HashMemory::default();
+        let first = memory.blocks(8).as_ptr();
+        assert_eq!(memory.blocks(4).len(), 4);
+        assert_eq!(memory.blocks(8).as_ptr(), first);
+        assert_eq!(memory.blocks(16).len(), 16);
+    }
+}
