@@ -62,6 +62,10 @@ else
   cargo test --workspace --no-fail-fast "$@"
 fi
 
+# ------------------------------------------------------------------ the OpenAPI description
+# openapi.json is what the code generates, and Schemathesis finds no failure (issue 12).
+scripts/openapi-tests.sh
+
 # ------------------------------------------------------------------ the web pages
 # The account holders' pages in headless Chromium against the local server (issue 11).
 scripts/browser-tests.sh

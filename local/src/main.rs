@@ -37,6 +37,9 @@ struct Args {
     /// AWS_ENDPOINT_URL) instead of the embedded adapters.
     #[arg(long)]
     aws: bool,
+    /// Print the OpenAPI description of the API (the bytes of `openapi.json`) and exit.
+    #[arg(long)]
+    print_openapi: bool,
 }
 
 #[tokio::main]
@@ -47,6 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.print_openapi {
+        print!("{}", shared::http::openapi::document_json());
+        return Ok(());
+    }
     let (app, storage) = if args.aws {
         let config = Config::from_env()?;
         let storage = format!(

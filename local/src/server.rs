@@ -1,7 +1,8 @@
 //! Serves the route table over HTTP, passing each request to the handlers the way API
 //! Gateway passes it to the Lambda functions: the same routing (404/405), the body size
 //! limit, the client address as `sourceIp`, and CORS for browser clients. The account
-//! holders' web pages are served beside the API, as the `web` function serves them.
+//! holders' web pages are served beside the API, as the `web` function serves them, and
+//! so is the API's OpenAPI description, at `/openapi.json`.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, State};
@@ -30,6 +31,12 @@ async fn serve(
     let page = matches!(*request.method(), Method::GET | Method::HEAD) && pages::serves(request.uri().path());
     if page {
         return pages::respond(request.method(), request.uri().path()).map(Body::from);
+    }
+    if request.method() == Method::GET && request.uri().path() == "/openapi.json" {
+        let mut response = Response::new(Body::from(shared::http::openapi::document_json()));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        allow_any_origin(response.headers_mut());
+        return response;
     }
     let mut response = if request.method() == Method::OPTIONS {
         preflight()

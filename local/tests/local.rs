@@ -204,6 +204,9 @@ async fn requests_are_answered_as_api_gateway_would_pass_them() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     let (status, body) = server.send("GET", "/auth/register", None, None).await;
     assert_eq!((status, body["code"].as_str()), (405, Some("method_not_allowed")));
+    let wrong_method = server.http.put(format!("{}/auth/api-keys", server.base)).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "POST, GET");
     let big = json!({"email": email(), "password": "x".repeat(20_000)});
     let (status, body) = server.send("POST", "/auth/login", None, Some(big)).await;
     assert_eq!((status, body["code"].as_str()), (413, Some("payload_too_large")));
@@ -309,5 +312,27 @@ async fn the_web_pages_are_served_beside_the_api_with_their_security_headers() {
     }
     let (status, body) = server.send("GET", "/auth/validate-reset-token/abc", None, None).await;
     assert_eq!((status, body["valid"].as_bool()), (200, Some(false)), "the API beside them is unchanged");
+    server.stop();
+}
+
+#[tokio::test]
+async fn the_openapi_description_is_served_and_is_the_committed_file() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let response = server.http.get(format!("{}/openapi.json", server.base)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let served = response.text().await.unwrap();
+    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.json")).unwrap();
+    assert!(
+        served == committed,
+        "openapi.json differs from the document the code generates; regenerate it with\n\
+         cargo run -q -p local -- --print-openapi > openapi.json"
+    );
+    let document: Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let operations: usize =
+        document["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+    assert_eq!(operations, 13);
     server.stop();
 }

@@ -4,6 +4,7 @@
 use crate::app::App;
 use crate::domain::keys::KeyKind;
 use crate::domain::metering::authorize;
+use crate::http::schema::{AuthorizerContext, CapOrEmpty, KeyType};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use serde_json::{json, Value};
 
@@ -18,14 +19,17 @@ pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request)
     match authorize(app, key).await {
         Ok(Some(a)) => json!({
             "isAuthorized": true,
-            "context": {
-                "userId": a.user_id,
-                "keyType": match a.kind { KeyKind::Master => "master", KeyKind::Scoped => "scoped" },
-                "scopedKeyId": a.scoped_key_id.unwrap_or_default(),
-                "scopedClientId": a.scoped_client_id.unwrap_or_default(),
-                "scopedUserId": a.scoped_user_id.unwrap_or_default(),
-                "requestsThisMonth": a.requests_this_month,
-                "monthlyLimit": a.monthly_limit.map_or(json!(""), |limit| json!(limit)),
+            "context": AuthorizerContext {
+                user_id: a.user_id,
+                key_type: match a.kind {
+                    KeyKind::Master => KeyType::Master,
+                    KeyKind::Scoped => KeyType::Scoped,
+                },
+                scoped_key_id: a.scoped_key_id.unwrap_or_default(),
+                scoped_client_id: a.scoped_client_id.unwrap_or_default(),
+                scoped_user_id: a.scoped_user_id.unwrap_or_default(),
+                requests_this_month: a.requests_this_month,
+                monthly_limit: CapOrEmpty(a.monthly_limit),
             },
         }),
         Ok(None) => json!({ "isAuthorized": false }),

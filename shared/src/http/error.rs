@@ -2,6 +2,7 @@
 
 use crate::domain::error::{AuthError, Field, PasswordRule, Required};
 use crate::domain::throttle::Rule;
+use crate::http::schema::ErrorCode;
 use lambda_http::http::StatusCode;
 use std::borrow::Cow;
 
@@ -10,7 +11,7 @@ use std::borrow::Cow;
 pub struct PublicError {
     pub status: StatusCode,
     pub message: Cow<'static, str>,
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// For a 429: the limit and the seconds until a retry may succeed.
     pub rate_limit: Option<(u32, u64)>,
 }
@@ -18,17 +19,19 @@ pub struct PublicError {
 impl From<&AuthError> for PublicError {
     fn from(err: &AuthError) -> Self {
         use AuthError as E;
-        let (status, message, code): (StatusCode, Cow<'static, str>, &'static str) = match err {
-            E::InvalidJson => (StatusCode::BAD_REQUEST, "Invalid JSON format".into(), "invalid_json"),
-            E::InvalidBody(detail) => (StatusCode::BAD_REQUEST, detail.clone().into(), "invalid_body"),
-            E::UnsupportedContentType => {
-                (StatusCode::BAD_REQUEST, "Content-Type must be application/json".into(), "unsupported_content_type")
-            }
+        let (status, message, code): (StatusCode, Cow<'static, str>, ErrorCode) = match err {
+            E::InvalidJson => (StatusCode::BAD_REQUEST, "Invalid JSON format".into(), ErrorCode::InvalidJson),
+            E::InvalidBody(detail) => (StatusCode::BAD_REQUEST, detail.clone().into(), ErrorCode::InvalidBody),
+            E::UnsupportedContentType => (
+                StatusCode::BAD_REQUEST,
+                "Content-Type must be application/json".into(),
+                ErrorCode::UnsupportedContentType,
+            ),
             E::PayloadTooLarge => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large".into(), "payload_too_large")
+                (StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large".into(), ErrorCode::PayloadTooLarge)
             }
-            E::Required(which) => (StatusCode::BAD_REQUEST, required_message(*which).into(), "missing_fields"),
-            E::InvalidEmail => (StatusCode::BAD_REQUEST, "Invalid email address".into(), "invalid_email"),
+            E::Required(which) => (StatusCode::BAD_REQUEST, required_message(*which).into(), ErrorCode::MissingFields),
+            E::InvalidEmail => (StatusCode::BAD_REQUEST, "Invalid email address".into(), ErrorCode::InvalidEmail),
             E::WeakPassword(rule) => {
                 let (message, code) = password_rule(*rule);
                 (StatusCode::BAD_REQUEST, message.into(), code)
@@ -37,44 +40,54 @@ impl From<&AuthError> for PublicError {
                 let (message, code) = field_message(*field);
                 (StatusCode::BAD_REQUEST, message, code)
             }
-            E::MissingApiKey => (StatusCode::UNAUTHORIZED, "API key is required".into(), "api_key_required"),
-            E::InvalidApiKey => (StatusCode::UNAUTHORIZED, "Invalid API key".into(), "invalid_api_key"),
-            E::MasterKeyRequired => {
-                (StatusCode::FORBIDDEN, "Use your master API key to manage scoped keys.".into(), "master_key_required")
-            }
+            E::MissingApiKey => (StatusCode::UNAUTHORIZED, "API key is required".into(), ErrorCode::ApiKeyRequired),
+            E::InvalidApiKey => (StatusCode::UNAUTHORIZED, "Invalid API key".into(), ErrorCode::InvalidApiKey),
+            E::MasterKeyRequired => (
+                StatusCode::FORBIDDEN,
+                "Use your master API key to manage scoped keys.".into(),
+                ErrorCode::MasterKeyRequired,
+            ),
             E::ScopedKeyCannotCreateKeys => (
                 StatusCode::FORBIDDEN,
                 "Scoped keys cannot create other scoped keys. Use your master API key.".into(),
-                "master_key_required",
+                ErrorCode::MasterKeyRequired,
             ),
-            E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "Invalid credentials".into(), "invalid_credentials"),
-            E::InvalidPassword => (StatusCode::UNAUTHORIZED, "Invalid password".into(), "invalid_password"),
+            E::InvalidCredentials => {
+                (StatusCode::UNAUTHORIZED, "Invalid credentials".into(), ErrorCode::InvalidCredentials)
+            }
+            E::InvalidPassword => (StatusCode::UNAUTHORIZED, "Invalid password".into(), ErrorCode::InvalidPassword),
             E::CurrentPasswordIncorrect => {
-                (StatusCode::UNAUTHORIZED, "Current password is incorrect".into(), "current_password_incorrect")
+                (StatusCode::UNAUTHORIZED, "Current password is incorrect".into(), ErrorCode::CurrentPasswordIncorrect)
             }
             E::EmailConfirmationRequired => {
-                (StatusCode::BAD_REQUEST, "Email confirmation required".into(), "email_confirmation_required")
+                (StatusCode::BAD_REQUEST, "Email confirmation required".into(), ErrorCode::EmailConfirmationRequired)
             }
-            E::RegistrationDisabled => {
-                (StatusCode::FORBIDDEN, "Registration is disabled on this server".into(), "registration_disabled")
-            }
-            E::UserExists => (StatusCode::CONFLICT, "User already exists".into(), "user_exists"),
+            E::RegistrationDisabled => (
+                StatusCode::FORBIDDEN,
+                "Registration is disabled on this server".into(),
+                ErrorCode::RegistrationDisabled,
+            ),
+            E::UserExists => (StatusCode::CONFLICT, "User already exists".into(), ErrorCode::UserExists),
             E::InvalidResetToken => {
-                (StatusCode::BAD_REQUEST, "Invalid or expired reset token".into(), "invalid_reset_token")
+                (StatusCode::BAD_REQUEST, "Invalid or expired reset token".into(), ErrorCode::InvalidResetToken)
             }
-            E::ApiKeyNotFound => (StatusCode::NOT_FOUND, "API key not found".into(), "api_key_not_found"),
+            E::ApiKeyNotFound => (StatusCode::NOT_FOUND, "API key not found".into(), ErrorCode::ApiKeyNotFound),
             E::ScopedKeyLimit(cap) => (
                 StatusCode::BAD_REQUEST,
                 format!("Scoped key limit reached ({cap})").into(),
-                "scoped_key_limit_reached",
+                ErrorCode::ScopedKeyLimitReached,
             ),
             E::RateLimited { rule, .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, rate_limit_message(*rule).into(), "rate_limited")
+                (StatusCode::TOO_MANY_REQUESTS, rate_limit_message(*rule).into(), ErrorCode::RateLimited)
             }
-            E::Unavailable => {
-                (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable".into(), "service_unavailable")
+            E::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service temporarily unavailable".into(),
+                ErrorCode::ServiceUnavailable,
+            ),
+            E::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".into(), ErrorCode::InternalError)
             }
-            E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".into(), "internal_error"),
         };
         let rate_limit = match err {
             E::RateLimited { limit, retry_after, .. } => Some((*limit, *retry_after)),
@@ -95,14 +108,18 @@ fn required_message(which: Required) -> &'static str {
     }
 }
 
-fn password_rule(rule: PasswordRule) -> (&'static str, &'static str) {
+fn password_rule(rule: PasswordRule) -> (&'static str, ErrorCode) {
     match rule {
-        PasswordRule::TooShort => ("Password must be at least 8 characters long", "password_too_short"),
-        PasswordRule::NoUppercase => ("Password must contain at least one uppercase letter", "password_no_uppercase"),
-        PasswordRule::NoLowercase => ("Password must contain at least one lowercase letter", "password_no_lowercase"),
-        PasswordRule::NoDigit => ("Password must contain at least one number", "password_no_number"),
-        PasswordRule::TooLong => ("Password must be at most 128 characters long", "password_too_long"),
-        PasswordRule::TooCommon => ("Password is too common", "password_too_common"),
+        PasswordRule::TooShort => ("Password must be at least 8 characters long", ErrorCode::PasswordTooShort),
+        PasswordRule::NoUppercase => {
+            ("Password must contain at least one uppercase letter", ErrorCode::PasswordNoUppercase)
+        }
+        PasswordRule::NoLowercase => {
+            ("Password must contain at least one lowercase letter", ErrorCode::PasswordNoLowercase)
+        }
+        PasswordRule::NoDigit => ("Password must contain at least one number", ErrorCode::PasswordNoNumber),
+        PasswordRule::TooLong => ("Password must be at most 128 characters long", ErrorCode::PasswordTooLong),
+        PasswordRule::TooCommon => ("Password is too common", ErrorCode::PasswordTooCommon),
     }
 }
 
@@ -115,13 +132,15 @@ fn rate_limit_message(rule: Rule) -> &'static str {
     }
 }
 
-fn field_message(field: Field) -> (Cow<'static, str>, &'static str) {
+fn field_message(field: Field) -> (Cow<'static, str>, ErrorCode) {
     match field {
-        Field::NameTooLong => ("Name must be at most 100 characters".into(), "invalid_name"),
-        Field::MonthlyLimit => ("monthlyLimit must be a positive whole number".into(), "invalid_monthly_limit"),
-        Field::ExpiresAt => ("expiresAt must be an RFC 3339 timestamp in the future".into(), "invalid_expires_at"),
-        Field::FoundryUrl => ("foundryUrl must be an http(s) URL".into(), "invalid_foundry_url"),
-        Field::TooLong(name) => (format!("{name} must be at most 256 characters").into(), "field_too_long"),
+        Field::NameTooLong => ("Name must be at most 100 characters".into(), ErrorCode::InvalidName),
+        Field::MonthlyLimit => ("monthlyLimit must be a positive whole number".into(), ErrorCode::InvalidMonthlyLimit),
+        Field::ExpiresAt => {
+            ("expiresAt must be an RFC 3339 timestamp in the future".into(), ErrorCode::InvalidExpiresAt)
+        }
+        Field::FoundryUrl => ("foundryUrl must be an http(s) URL".into(), ErrorCode::InvalidFoundryUrl),
+        Field::TooLong(name) => (format!("{name} must be at most 256 characters").into(), ErrorCode::FieldTooLong),
     }
 }
 
@@ -131,7 +150,7 @@ mod tests {
 
     fn public(err: AuthError) -> (u16, String, &'static str) {
         let p = PublicError::from(&err);
-        (p.status.as_u16(), p.message.into_owned(), p.code)
+        (p.status.as_u16(), p.message.into_owned(), p.code.as_str())
     }
 
     #[test]
@@ -160,7 +179,7 @@ mod tests {
         let public = PublicError::from(&limited);
         assert_eq!(public.status.as_u16(), 429);
         assert_eq!(public.message, "Too many failed attempts, please try again later");
-        assert_eq!((public.code, public.rate_limit), ("rate_limited", Some((10, 900))));
+        assert_eq!((public.code, public.rate_limit), (ErrorCode::RateLimited, Some((10, 900))));
         assert_eq!(PublicError::from(&AuthError::InvalidJson).rate_limit, None);
     }
 
@@ -182,7 +201,7 @@ mod tests {
             AuthError::InvalidResetToken,
         ];
         for err in samples {
-            let code = PublicError::from(&err).code;
+            let code = PublicError::from(&err).code.as_str();
             assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
         }
     }

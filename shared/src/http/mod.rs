@@ -2,8 +2,11 @@
 
 pub mod authorizer;
 pub mod error;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod request;
 pub mod routes;
+pub mod schema;
 
 pub use routes::{dispatch, Endpoint};
 
@@ -11,11 +14,14 @@ use error::PublicError;
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use serde_json::{json, Value};
+use schema::ErrorBody;
+use serde::Serialize;
 
 /// A JSON answer. Nothing this service answers may be cached: it is all about one account.
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(body.to_string()));
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    // The bodies are plain structs of strings, numbers and booleans: writing one cannot fail.
+    let text = serde_json::to_string(body).unwrap_or_else(|_| String::from("{}"));
+    let mut response = Response::new(Body::from(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, lambda_http::http::HeaderValue::from_static("application/json"));
@@ -29,7 +35,7 @@ pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 pub fn error_response(err: &crate::domain::error::AuthError) -> Response<Body> {
     let public = PublicError::from(err);
-    let mut response = json_response(public.status, &json!({ "error": public.message, "code": public.code }));
+    let mut response = json_response(public.status, &ErrorBody { error: public.message, code: public.code });
     if public.status == StatusCode::SERVICE_UNAVAILABLE {
         response
             .headers_mut()

@@ -2,18 +2,22 @@
 
 use crate::app::App;
 use crate::domain::auth::{authenticate, authenticate_master};
-use crate::domain::clock::iso;
 use crate::domain::error::{AuthError, Field, Required};
 use crate::domain::model::{ScopedKey, User};
 use crate::domain::scoped::NewScopedKey;
 use crate::domain::throttle;
 use crate::domain::{accounts, recovery, scoped};
 use crate::http::request::{api_key, path_parameter, source_ip, JsonBody};
+use crate::http::schema::{
+    CreatedScopedKey, DataExport, Deleted, ErrorBody, ErrorCode, ExportedApiAccess, ExportedScopedKey,
+    ExportedSubscription, ExportedUsage, ExportedUser, ListedScopedKey, LoggedIn, Message, PlanLimits, RegeneratedKey,
+    Registered, ScopedKeyList, TokenValidity, UserData,
+};
 use crate::http::{error_response, json_response};
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use zeroize::Zeroizing;
 
@@ -130,23 +134,30 @@ impl Endpoint {
 /// 404 for an unknown path, 405 for a known path with another method.
 pub async fn dispatch(app: &App, req: Request) -> Response<Body> {
     let path = req.uri().path().to_owned();
-    let mut known_path = false;
+    let mut allowed: Vec<Method> = Vec::new();
     for endpoint in Endpoint::ALL {
         let Some(params) = endpoint.matches(&path) else {
             continue;
         };
-        known_path = true;
         if endpoint.method() == req.method() {
             return endpoint.handle(app, req.with_path_parameters(params)).await;
         }
+        allowed.push(endpoint.method());
     }
-    if known_path {
-        json_response(
+    if !allowed.is_empty() {
+        // RFC 9110: a 405 names the methods the resource has.
+        let mut response = json_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            &json!({"error": "Method not allowed", "code": "method_not_allowed"}),
-        )
+            &ErrorBody { error: "Method not allowed".into(), code: ErrorCode::MethodNotAllowed },
+        );
+        if let Ok(allow) =
+            lambda_http::http::HeaderValue::from_str(&allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", "))
+        {
+            response.headers_mut().insert(lambda_http::http::header::ALLOW, allow);
+        }
+        response
     } else {
-        json_response(StatusCode::NOT_FOUND, &json!({"error": "Not found", "code": "not_found"}))
+        json_response(StatusCode::NOT_FOUND, &ErrorBody { error: "Not found".into(), code: ErrorCode::NotFound })
     }
 }
 
@@ -163,13 +174,13 @@ async fn register(app: &App, req: &Request) -> Answer {
     let user = &created.user;
     Ok(json_response(
         StatusCode::CREATED,
-        &json!({
-            "id": user.id,
-            "email": user.email,
-            "apiKey": created.key.expose(),
-            "createdAt": iso(user.created_at),
-            "subscriptionStatus": user.subscription_status,
-        }),
+        &Registered {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            api_key: created.key.expose().to_owned(),
+            created_at: user.created_at.into(),
+            subscription_status: user.subscription_status.clone(),
+        },
     ))
 }
 
@@ -179,20 +190,20 @@ async fn login(app: &App, req: &Request) -> Answer {
     let user = &session.user;
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "id": user.id,
-            "email": user.email,
-            "apiKey": session.key.expose(),
-            "requestsThisMonth": user.usage.this_month(app.clock.now()),
-            "createdAt": iso(user.created_at),
-        }),
+        &LoggedIn {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            api_key: session.key.expose().to_owned(),
+            requests_this_month: user.usage.this_month(app.clock.now()),
+            created_at: user.created_at.into(),
+        },
     ))
 }
 
 async fn regenerate_key(app: &App, req: &Request) -> Answer {
     let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
     let key = accounts::regenerate_key(app, &email, &password, source_ip(req).as_deref()).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "apiKey": key.expose() })))
+    Ok(json_response(StatusCode::OK, &RegeneratedKey { api_key: key.expose().to_owned() }))
 }
 
 async fn user_data(app: &App, req: &Request) -> Answer {
@@ -200,19 +211,19 @@ async fn user_data(app: &App, req: &Request) -> Answer {
     let user = &caller.user;
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "id": user.id,
-            "email": user.email,
-            "apiKey": caller.key.expose(),
-            "requestsThisMonth": user.usage.this_month(app.clock.now()),
-            "requestsToday": user.usage.today(app.clock.now()),
-            "subscriptionStatus": user.subscription_status,
-            "limits": {
-                "dailyLimit": app.settings.daily_request_limit,
-                "monthlyLimit": app.settings.monthly_request_limit,
-                "unlimitedMonthly": user.subscription_status == "active",
+        &UserData {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            api_key: caller.key.expose().to_owned(),
+            requests_this_month: user.usage.this_month(app.clock.now()),
+            requests_today: user.usage.today(app.clock.now()),
+            subscription_status: user.subscription_status.clone(),
+            limits: PlanLimits {
+                daily_limit: app.settings.daily_request_limit,
+                monthly_limit: app.settings.monthly_request_limit,
+                unlimited_monthly: user.subscription_status == "active",
             },
-        }),
+        },
     ))
 }
 
@@ -222,52 +233,50 @@ async fn export_data(app: &App, req: &Request) -> Answer {
     let user = &caller.user;
     let now = app.clock.now();
     let keys = accounts::scoped_keys_of(app, user).await?;
-    let scoped: Vec<Value> = keys
+    let scoped_keys = keys
         .iter()
-        .map(|(k, requests)| {
-            json!({
-                "id": k.id,
-                "name": k.name,
-                "keyPrefix": k.prefix,
-                "scopedClientId": k.scoped_client_id,
-                "scopedUserId": k.scoped_user_id,
-                "monthlyLimit": k.monthly_limit,
-                "requestsThisMonth": requests,
-                "expiresAt": k.expires_at.map(iso),
-                "enabled": k.is_enabled(user),
-                "hasFoundryCredentials": k.foundry_password_ciphertext.is_some(),
-                "foundryUrl": k.foundry_url,
-                "foundryUsername": k.foundry_username,
-                "createdAt": iso(k.created_at),
-            })
+        .map(|(k, requests)| ExportedScopedKey {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            key_prefix: k.prefix.clone(),
+            scoped_client_id: k.scoped_client_id.clone(),
+            scoped_user_id: k.scoped_user_id.clone(),
+            monthly_limit: k.monthly_limit,
+            requests_this_month: *requests,
+            expires_at: k.expires_at.map(Into::into),
+            enabled: k.is_enabled(user),
+            has_foundry_credentials: k.foundry_password_ciphertext.is_some(),
+            foundry_url: k.foundry_url.clone(),
+            foundry_username: k.foundry_username.clone(),
+            created_at: k.created_at.into(),
         })
         .collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "exportDate": iso(now),
-            "user": {
-                "id": user.id,
-                "email": user.email,
-                "createdAt": iso(user.created_at),
-                "updatedAt": iso(user.updated_at),
+        &DataExport {
+            export_date: now.into(),
+            user: ExportedUser {
+                id: user.id.clone(),
+                email: user.email.clone(),
+                created_at: user.created_at.into(),
+                updated_at: user.updated_at.into(),
             },
-            "subscription": {
-                "status": user.subscription_status,
-                "stripeCustomerId": user.stripe_customer_id,
-                "subscriptionId": user.subscription_id,
+            subscription: ExportedSubscription {
+                status: user.subscription_status.clone(),
+                stripe_customer_id: user.stripe_customer_id.clone(),
+                subscription_id: user.subscription_id.clone(),
             },
-            "usage": {
-                "requestsThisMonth": user.usage.this_month(now),
-                "requestsToday": user.usage.today(now),
-                "lastRequestDate": user.usage.last_request_at.map(iso),
+            usage: ExportedUsage {
+                requests_this_month: user.usage.this_month(now),
+                requests_today: user.usage.today(now),
+                last_request_date: user.usage.last_request_at.map(Into::into),
             },
-            "apiAccess": {
-                "keyPrefix": user.master_key.prefix,
-                "createdAt": iso(user.master_key.created_at),
+            api_access: ExportedApiAccess {
+                key_prefix: user.master_key.prefix.clone(),
+                created_at: user.master_key.created_at.into(),
             },
-            "scopedKeys": scoped,
-        }),
+            scoped_keys,
+        },
     ))
 }
 
@@ -277,7 +286,7 @@ async fn delete_account(app: &App, req: &Request) -> Answer {
     let confirm = body.non_empty("confirmEmail")?;
     let password = body.non_empty("password")?;
     accounts::delete_account(app, &caller, confirm, password).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "success": true, "message": "Account successfully deleted" })))
+    Ok(json_response(StatusCode::OK, &Deleted { success: true, message: "Account successfully deleted" }))
 }
 
 async fn change_password(app: &App, req: &Request) -> Answer {
@@ -287,7 +296,7 @@ async fn change_password(app: &App, req: &Request) -> Answer {
         return Err(AuthError::Required(Required::CurrentAndNewPassword));
     };
     accounts::change_password(app, &caller, current, new).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "message": "Password changed successfully" })))
+    Ok(json_response(StatusCode::OK, &Message { message: "Password changed successfully" }))
 }
 
 async fn forgot_password(app: &App, req: &Request) -> Answer {
@@ -296,7 +305,7 @@ async fn forgot_password(app: &App, req: &Request) -> Answer {
     recovery::forgot_password(app, email, source_ip(req).as_deref()).await?;
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "message": "If an account with that email exists, a password reset link has been sent." }),
+        &Message { message: "If an account with that email exists, a password reset link has been sent." },
     ))
 }
 
@@ -306,13 +315,13 @@ async fn reset_password(app: &App, req: &Request) -> Answer {
         return Err(AuthError::Required(Required::TokenAndPassword));
     };
     recovery::reset_password(app, token, password, source_ip(req).as_deref()).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "message": "Password has been reset successfully" })))
+    Ok(json_response(StatusCode::OK, &Message { message: "Password has been reset successfully" }))
 }
 
 async fn validate_reset_token(app: &App, req: &Request) -> Answer {
     let token = path_parameter(req, "token").unwrap_or_default();
     let valid = recovery::validate_reset_token(app, &token, source_ip(req).as_deref()).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "valid": valid })))
+    Ok(json_response(StatusCode::OK, &TokenValidity { valid }))
 }
 
 async fn create_api_key(app: &App, req: &Request) -> Answer {
@@ -334,18 +343,18 @@ async fn create_api_key(app: &App, req: &Request) -> Answer {
     let k = &created.record;
     Ok(json_response(
         StatusCode::CREATED,
-        &json!({
-            "id": k.id,
-            "key": created.key.expose(),
-            "name": k.name,
-            "scopedClientId": k.scoped_client_id,
-            "scopedUserId": k.scoped_user_id,
-            "monthlyLimit": k.monthly_limit,
-            "expiresAt": k.expires_at.map(iso),
-            "hasFoundryCredentials": k.foundry_password_ciphertext.is_some(),
-            "enabled": true,
-            "createdAt": iso(k.created_at),
-        }),
+        &CreatedScopedKey {
+            id: k.id.clone(),
+            key: created.key.expose().to_owned(),
+            name: k.name.clone(),
+            scoped_client_id: k.scoped_client_id.clone(),
+            scoped_user_id: k.scoped_user_id.clone(),
+            monthly_limit: k.monthly_limit,
+            expires_at: k.expires_at.map(Into::into),
+            has_foundry_credentials: k.foundry_password_ciphertext.is_some(),
+            enabled: true,
+            created_at: k.created_at.into(),
+        },
     ))
 }
 
@@ -353,35 +362,35 @@ async fn list_api_keys(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     let now = app.clock.now();
     let keys = accounts::scoped_keys_of(app, &caller.user).await?;
-    let keys: Vec<Value> = keys.iter().map(|(k, requests)| listed_key(k, *requests, &caller.user, now)).collect();
-    Ok(json_response(StatusCode::OK, &json!({ "keys": keys })))
+    let keys = keys.iter().map(|(k, requests)| listed_key(k, *requests, &caller.user, now)).collect();
+    Ok(json_response(StatusCode::OK, &ScopedKeyList { keys }))
 }
 
-fn listed_key(k: &ScopedKey, requests_this_month: u64, user: &User, now: DateTime<Utc>) -> Value {
-    json!({
-        "id": k.id,
-        "key": format!("{}...", k.prefix),
-        "name": k.name,
-        "scopedClientId": k.scoped_client_id,
-        "scopedUserId": k.scoped_user_id,
-        "monthlyLimit": k.monthly_limit,
-        "requestsThisMonth": requests_this_month,
-        "expiresAt": k.expires_at.map(iso),
-        "isExpired": k.is_expired(now),
-        "enabled": k.is_enabled(user),
-        "hasFoundryCredentials": k.foundry_password_ciphertext.is_some(),
-        "foundryUrl": k.foundry_url,
-        "foundryUsername": k.foundry_username,
-        "createdAt": iso(k.created_at),
-        "updatedAt": iso(k.updated_at),
-    })
+fn listed_key(k: &ScopedKey, requests_this_month: u64, user: &User, now: DateTime<Utc>) -> ListedScopedKey {
+    ListedScopedKey {
+        id: k.id.clone(),
+        key: format!("{}...", k.prefix),
+        name: k.name.clone(),
+        scoped_client_id: k.scoped_client_id.clone(),
+        scoped_user_id: k.scoped_user_id.clone(),
+        monthly_limit: k.monthly_limit,
+        requests_this_month,
+        expires_at: k.expires_at.map(Into::into),
+        is_expired: k.is_expired(now),
+        enabled: k.is_enabled(user),
+        has_foundry_credentials: k.foundry_password_ciphertext.is_some(),
+        foundry_url: k.foundry_url.clone(),
+        foundry_username: k.foundry_username.clone(),
+        created_at: k.created_at.into(),
+        updated_at: k.updated_at.into(),
+    }
 }
 
 async fn delete_api_key(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     let id = path_parameter(req, "id").unwrap_or_default();
     scoped::delete(app, &caller, &id).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "success": true, "message": "API key deleted" })))
+    Ok(json_response(StatusCode::OK, &Deleted { success: true, message: "API key deleted" }))
 }
 
 /// A positive whole number, as a JSON number or a string of digits.
@@ -412,6 +421,8 @@ fn expires_at(value: Option<&Value>) -> Result<Option<DateTime<Utc>>, AuthError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::iso;
+    use serde_json::json;
 
     #[test]
     fn every_endpoint_has_a_distinct_route_and_function() {

@@ -1,0 +1,472 @@
+//! The bodies the API answers, as types. The handlers build them and serde writes them;
+//! with the `openapi` feature, utoipa describes the very same types in the OpenAPI
+//! document (`http::openapi`), so the document cannot drift from what is answered.
+//!
+//! Every field of every response is always present: an unset optional value is `null`,
+//! never left out.
+
+use crate::domain::clock::iso;
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+use std::borrow::Cow;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// An ISO 8601 UTC timestamp with whole seconds, `2026-11-25T22:56:52Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(ToSchema),
+    schema(value_type = String, format = DateTime, example = "2026-11-25T22:56:52Z")
+)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&iso(self.0))
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Self(t)
+    }
+}
+
+/// The stable, machine-readable `code` of every error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(ToSchema), schema(rename_all = "snake_case"))]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidBody,
+    UnsupportedContentType,
+    PayloadTooLarge,
+    MissingFields,
+    InvalidEmail,
+    PasswordTooShort,
+    PasswordNoUppercase,
+    PasswordNoLowercase,
+    PasswordNoNumber,
+    PasswordTooLong,
+    PasswordTooCommon,
+    InvalidName,
+    InvalidMonthlyLimit,
+    InvalidExpiresAt,
+    InvalidFoundryUrl,
+    FieldTooLong,
+    ApiKeyRequired,
+    InvalidApiKey,
+    MasterKeyRequired,
+    InvalidCredentials,
+    InvalidPassword,
+    CurrentPasswordIncorrect,
+    EmailConfirmationRequired,
+    RegistrationDisabled,
+    UserExists,
+    InvalidResetToken,
+    ApiKeyNotFound,
+    ScopedKeyLimitReached,
+    RateLimited,
+    ServiceUnavailable,
+    InternalError,
+    NotFound,
+    MethodNotAllowed,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 34] = {
+        use ErrorCode::*;
+        [
+            InvalidJson,
+            InvalidBody,
+            UnsupportedContentType,
+            PayloadTooLarge,
+            MissingFields,
+            InvalidEmail,
+            PasswordTooShort,
+            PasswordNoUppercase,
+            PasswordNoLowercase,
+            PasswordNoNumber,
+            PasswordTooLong,
+            PasswordTooCommon,
+            InvalidName,
+            InvalidMonthlyLimit,
+            InvalidExpiresAt,
+            InvalidFoundryUrl,
+            FieldTooLong,
+            ApiKeyRequired,
+            InvalidApiKey,
+            MasterKeyRequired,
+            InvalidCredentials,
+            InvalidPassword,
+            CurrentPasswordIncorrect,
+            EmailConfirmationRequired,
+            RegistrationDisabled,
+            UserExists,
+            InvalidResetToken,
+            ApiKeyNotFound,
+            ScopedKeyLimitReached,
+            RateLimited,
+            ServiceUnavailable,
+            InternalError,
+            NotFound,
+            MethodNotAllowed,
+        ]
+    };
+
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => "invalid_json",
+            InvalidBody => "invalid_body",
+            UnsupportedContentType => "unsupported_content_type",
+            PayloadTooLarge => "payload_too_large",
+            MissingFields => "missing_fields",
+            InvalidEmail => "invalid_email",
+            PasswordTooShort => "password_too_short",
+            PasswordNoUppercase => "password_no_uppercase",
+            PasswordNoLowercase => "password_no_lowercase",
+            PasswordNoNumber => "password_no_number",
+            PasswordTooLong => "password_too_long",
+            PasswordTooCommon => "password_too_common",
+            InvalidName => "invalid_name",
+            InvalidMonthlyLimit => "invalid_monthly_limit",
+            InvalidExpiresAt => "invalid_expires_at",
+            InvalidFoundryUrl => "invalid_foundry_url",
+            FieldTooLong => "field_too_long",
+            ApiKeyRequired => "api_key_required",
+            InvalidApiKey => "invalid_api_key",
+            MasterKeyRequired => "master_key_required",
+            InvalidCredentials => "invalid_credentials",
+            InvalidPassword => "invalid_password",
+            CurrentPasswordIncorrect => "current_password_incorrect",
+            EmailConfirmationRequired => "email_confirmation_required",
+            RegistrationDisabled => "registration_disabled",
+            UserExists => "user_exists",
+            InvalidResetToken => "invalid_reset_token",
+            ApiKeyNotFound => "api_key_not_found",
+            ScopedKeyLimitReached => "scoped_key_limit_reached",
+            RateLimited => "rate_limited",
+            ServiceUnavailable => "service_unavailable",
+            InternalError => "internal_error",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+        }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Every error: a message for people and a stable code for programs.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"error": "Invalid API key", "code": "invalid_api_key"})))]
+pub struct ErrorBody {
+    /// What went wrong, in words (the relay's messages, kept exactly).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub error: Cow<'static, str>,
+    pub code: ErrorCode,
+}
+
+/// POST /auth/register
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Registered {
+    pub id: String,
+    pub email: String,
+    /// The new master key (`frm_…`).
+    pub api_key: String,
+    pub created_at: Timestamp,
+    /// `free` for a new account.
+    pub subscription_status: String,
+}
+
+/// POST /auth/login
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoggedIn {
+    pub id: String,
+    pub email: String,
+    /// The account's current master key.
+    pub api_key: String,
+    pub requests_this_month: u64,
+    pub created_at: Timestamp,
+}
+
+/// POST /auth/regenerate-key
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RegeneratedKey {
+    /// The new master key; the old one and every scoped key of the account stop working.
+    pub api_key: String,
+}
+
+/// The plan limits shown in user-data.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PlanLimits {
+    pub daily_limit: u64,
+    pub monthly_limit: u64,
+    /// `subscriptionStatus == "active"`.
+    pub unlimited_monthly: bool,
+}
+
+/// GET /auth/user-data
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserData {
+    pub id: String,
+    pub email: String,
+    /// The key presented.
+    pub api_key: String,
+    pub requests_this_month: u64,
+    pub requests_today: u64,
+    pub subscription_status: String,
+    pub limits: PlanLimits,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportedUser {
+    pub id: String,
+    pub email: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportedSubscription {
+    pub status: String,
+    pub stripe_customer_id: Option<String>,
+    pub subscription_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportedUsage {
+    pub requests_this_month: u64,
+    pub requests_today: u64,
+    pub last_request_date: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportedApiAccess {
+    /// The master key's first characters, enough to recognise it.
+    pub key_prefix: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportedScopedKey {
+    pub id: String,
+    pub name: String,
+    pub key_prefix: String,
+    pub scoped_client_id: Option<String>,
+    pub scoped_user_id: Option<String>,
+    pub monthly_limit: Option<u64>,
+    pub requests_this_month: u64,
+    pub expires_at: Option<Timestamp>,
+    pub enabled: bool,
+    pub has_foundry_credentials: bool,
+    pub foundry_url: Option<String>,
+    pub foundry_username: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// GET /auth/export-data: everything kept about the account, and no secret of any kind.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DataExport {
+    pub export_date: Timestamp,
+    pub user: ExportedUser,
+    pub subscription: ExportedSubscription,
+    pub usage: ExportedUsage,
+    pub api_access: ExportedApiAccess,
+    pub scoped_keys: Vec<ExportedScopedKey>,
+}
+
+/// A fixed confirmation.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Message {
+    pub message: &'static str,
+}
+
+/// A deletion done.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Deleted {
+    /// Always `true`.
+    pub success: bool,
+    pub message: &'static str,
+}
+
+/// GET /auth/validate-reset-token/{token}
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenValidity {
+    pub valid: bool,
+}
+
+/// POST /auth/api-keys: the new scoped key, with its plaintext shown this once.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedScopedKey {
+    pub id: String,
+    /// The scoped key (`frs_…`), shown here once and never again.
+    pub key: String,
+    pub name: String,
+    pub scoped_client_id: Option<String>,
+    pub scoped_user_id: Option<String>,
+    pub monthly_limit: Option<u64>,
+    pub expires_at: Option<Timestamp>,
+    pub has_foundry_credentials: bool,
+    /// Always `true`.
+    pub enabled: bool,
+    pub created_at: Timestamp,
+}
+
+/// One scoped key as listed: `key` is only its prefix followed by `...`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ListedScopedKey {
+    pub id: String,
+    pub key: String,
+    pub name: String,
+    pub scoped_client_id: Option<String>,
+    pub scoped_user_id: Option<String>,
+    pub monthly_limit: Option<u64>,
+    pub requests_this_month: u64,
+    pub expires_at: Option<Timestamp>,
+    pub is_expired: bool,
+    pub enabled: bool,
+    pub has_foundry_credentials: bool,
+    pub foundry_url: Option<String>,
+    pub foundry_username: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// GET /auth/api-keys: the account's scoped keys, oldest first.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ScopedKeyList {
+    pub keys: Vec<ListedScopedKey>,
+}
+
+/// Whether the key is the account's master key or one of its scoped keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema), schema(rename_all = "lowercase"))]
+pub enum KeyType {
+    Master,
+    Scoped,
+}
+
+/// A cap, or `""` when there is none (API Gateway passes context values as they are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapOrEmpty(pub Option<u64>);
+
+impl Serialize for CapOrEmpty {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(limit) => serializer.serialize_u64(limit),
+            None => serializer.serialize_str(""),
+        }
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for CapOrEmpty {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some([""])))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl ToSchema for CapOrEmpty {}
+
+/// What the authorizer hands to a relay route it admits, under
+/// `requestContext.authorizer.lambda` of the route's event. Not an HTTP body of this API:
+/// the `authorizer` function answers API Gateway with `{isAuthorized, context}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "userId": "71ea7eec-a986-4a81-85a4-195cc03e88da", "keyType": "scoped",
+    "scopedKeyId": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "scopedClientId": "client-1",
+    "scopedUserId": "", "requestsThisMonth": 12, "monthlyLimit": 500
+})))]
+pub struct AuthorizerContext {
+    /// The account.
+    pub user_id: String,
+    pub key_type: KeyType,
+    /// The scoped key; `""` for a master key.
+    pub scoped_key_id: String,
+    /// The scoped key's Foundry client; `""` for a master key or an unset scope.
+    pub scoped_client_id: String,
+    /// The scoped key's Foundry user; `""` for a master key or an unset scope.
+    pub scoped_user_id: String,
+    /// This month's requests of the key (scoped) or of the account (master), this one included.
+    pub requests_this_month: u64,
+    /// The cap behind that count; `""` when there is none.
+    #[cfg_attr(feature = "openapi", schema(value_type = CapOrEmpty))]
+    pub monthly_limit: CapOrEmpty,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_written_as_iso_utc_with_whole_seconds() {
+        let t = DateTime::parse_from_rfc3339("2026-11-25T23:56:52.75+01:00").unwrap().with_timezone(&Utc);
+        assert_eq!(serde_json::to_value(Timestamp(t)).unwrap(), serde_json::json!("2026-11-25T22:56:52Z"));
+    }
+
+    #[test]
+    fn error_codes_are_distinct_snake_case_strings() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(text.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{text}");
+            assert!(seen.insert(text), "{text} twice");
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(text));
+        }
+    }
+
+    #[test]
+    fn absent_optional_fields_are_written_as_null() {
+        let subscription =
+            ExportedSubscription { status: "free".into(), stripe_customer_id: None, subscription_id: None };
+        assert_eq!(
+            serde_json::to_value(subscription).unwrap(),
+            serde_json::json!({"status": "free", "stripeCustomerId": null, "subscriptionId": null})
+        );
+    }
+}
