@@ -1,4 +1,4 @@
-//! The Foundry relay Auth API: everything the thirteen Lambda functions share.
+//! The Foundry relay Auth API: everything the Lambda functions (thirteen routes and the authorizer) share.
 //!
 //! - [`domain`]: the rules and operations, pure Rust over the [`ports`].
 //! - [`aws`]: the DynamoDB, SES v2 and KMS adapters.
