@@ -63,7 +63,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
     let user = app.store.user_by_email(&normalised).await?;
     let stored = user.as_ref().map(|u| u.password_hash.as_str());
     let correct = password::verify(app, password, stored).await?;
-    throttle::settle_password_check(app, check, correct).await?;
+    throttle::settle_password_check(app, check, correct).await;
     let user = match (correct, user) {
         (true, Some(user)) => user,
         _ => return Err(AuthError::InvalidCredentials),
@@ -77,7 +77,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
 async fn check_own_password(app: &App, user: &User, password: &str) -> Result<bool, AuthError> {
     let check = throttle::reserve_password_check(app, &user.email_normalised).await?;
     let correct = password::verify(app, password, Some(&user.password_hash)).await?;
-    throttle::settle_password_check(app, check, correct).await?;
+    throttle::settle_password_check(app, check, correct).await;
     Ok(correct)
 }
 

@@ -235,26 +235,34 @@ pub async fn reserve_password_check(app: &App, email_normalised: &str) -> Result
 /// it spent, and the one that spent the budget's last attempt locks the account for one
 /// window, twice as long at each further lockout within a day: one lockout per spent
 /// budget, however many requests raced into it.
-pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: bool) -> Result<(), AuthError> {
+pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: bool) {
     let (Some(throttling), Some(account)) = (&app.settings.throttling, check.account) else {
-        return Ok(());
+        return;
     };
     let now = app.clock.now();
     let limit = throttling.account_failures;
+    // Bookkeeping after the check: a failure here never changes the answer. Not giving an
+    // attempt back only spends it; not locking still leaves the budget spent.
     if correct {
-        app.store.give_back(&rate_key("failures", &account, limit), limit, now).await?;
-        return Ok(());
+        if let Err(error) = app.store.give_back(&rate_key("failures", &account, limit), limit, now).await {
+            tracing::warn!(%error, "giving back a password check failed");
+        }
+        return;
     }
     if !check.last {
-        return Ok(());
+        return;
     }
-    let strikes = app.store.tally(&format!("strikes:{account}"), STRIKE_WINDOW, now).await?;
-    let doublings = strikes.saturating_sub(1).min(16);
-    let lockout = limit.window.saturating_mul(1 << doublings).min(throttling.max_lockout);
-    let until = now + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::MAX);
-    app.store.block(&format!("lock:{account}"), until).await?;
-    tracing::info!(until = %until.to_rfc3339(), "password checks of an account locked");
-    Ok(())
+    let locked = async {
+        let strikes = app.store.tally(&format!("strikes:{account}"), STRIKE_WINDOW, now).await?;
+        let doublings = strikes.saturating_sub(1).min(16);
+        let lockout = limit.window.saturating_mul(1 << doublings).min(throttling.max_lockout);
+        let until = now + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::MAX);
+        app.store.block(&format!("lock:{account}"), until).await.map(|()| until)
+    };
+    match locked.await {
+        Ok(until) => tracing::info!(until = %until.to_rfc3339(), "password checks of an account locked"),
+        Err(error) => tracing::warn!(%error, "locking an account after its last failed check failed"),
+    }
 }
 
 /// A password reset by email clears the failures and any lock: whoever holds the mailbox
