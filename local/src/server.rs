@@ -56,21 +56,35 @@ async fn to_lambda(request: Request<Body>, peer: SocketAddr) -> Result<lambda_ht
     let bytes = to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| from_lambda(shared::http::error_response(&AuthError::PayloadTooLarge)))?;
-    let body = match String::from_utf8(bytes.to_vec()) {
-        Ok(text) if text.is_empty() => lambda_http::Body::Empty,
-        Ok(text) => lambda_http::Body::Text(text),
-        Err(binary) => lambda_http::Body::Binary(binary.into_bytes()),
+    let body = if bytes.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        match String::from_utf8(Vec::from(bytes)) {
+            Ok(text) => lambda_http::Body::Text(text),
+            Err(binary) => lambda_http::Body::Binary(binary.into_bytes()),
+        }
     };
     let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
     http.method = parts.method.clone();
     http.path = Some(parts.uri.path().to_owned());
-    http.protocol = Some(format!("{:?}", parts.version));
+    http.protocol = Some(protocol(parts.version).to_owned());
     http.source_ip = Some(peer.ip().to_string());
     http.user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut context = ApiGatewayV2httpRequestContext::default();
     context.http = http;
     context.stage = Some("$default".into());
     Ok(lambda_http::Request::from_parts(parts, body).with_request_context(RequestContext::ApiGatewayV2(context)))
+}
+
+/// The protocol as API Gateway names it (`HTTP/1.1`).
+fn protocol(version: axum::http::Version) -> &'static str {
+    match version {
+        axum::http::Version::HTTP_09 => "HTTP/0.9",
+        axum::http::Version::HTTP_10 => "HTTP/1.0",
+        axum::http::Version::HTTP_2 => "HTTP/2.0",
+        axum::http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }
 
 fn from_lambda(response: lambda_http::Response<lambda_http::Body>) -> Response<Body> {

@@ -11,6 +11,27 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Timestamps are read with chrono's RFC 3339 parser, the format its `Serialize` writes:
+/// its generic `Deserialize` parses through format items, several times slower, and every
+/// authenticated request reads an account's four timestamps (profiled).
+mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn required<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text).map(|at| at.with_timezone(&Utc)).map_err(D::Error::custom)
+    }
+
+    pub(super) fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        DateTime::parse_from_rfc3339(&text).map(|at| Some(at.with_timezone(&Utc))).map_err(D::Error::custom)
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserItem {
@@ -23,6 +44,7 @@ pub(crate) struct UserItem {
     #[serde(with = "serde_bytes")]
     pub(crate) master_key_ciphertext: Vec<u8>,
     pub(crate) master_key_prefix: String,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub(crate) master_key_created_at: DateTime<Utc>,
     pub(crate) key_generation: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,9 +60,11 @@ pub(crate) struct UserItem {
     /// can update one entry of it.
     #[serde(default)]
     pub(crate) usage: BTreeMap<String, u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "rfc3339::optional", skip_serializing_if = "Option::is_none")]
     pub(crate) last_request_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub(crate) created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub(crate) updated_at: DateTime<Utc>,
 }
 
@@ -60,7 +84,7 @@ pub(crate) struct KeyItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scoped_key_id: Option<String>,
     pub(crate) generation: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "rfc3339::optional", skip_serializing_if = "Option::is_none")]
     pub(crate) expires_at: Option<DateTime<Utc>>,
     pub(crate) enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,7 +112,7 @@ pub(crate) struct ScopedKeyItem {
     pub(crate) scoped_user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) monthly_limit: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "rfc3339::optional", skip_serializing_if = "Option::is_none")]
     pub(crate) expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) foundry_url: Option<String>,
@@ -98,7 +122,9 @@ pub(crate) struct ScopedKeyItem {
     pub(crate) foundry_password_ciphertext: Option<Vec<u8>>,
     pub(crate) enabled: bool,
     pub(crate) generation: u64,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub(crate) created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub(crate) updated_at: DateTime<Utc>,
 }
 

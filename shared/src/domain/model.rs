@@ -72,12 +72,14 @@ impl Usage {
 
 /// The UTC day that holds `now`, as a counter name.
 pub fn day_period(now: DateTime<Utc>) -> String {
-    format!("day:{}", now.format("%Y-%m-%d"))
+    // Plain integer formatting: chrono's format strings are parsed anew on every call, and
+    // every authenticated request names its periods.
+    format!("day:{:04}-{:02}-{:02}", now.year(), now.month(), now.day())
 }
 
 /// The UTC calendar month that holds `now`, as a counter name.
 pub fn month_period(now: DateTime<Utc>) -> String {
-    format!("month:{}", now.format("%Y-%m"))
+    format!("month:{:04}-{:02}", now.year(), now.month())
 }
 
 /// The counters of the periods before `now`'s (yesterday, last month): a store drops
