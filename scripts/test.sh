@@ -55,11 +55,13 @@ export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 unset AWS_PROFILE AWS_SESSION_TOKEN
 eval "$("$venv/bin/python" scripts/emulator.py "$AWS_ENDPOINT_URL" template.yaml "run$$")"
 
+# The tests about the AWS adapters are #[ignore]d for a plain `cargo test` (which runs the
+# behaviours on the embedded adapters); with the emulator up, every test runs.
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo nextest run --workspace --no-fail-fast --run-ignored all "$@"
 else
-  cargo test --workspace --no-fail-fast "$@"
+  cargo test --workspace --no-fail-fast "$@" -- --include-ignored
 fi
 
 # ------------------------------------------------------------------ the OpenAPI description

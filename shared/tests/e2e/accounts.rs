@@ -106,13 +106,14 @@ async fn wrong_password_and_unknown_email_answer_alike_after_the_same_verificati
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_weaker_stored_hash_is_upgraded_on_the_next_login() {
     let weak = Harness::new().await;
     let mut weak = weak;
     weak.app.hasher = std::sync::Arc::new(shared::domain::password::Argon2Hasher::with_params(1024, 1, 1).unwrap());
     let account = weak.register().await;
     let stored = |h: &Harness, id: String| {
-        let dynamo = h.dynamo.clone();
+        let dynamo = h.dynamo().clone();
         let table = h.config.users_table.clone();
         async move {
             let item = dynamo
@@ -302,6 +303,7 @@ async fn delete_account_checks_confirmation_and_password() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn delete_account_leaves_nothing_of_the_account_in_any_table() {
     let h = Harness::new().await;
     let account = h.register().await;

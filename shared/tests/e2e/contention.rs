@@ -55,6 +55,7 @@ fn assert_unavailable(reply: &Reply) {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn thirty_concurrent_requests_of_one_master_key_are_all_admitted_and_counted() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -72,6 +73,7 @@ async fn thirty_concurrent_requests_of_one_master_key_are_all_admitted_and_count
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn thirty_concurrent_requests_of_one_scoped_key_are_all_admitted_and_counted() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -90,6 +92,7 @@ async fn thirty_concurrent_requests_of_one_scoped_key_are_all_admitted_and_count
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_busy_key_is_admitted_while_its_account_is_being_written() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -117,6 +120,7 @@ async fn a_busy_key_is_admitted_while_its_account_is_being_written() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn caps_stay_exact_under_concurrency() {
     let h = Harness::configured(|c| c.settings.daily_request_limit = 12).await;
     let account = h.register().await;
@@ -134,6 +138,7 @@ async fn caps_stay_exact_under_concurrency() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn thirty_concurrent_guesses_verify_at_most_the_budget_and_lock_once() {
     let h = throttled().await;
     let account = h.register().await;
@@ -161,6 +166,7 @@ async fn thirty_concurrent_guesses_verify_at_most_the_budget_and_lock_once() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_correct_password_gives_its_attempt_back() {
     let h = throttled().await;
     let account = h.register().await;
@@ -178,6 +184,7 @@ async fn a_correct_password_gives_its_attempt_back() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn change_password_draws_on_the_same_budget_and_respects_the_lock() {
     let h = throttled().await;
     let account = h.register().await;
@@ -197,6 +204,7 @@ async fn change_password_draws_on_the_same_budget_and_respects_the_lock() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn two_reset_requests_a_second_apart_across_a_minute_boundary_send_one_email() {
     let h = throttled().await;
     let account = h.register().await;
@@ -214,6 +222,7 @@ async fn two_reset_requests_a_second_apart_across_a_minute_boundary_send_one_ema
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn deleting_an_account_that_fails_midway_is_finished_by_a_retry() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -249,6 +258,7 @@ async fn deleting_an_account_that_fails_midway_is_finished_by_a_retry() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_transaction_whose_answer_was_lost_after_it_committed_is_not_failed() {
     let h = Harness::new().await;
     // register: the SDK sends the transaction again with its token; not "User already exists".
@@ -269,6 +279,7 @@ async fn a_transaction_whose_answer_was_lost_after_it_committed_is_not_failed() 
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn kms_down_answers_503_and_writes_nothing() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -292,6 +303,7 @@ async fn kms_down_answers_503_and_writes_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn dynamodb_throttling_answers_503_and_writes_nothing() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -310,6 +322,7 @@ async fn dynamodb_throttling_answers_503_and_writes_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn ses_down_during_forgot_password_answers_the_same_200() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -321,6 +334,7 @@ async fn ses_down_during_forgot_password_answers_the_same_200() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_dependency_that_hangs_is_answered_by_a_retry_within_the_time_out() {
     let h = Harness::with_production_time_outs().await;
     let account = h.register().await;
@@ -330,6 +344,7 @@ async fn a_dependency_that_hangs_is_answered_by_a_retry_within_the_time_out() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn scoped_keys_are_capped_per_account_under_concurrency() {
     let h = Harness::configured(|c| c.settings.scoped_keys_per_account = 3).await;
     let account = h.register().await;
@@ -349,6 +364,7 @@ async fn scoped_keys_are_capped_per_account_under_concurrency() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn listing_keys_reads_their_usage_in_a_constant_number_of_calls() {
     let h = Harness::new().await;
     let account = h.register().await;

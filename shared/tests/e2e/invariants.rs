@@ -13,6 +13,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn concurrent_registrations_of_one_email_create_exactly_one_account() {
     let h = Harness::new().await;
     let email = unique_email();
@@ -40,6 +41,7 @@ async fn concurrent_registrations_of_one_email_create_exactly_one_account() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_malformed_key_is_refused_without_any_store_call() {
     // A store whose DynamoDB is unreachable: any call would answer 503.
     let mut h = Harness::new().await;
@@ -62,6 +64,7 @@ async fn a_malformed_key_is_refused_without_any_store_call() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn the_master_key_is_stored_as_its_digest_and_a_ciphertext_bound_to_the_account() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -79,6 +82,7 @@ async fn the_master_key_is_stored_as_its_digest_and_a_ciphertext_bound_to_the_ac
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn no_table_holds_a_secret_in_plain_text_after_a_full_flow() {
     let h = Harness::new().await;
     let account = h.register_as(&unique_email(), "Plain-Secret-Pass-1").await;
@@ -110,6 +114,7 @@ async fn no_table_holds_a_secret_in_plain_text_after_a_full_flow() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_stale_master_key_change_writes_nothing() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -129,6 +134,7 @@ async fn a_stale_master_key_change_writes_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_registration_that_loses_the_email_leaves_no_item_behind() {
     let h = Harness::new().await;
     let account = h.register().await;
@@ -159,6 +165,7 @@ impl Write for Captured {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn no_secret_reaches_a_log_line() {
     let captured = Captured::default();
     let writer = captured.clone();
@@ -213,7 +220,7 @@ impl Harness {
         key: &str,
         value: &str,
     ) -> Option<std::collections::HashMap<String, AttributeValue>> {
-        self.dynamo
+        self.dynamo()
             .get_item()
             .table_name(table)
             .key(key, AttributeValue::S(value.to_owned()))

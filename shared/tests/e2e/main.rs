@@ -1,5 +1,7 @@
 //! End-to-end tests of the Auth API: every route of the contract, through the real
-//! handlers and adapters, against the local AWS emulator started by `scripts/test.sh`.
+//! handlers and adapters: against the local AWS emulator under `scripts/test.sh`, on the
+//! embedded adapters under a plain `cargo test` (see `support`). Tests about the AWS
+//! adapters themselves are ignored without the emulator, and say so.
 //! (One test binary for the crate; each area is a module.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -24,7 +24,7 @@ async fn register_login_forgot_read_the_email_reset_and_login_again() {
     let token = h.forgot_and_read_token(&account.email).await;
     assert!(token.len() >= 32, "at least 128 bits: {token}");
     let mail = h.mails_to(&account.email).await.pop().unwrap();
-    assert_eq!(mail["source"], h.config.email_from.as_str());
+    assert_eq!(mail["subject"], "Reset your Foundry REST API password");
     assert!(mail["body"].as_str().unwrap().contains(&format!("{}?reset-token={token}", h.config.settings.reset_url)));
     assert_eq!(h.send(validate(&token)).await.body, json!({"valid": true}));
     assert_eq!(h.send(validate(&token)).await.body, json!({"valid": true}), "validating never consumes");
@@ -60,6 +60,7 @@ async fn forgot_password_answers_alike_for_known_and_unknown_emails() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_failing_mail_service_is_logged_not_answered() {
     // SES refuses a sender identity that was never created.
     let h = Harness::configured(|c| c.email_from = "unverified@nowhere.test".into()).await;

@@ -117,6 +117,7 @@ async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Outcome {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn every_function_binary_serves_its_route_under_the_lambda_runtime_api() {
     let h = Harness::new().await;
     let main = h.register().await;
@@ -182,6 +183,7 @@ async fn every_function_binary_serves_its_route_under_the_lambda_runtime_api() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn a_function_without_its_configuration_stops_at_init_naming_the_variable() {
     let output = tokio::process::Command::new(binary("user-data"))
         .env_remove("USERS_TABLE")
@@ -195,6 +197,7 @@ async fn a_function_without_its_configuration_stops_at_init_naming_the_variable(
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn the_authorizer_binary_answers_authorizer_events() {
     let h = Harness::new().await;
     let account = h.register().await;

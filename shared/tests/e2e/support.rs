@@ -1,7 +1,14 @@
 //! The test harness: the real handlers, fed API Gateway HTTP API (payload 2.0) events
-//! through `lambda_http`, over the real adapters against the local emulator that
-//! `scripts/test.sh` starts. Only the clock is replaced (so tests can move time) and the
-//! password hasher is wrapped to record which hashes it verified.
+//! through `lambda_http`, over real adapters. Only the clock is replaced (so tests can move
+//! time), the password hasher is wrapped to record which hashes it verified, and the mailer
+//! to record what it sent.
+//!
+//! Two backends. Under `scripts/test.sh` (`AWS_ENDPOINT_URL` set): DynamoDB, SES v2 and KMS
+//! in the local emulator the script starts. Under a plain `cargo test`: the local server's
+//! adapters (redb, the outbox mailer, the AES-GCM cipher) in a temporary directory, so the
+//! behaviours run with nothing but the Rust toolchain. Tests about the AWS adapters
+//! themselves (faults, call counts, the stored items) are `#[ignore]`d with [`EMULATOR`]
+//! as their reason; the test script runs them (`--run-ignored all`).
 
 use chrono::Utc;
 use lambda_http::Body;
@@ -12,6 +19,7 @@ use shared::domain::clock::ManualClock;
 use shared::domain::error::PortError;
 use shared::domain::password::{Argon2Hasher, PasswordHasher};
 use shared::http::Endpoint;
+use shared::ports::{Mailer, OutgoingEmail, PortResult};
 use shared::App;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,19 +28,31 @@ pub use shared::domain::clock::Clock;
 
 pub const PASSWORD: &str = "Tavern-Brawl-42";
 
+/// Why a test is ignored under a plain `cargo test` (and run by `scripts/test.sh`).
+pub const EMULATOR: &str = "needs the AWS emulator that scripts/test.sh starts";
+
 pub struct Harness {
     pub app: App,
     pub clock: Arc<ManualClock>,
     pub hasher: Arc<RecordingHasher>,
+    pub mailer: Arc<RecordingMailer>,
     pub config: Config,
-    pub dynamo: aws_sdk_dynamodb::Client,
-    endpoint: String,
+    backend: Backend,
     /// The client address of this harness's requests (unless a call names its own): rate
     /// limits are shared through the store, and each test's clock is its own.
     address: String,
-    /// The access key id this harness's service signs with: the emulator scopes injected
-    /// faults and call counts to it, so tests in parallel never see each other's.
-    access_key: String,
+}
+
+enum Backend {
+    Emulator {
+        dynamo: aws_sdk_dynamodb::Client,
+        endpoint: String,
+        /// The access key id this harness's service signs with: the emulator scopes
+        /// injected faults and call counts to it, so tests in parallel never see each other's.
+        access_key: String,
+    },
+    /// The data directory, removed when the harness is dropped.
+    Embedded { _data: tempfile::TempDir },
 }
 
 impl Harness {
@@ -50,17 +70,61 @@ impl Harness {
         Self::build(|_| {}, true).await
     }
 
+    /// Whether this run has the emulator (`scripts/test.sh`) or the embedded adapters.
+    pub fn on_emulator() -> bool {
+        std::env::var_os("AWS_ENDPOINT_URL").is_some()
+    }
+
     async fn build(adjust: impl FnOnce(&mut Config), production_time_outs: bool) -> Self {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL")
-            .expect("AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh, which starts the emulator");
-        let mut config = Config::from_env().unwrap_or_else(|e| panic!("{e}: run the tests through scripts/test.sh"));
+        let mut config = if Self::on_emulator() {
+            Config::from_env().unwrap_or_else(|e| panic!("{e}: run the tests through scripts/test.sh"))
+        } else {
+            Config::from_lookup(|name| {
+                let value = match name {
+                    "USERS_TABLE" => "users",
+                    "SCOPED_KEYS_TABLE" => "scoped-keys",
+                    "RESET_TOKENS_TABLE" => "reset-tokens",
+                    "THROTTLE_TABLE" => "throttle",
+                    "KMS_KEY_ID" => "alias/unused",
+                    "EMAIL_FROM" => "no-reply@example.com",
+                    "RESET_URL" => "https://relay.example.com/reset-password",
+                    _ => return None,
+                };
+                Some(value.to_owned())
+            })
+            .expect("the embedded configuration is valid")
+        };
         config.settings.reset_response_floor = Duration::ZERO;
         // Suites share the client address and the counters; the throttling suite turns
         // throttles on with limits of its own.
         config.settings.throttling = None;
         adjust(&mut config);
-        let access_key = format!("test-{}", uuid::Uuid::new_v4().simple());
         let address = format!("2001:db8::{:x}", uuid::Uuid::new_v4().as_u128() as u32);
+        let (mut app, backend) = if Self::on_emulator() {
+            Self::emulator_app(&config, production_time_outs).await
+        } else {
+            let data = tempfile::tempdir().expect("a temporary directory");
+            let app = shared::embedded::build_app(
+                &data.path().join("data"),
+                &data.path().join("outbox"),
+                &config.email_from,
+                config.settings.clone(),
+            )
+            .expect("the embedded adapters open");
+            (app, Backend::Embedded { _data: data })
+        };
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        app.clock = clock.clone();
+        let hasher = Arc::new(RecordingHasher::new(Argon2Hasher::new()));
+        app.hasher = hasher.clone();
+        let mailer = Arc::new(RecordingMailer::new(app.mailer.clone()));
+        app.mailer = mailer.clone();
+        Self { app, clock, hasher, mailer, config, backend, address }
+    }
+
+    async fn emulator_app(config: &Config, production_time_outs: bool) -> (App, Backend) {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL is set");
+        let access_key = format!("test-{}", uuid::Uuid::new_v4().simple());
         let credentials = aws_sdk_dynamodb::config::Credentials::new(&access_key, "test", None, None, "tests");
         let mut sdk = sdk_config().credentials_provider(credentials);
         if !production_time_outs {
@@ -72,23 +136,32 @@ impl Harness {
                     .build(),
             );
         }
-        let mut app = build_app_with(&config, &sdk.load().await);
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        app.clock = clock.clone();
-        let hasher = Arc::new(RecordingHasher::new(Argon2Hasher::new()));
-        app.hasher = hasher.clone();
+        let app = build_app_with(config, &sdk.load().await);
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self { app, clock, hasher, config, dynamo: aws_sdk_dynamodb::Client::new(&sdk), endpoint, access_key, address }
+        (app, Backend::Emulator { dynamo: aws_sdk_dynamodb::Client::new(&sdk), endpoint, access_key })
+    }
+
+    fn emulator(&self) -> (&aws_sdk_dynamodb::Client, &str, &str) {
+        match &self.backend {
+            Backend::Emulator { dynamo, endpoint, access_key } => (dynamo, endpoint, access_key),
+            Backend::Embedded { .. } => panic!("this test {EMULATOR}: mark it #[ignore = EMULATOR]"),
+        }
+    }
+
+    /// A DynamoDB client of the emulator, for tests that read the stored items.
+    pub fn dynamo(&self) -> &aws_sdk_dynamodb::Client {
+        self.emulator().0
     }
 
     /// Makes the emulator fail this harness's requests to `operation` (`dynamodb:PutItem`,
     /// `kms:Encrypt`, `sesv2:SendEmail`, ...); see `scripts/emulator_server.py`.
     pub async fn inject(&self, operation: &str, fault: Value) {
+        let (_, endpoint, access_key) = self.emulator();
         let mut fault = fault;
-        fault["accessKey"] = json!(self.access_key);
+        fault["accessKey"] = json!(access_key);
         fault["operation"] = json!(operation);
         let answer = reqwest::Client::new()
-            .post(format!("{}/__emulator/faults", self.endpoint))
+            .post(format!("{endpoint}/__emulator/faults"))
             .json(&fault)
             .send()
             .await
@@ -98,8 +171,9 @@ impl Harness {
 
     /// Lifts every fault injected for this harness.
     pub async fn heal(&self) {
+        let (_, endpoint, access_key) = self.emulator();
         reqwest::Client::new()
-            .delete(format!("{}/__emulator/faults?accessKey={}", self.endpoint, self.access_key))
+            .delete(format!("{endpoint}/__emulator/faults?accessKey={access_key}"))
             .send()
             .await
             .expect("the emulator answers");
@@ -107,13 +181,15 @@ impl Harness {
 
     /// The requests this harness's service made so far, by operation.
     pub async fn calls(&self) -> std::collections::BTreeMap<String, u64> {
-        let url = format!("{}/__emulator/calls?accessKey={}", self.endpoint, self.access_key);
+        let (_, endpoint, access_key) = self.emulator();
+        let url = format!("{endpoint}/__emulator/calls?accessKey={access_key}");
         reqwest::get(url).await.expect("the emulator answers").json().await.expect("JSON")
     }
 
     /// The emulator's counters (conflicts, faults, transactions), over every test.
     pub async fn emulator_stats(&self) -> Value {
-        let url = format!("{}/__emulator/stats", self.endpoint);
+        let (_, endpoint, _) = self.emulator();
+        let url = format!("{endpoint}/__emulator/stats");
         reqwest::get(url).await.expect("the emulator answers").json().await.expect("JSON")
     }
 
@@ -141,22 +217,14 @@ impl Harness {
         (reply.str("id"), reply.str("key"))
     }
 
-    /// Emails the emulator's SES accepted for `to`, oldest first.
+    /// Emails the service sent to `to` (through SES or the outbox), oldest first, as
+    /// `{"to", "subject", "body"}` (the text part).
     pub async fn mails_to(&self, to: &str) -> Vec<Value> {
-        let data: Value = reqwest::get(format!("{}/moto-api/data.json", self.endpoint))
-            .await
-            .expect("the emulator answers")
-            .json()
-            .await
-            .expect("data.json is JSON");
-        data["ses"]["Message"]
-            .as_array()
+        self.mailer
+            .sent()
             .into_iter()
-            .flatten()
-            .filter(|m| {
-                m["destinations"]["ToAddresses"].as_array().is_some_and(|to_list| to_list.iter().any(|a| a == to))
-            })
-            .cloned()
+            .filter(|mail| mail.to == to)
+            .map(|mail| json!({"to": mail.to, "subject": mail.subject, "body": mail.text}))
             .collect()
     }
 
@@ -177,7 +245,7 @@ impl Harness {
             let mut start = None;
             loop {
                 let out = self
-                    .dynamo
+                    .dynamo()
                     .scan()
                     .table_name(table)
                     .set_exclusive_start_key(start.take())
@@ -390,5 +458,31 @@ impl PasswordHasher for RecordingHasher {
 
     fn decoy(&self) -> &str {
         self.inner.decoy()
+    }
+}
+
+/// The service's mailer, recording every email it was asked to send before passing it on.
+pub struct RecordingMailer {
+    inner: Arc<dyn Mailer>,
+    sent: Mutex<Vec<OutgoingEmail>>,
+}
+
+impl RecordingMailer {
+    pub fn new(inner: Arc<dyn Mailer>) -> Self {
+        Self { inner, sent: Mutex::new(Vec::new()) }
+    }
+
+    /// What was sent successfully, oldest first.
+    pub fn sent(&self) -> Vec<OutgoingEmail> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for RecordingMailer {
+    async fn send(&self, email: &OutgoingEmail) -> PortResult<()> {
+        self.inner.send(email).await?;
+        self.sent.lock().unwrap().push(email.clone());
+        Ok(())
     }
 }

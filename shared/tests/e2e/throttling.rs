@@ -21,7 +21,12 @@ fn limits() -> Throttling {
 async fn throttled(adjust: impl FnOnce(&mut Throttling)) -> Harness {
     let mut throttling = limits();
     adjust(&mut throttling);
-    Harness::configured(move |c| c.settings.throttling = Some(throttling)).await
+    let h = Harness::configured(move |c| c.settings.throttling = Some(throttling)).await;
+    // Lockouts are counted per UTC day: start at noon, so that no test crosses midnight.
+    let now = h.clock.now();
+    let noon = (now.date_naive() + chrono::Days::new(1)).and_hms_opt(12, 0, 0).unwrap().and_utc();
+    h.clock.advance(noon - now);
+    h
 }
 
 /// A client address of its own (from the benchmarking range 198.18.0.0/15).
@@ -131,6 +136,7 @@ async fn a_locked_account_can_still_reset_its_password_by_email() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn two_instances_exhaust_one_budget_together() {
     let first = throttled(|_| {}).await;
     let second = throttled(|_| {}).await;
@@ -256,6 +262,7 @@ async fn common_passwords_are_refused_at_register_change_and_reset() {
 }
 
 #[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn throttle_subjects_are_keyed_by_a_secret_every_instance_shares() {
     use sha2::Digest;
     let first = throttled(|_| {}).await;
@@ -266,7 +273,7 @@ async fn throttle_subjects_are_keyed_by_a_secret_every_instance_shares() {
     let email = unique_email();
     first.send(login(&email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
     let bare = hex::encode(sha2::Sha256::digest(email.as_bytes()));
-    let items = first.dynamo.scan().table_name(&first.config.throttle_table).send().await.unwrap();
+    let items = first.dynamo().scan().table_name(&first.config.throttle_table).send().await.unwrap();
     let text = format!("{:?}", items.items());
     assert!(text.contains("failures:"), "the failed login was counted");
     assert!(!text.contains(&bare), "no bare digest of the email, which anyone could compute");
