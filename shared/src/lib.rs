@@ -1,13 +1,13 @@
 //! The Foundry relay Auth API: everything the Lambda functions (thirteen routes and the authorizer) share.
 //!
-//! - [`domain`]: the rules and operations, pure Rust over the [`ports`].
+//! - [`domain`]: the rules and operations, pure Rust over the [`ports`]; it owns the
+//!   [`App`] state, the settings and the port traits, and imports nothing else here.
 //! - [`aws`]: the DynamoDB, SES v2 and KMS adapters.
 //! - [`http`]: request parsing, the one error mapping, and the route table.
 //! - [`lambda`]: `run(endpoint)`, a function's whole `main`.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod app;
 pub mod aws;
 pub mod config;
 pub mod domain;
@@ -15,7 +15,8 @@ pub mod domain;
 pub mod embedded;
 pub mod http;
 pub mod lambda;
-pub mod ports;
 mod records;
 
-pub use app::App;
+pub use domain::app::App;
+/// The port traits (and what crosses them), where adapters and tests have always found them.
+pub use domain::ports;

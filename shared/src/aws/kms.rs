@@ -2,7 +2,7 @@
 
 use super::sdk_error;
 use crate::domain::error::PortError;
-use crate::ports::{Cipher, EncryptionContext, PortResult};
+use crate::domain::ports::{Cipher, EncryptionContext, PortResult};
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::Client;

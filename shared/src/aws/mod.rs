@@ -6,8 +6,8 @@ pub mod kms;
 #[cfg(feature = "ses")]
 pub mod ses;
 
-use crate::app::App;
 use crate::config::Config;
+use crate::domain::app::App;
 use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
 use crate::domain::password::Argon2Hasher;
@@ -165,31 +165,35 @@ struct NotLinked(&'static str);
 
 #[cfg(not(all(feature = "ses", feature = "kms")))]
 impl NotLinked {
-    fn refuse<T>(&self) -> crate::ports::PortResult<T> {
+    fn refuse<T>(&self) -> crate::domain::ports::PortResult<T> {
         Err(PortError::Other(format!("this function was built without the {} client", self.0)))
     }
 }
 
 #[cfg(not(feature = "ses"))]
 #[async_trait::async_trait]
-impl crate::ports::Mailer for NotLinked {
-    async fn send(&self, _: &crate::ports::OutgoingEmail) -> crate::ports::PortResult<()> {
+impl crate::domain::ports::Mailer for NotLinked {
+    async fn send(&self, _: &crate::domain::ports::OutgoingEmail) -> crate::domain::ports::PortResult<()> {
         self.refuse()
     }
 }
 
 #[cfg(not(feature = "kms"))]
 #[async_trait::async_trait]
-impl crate::ports::Cipher for NotLinked {
-    async fn encrypt(&self, _: &[u8], _: &crate::ports::EncryptionContext) -> crate::ports::PortResult<Vec<u8>> {
+impl crate::domain::ports::Cipher for NotLinked {
+    async fn encrypt(
+        &self,
+        _: &[u8],
+        _: &crate::domain::ports::EncryptionContext,
+    ) -> crate::domain::ports::PortResult<Vec<u8>> {
         self.refuse()
     }
 
     async fn decrypt(
         &self,
         _: &[u8],
-        _: &crate::ports::EncryptionContext,
-    ) -> crate::ports::PortResult<zeroize::Zeroizing<Vec<u8>>> {
+        _: &crate::domain::ports::EncryptionContext,
+    ) -> crate::domain::ports::PortResult<zeroize::Zeroizing<Vec<u8>>> {
         self.refuse()
     }
 }

@@ -1,7 +1,7 @@
 //! SES v2 as the mailer.
 
 use super::sdk_error;
-use crate::ports::{Mailer, OutgoingEmail, PortResult};
+use crate::domain::ports::{Mailer, OutgoingEmail, PortResult};
 use async_trait::async_trait;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use aws_sdk_sesv2::Client;

@@ -1,14 +1,14 @@
 //! Accounts: register, log in, regenerate the master key, change the password, delete.
 
-use crate::app::App;
+use crate::domain::app::App;
 use crate::domain::auth::Caller;
 use crate::domain::email::{normalise, Email};
 use crate::domain::error::{AuthError, PortError, Required};
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
+use crate::domain::ports::EncryptionContext;
 use crate::domain::throttle::{self, Rule};
 use crate::domain::{notify, password, with_current_user};
-use crate::ports::EncryptionContext;
 use chrono::{DateTime, Utc};
 
 /// A new account with its master key, shown this once.

@@ -1,6 +1,6 @@
 //! Who is calling: the `x-api-key` resolved to an account, with the fewest reads possible.
 
-use crate::app::App;
+use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::model::{KeyEntry, User};

@@ -1,11 +1,11 @@
 //! The enforcement point for the relay's own routes: resolve the key, keep every cap,
 //! count the request. A refused request is never counted.
 
-use crate::app::App;
+use crate::domain::app::App;
 use crate::domain::auth::authenticate;
 use crate::domain::error::AuthError;
 use crate::domain::keys::KeyKind;
-use crate::ports::Metered;
+use crate::domain::ports::Metered;
 
 /// Who is calling, for the route behind the authorizer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,9 @@
-//! The service's rules and operations: pure Rust over the ports, no AWS and no HTTP.
+//! The service's rules and operations: pure Rust over the [`ports`], no AWS and no HTTP.
+//! It owns its context: the [`app::App`] state, the [`settings::Settings`] and the port
+//! traits; nothing in it imports from `http`, `aws`, `embedded`, `config` or `lambda`.
 
 pub mod accounts;
+pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod email;
@@ -11,8 +14,10 @@ pub mod model;
 pub mod notify;
 pub mod password;
 pub mod pool;
+pub mod ports;
 pub mod recovery;
 pub mod scoped;
+pub mod settings;
 pub mod throttle;
 pub mod token;
 

@@ -1,7 +1,7 @@
 //! The emails the service sends. Sending failures are logged, never answered.
 
-use crate::app::App;
-use crate::ports::OutgoingEmail;
+use crate::domain::app::App;
+use crate::domain::ports::OutgoingEmail;
 use url::Url;
 
 pub fn reset_link(reset_page: &Url, token: &str) -> Url {

@@ -210,43 +210,6 @@ mod tests {
         assert_eq!(pool.run(|_| 7).await, Ok(7));
     }
 
-    #[cfg(feature = "embedded")]
-    #[tokio::test]
-    async fn a_login_arriving_at_a_full_queue_is_answered_503_with_retry_after() {
-        // Given an app whose one hashing worker is held and whose queue is full.
-        let dir = tempfile::tempdir().unwrap();
-        let app = crate::embedded::tests::app(dir.path(), 1, 1);
-        let (started_tx, started) = mpsc::channel();
-        let (release_tx, release) = mpsc::channel();
-        let release = Arc::new(Mutex::new(release));
-        let running = held(&app.hash_pool, &started_tx, &release);
-        started.recv().unwrap();
-        let queued = held(&app.hash_pool, &started_tx, &release);
-
-        // When a login comes (for an unknown email: the decoy verification uses the pool too).
-        let login = lambda_http::http::Request::builder()
-            .method("POST")
-            .uri("/auth/login")
-            .header("content-type", "application/json")
-            .body(lambda_http::Body::from(r#"{"email":"nobody@example.com","password":"Tavern-Brawl-42"}"#))
-            .unwrap();
-        let response = crate::http::dispatch(&app, login).await;
-
-        // Then it is shed at once: 503, the contract's body, and when to retry.
-        assert_eq!(response.status(), 503);
-        assert!(response.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
-        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-        assert_eq!(
-            body,
-            serde_json::json!({"error": "Service temporarily unavailable", "code": "service_unavailable"})
-        );
-        release_tx.send(()).unwrap();
-        release_tx.send(()).unwrap();
-        running.await.unwrap();
-        queued.await.unwrap();
-        assert_eq!(app.hash_pool.peak_running(), 1);
-    }
-
     #[test]
     fn memory_is_reused_and_grown_only_when_needed() {
         let mut memory = HashMemory::default();

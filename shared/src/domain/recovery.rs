@@ -1,6 +1,6 @@
 //! Password recovery by email: forgot-password, reset-password, validate-reset-token.
 
-use crate::app::App;
+use crate::domain::app::App;
 use crate::domain::email::normalise;
 use crate::domain::error::{AuthError, PortError};
 use crate::domain::model::User;

@@ -1,12 +1,12 @@
 //! Scoped keys: keys with a name, a Foundry client/user scope, an optional monthly cap,
 //! expiry and stored Foundry credentials, created and revoked by the master key.
 
-use crate::app::App;
+use crate::domain::app::App;
 use crate::domain::auth::Caller;
 use crate::domain::error::{AuthError, Field, PortError, Required};
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::model::ScopedKey;
-use crate::ports::EncryptionContext;
+use crate::domain::ports::EncryptionContext;
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 

@@ -13,7 +13,7 @@
 //! so neither an address (a few billion to try) nor an email (a list to try) can be
 //! recovered from the throttle table.
 
-use crate::app::App;
+use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use chrono::{DateTime, Utc};
 use sha2::Sha256;
@@ -108,7 +108,7 @@ pub enum Rule {
     AccountManagement,
 }
 
-/// The limits in force; `None` in [`crate::config::Settings`] when `THROTTLING=off`.
+/// The limits in force; `None` in [`crate::domain::settings::Settings`] when `THROTTLING=off`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Throttling {
     /// Failed password checks per account; then the account is locked for one window,

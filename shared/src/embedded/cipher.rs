@@ -2,7 +2,7 @@
 //! context, a ciphertext decrypts only under the account (and key) it was bound to.
 
 use crate::domain::error::PortError;
-use crate::ports::{Cipher, EncryptionContext, PortResult};
+use crate::domain::ports::{Cipher, EncryptionContext, PortResult};
 use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};

@@ -1,7 +1,8 @@
 //! A mailer that writes each email as an RFC 5322 `.eml` file into an outbox directory.
 
+use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::error::PortError;
-use crate::ports::{Mailer, OutgoingEmail, PortResult};
+use crate::domain::ports::{Mailer, OutgoingEmail, PortResult};
 use async_trait::async_trait;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
@@ -49,7 +50,9 @@ impl Mailer for OutboxMailer {
                     .singlepart(SinglePart::html(email.html.clone())),
             )
             .map_err(PortError::other)?;
-        let name = format!("{}-{}.eml", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), uuid::Uuid::new_v4().simple());
+        // Named by when it was written (files sort by time), whatever clock the app runs on.
+        let written = SystemClock.now().format("%Y%m%dT%H%M%S%.3fZ");
+        let name = format!("{written}-{}.eml", uuid::Uuid::new_v4().simple());
         // Written under a temporary name and renamed, so a reader never sees half a file.
         let partial = self.dir.join(format!(".{name}.partial"));
         let path = self.dir.join(&name);

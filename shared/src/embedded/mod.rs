@@ -6,12 +6,12 @@ pub mod cipher;
 pub mod mailer;
 pub mod store;
 
-use crate::app::App;
-use crate::config::Settings;
+use crate::domain::app::App;
 use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
 use crate::domain::password::Argon2Hasher;
 use crate::domain::pool::HashPool;
+use crate::domain::settings::Settings;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -91,5 +91,16 @@ pub(crate) mod tests {
         settings.hash_workers = Some(workers);
         settings.hash_queue = queue;
         build_app(dir, &dir.join("outbox"), "no-reply@localhost", settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn verifying_for_no_account_never_matches() {
+        use crate::domain::password::{hash, verify};
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), 1, 4);
+        assert!(!verify(&app, "", None).await.unwrap());
+        let stored = hash(&app, "Real-Pass-1").await.unwrap();
+        assert!(verify(&app, "Real-Pass-1", Some(&stored)).await.unwrap());
+        assert!(!verify(&app, "Real-Pass-2", Some(&stored)).await.unwrap());
     }
 }

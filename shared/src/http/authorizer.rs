@@ -1,7 +1,7 @@
 //! The API Gateway HTTP API Lambda authorizer protocol (payload format 2.0, simple
 //! responses) over `domain::metering`.
 
-use crate::app::App;
+use crate::domain::app::App;
 use crate::domain::keys::KeyKind;
 use crate::domain::metering::authorize;
 use crate::http::schema::{AuthorizerContext, CapOrEmpty, KeyType};

@@ -1,6 +1,6 @@
 //! The route table: every endpoint, its method and path, and its handler.
 
-use crate::app::App;
+use crate::domain::app::App;
 use crate::domain::auth::{authenticate, authenticate_master};
 use crate::domain::error::{AuthError, Field, Required};
 use crate::domain::model::{ScopedKey, User};

@@ -338,3 +338,46 @@ async fn delete_account_leaves_nothing_of_the_account_in_any_table() {
     // The email is free again.
     h.register_as(&account.email, PASSWORD).await;
 }
+
+/// Holds one of the pool's places until `release` says go; `started` tells it began.
+fn held(
+    pool: &shared::domain::pool::HashPool,
+    started: &std::sync::mpsc::Sender<()>,
+    release: &std::sync::Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+) -> impl std::future::Future<Output = Result<(), shared::domain::pool::PoolError>> {
+    let (started, release) = (started.clone(), std::sync::Arc::clone(release));
+    pool.submit(move |_| {
+        let _ = started.send(());
+        let _ = release.lock().unwrap().recv();
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_login_arriving_at_a_full_hashing_queue_is_answered_503_with_retry_after() {
+    // Given an app whose one hashing worker is held and whose queue is full.
+    let h = Harness::configured(|c| {
+        c.settings.hash_workers = Some(1);
+        c.settings.hash_queue = 1;
+    })
+    .await;
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (release_tx, release) = std::sync::mpsc::channel();
+    let release = std::sync::Arc::new(std::sync::Mutex::new(release));
+    let running = held(&h.app.hash_pool, &started_tx, &release);
+    started.recv().unwrap();
+    let queued = held(&h.app.hash_pool, &started_tx, &release);
+
+    // When a login comes (for an unknown email: the decoy verification uses the pool too).
+    let reply = h.send(call(Endpoint::Login).json(json!({"email": unique_email(), "password": PASSWORD}))).await;
+
+    // Then it is shed at once: 503, the contract's body, and when to retry.
+    assert_eq!(reply.status, 503);
+    assert!(reply.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert_eq!(reply.body, json!({"error": "Service temporarily unavailable", "code": "service_unavailable"}));
+    release_tx.send(()).unwrap();
+    release_tx.send(()).unwrap();
+    running.await.unwrap();
+    queued.await.unwrap();
+    assert_eq!(h.app.hash_pool.peak_running(), 1);
+}

@@ -4,6 +4,8 @@
 //! adapters themselves are ignored without the emulator, and say so.
 //! (One test binary for the crate; each area is a module.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Tests start their manual clocks, and write their fixtures, at the real time.
+#![allow(clippy::disallowed_methods)]
 
 mod accounts;
 mod authorizer;

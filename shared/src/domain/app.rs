@@ -1,10 +1,10 @@
 //! The application state: every port and setting, built once per process.
 
-use crate::config::Settings;
 use crate::domain::clock::Clock;
 use crate::domain::password::PasswordHasher;
 use crate::domain::pool::HashPool;
-use crate::ports::{Cipher, Mailer, Store};
+use crate::domain::ports::{Cipher, Mailer, Store};
+use crate::domain::settings::Settings;
 use std::sync::Arc;
 
 pub struct App {

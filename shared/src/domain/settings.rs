@@ -1,0 +1,25 @@
+//! The settings the domain runs by; `config` reads them from the environment.
+
+use crate::domain::throttle::Throttling;
+use std::time::Duration;
+use url::Url;
+
+/// What the domain needs to know of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub reset_url: Url,
+    pub registration_enabled: bool,
+    pub daily_request_limit: u64,
+    pub monthly_request_limit: u64,
+    /// How many scoped keys one account may have.
+    pub scoped_keys_per_account: u64,
+    /// The limits in force; `None` when `THROTTLING=off`.
+    pub throttling: Option<Throttling>,
+    /// forgot-password answers no sooner than this after it started, for known and
+    /// unknown emails alike, so its timing reveals nothing.
+    pub reset_response_floor: Duration,
+    /// Password hashes computed at once (`HASH_WORKERS`); `None`: one per core.
+    pub hash_workers: Option<usize>,
+    /// Hashes that may wait for a worker (`HASH_QUEUE`) before requests are answered 503.
+    pub hash_queue: usize,
+}
