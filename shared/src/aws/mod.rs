@@ -150,12 +150,25 @@ where
         matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
             || server_error
             || err.code().is_some_and(|code| THROTTLED.contains(&code));
+    if let Some(service) = service_of::<E>() {
+        crate::domain::metrics::count(crate::domain::metrics::Counter::DependencyFailures(service));
+    }
     let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
     if unavailable {
         PortError::Unavailable(detail)
     } else {
         PortError::Other(detail)
     }
+}
+
+/// The service behind an operation's error type, by the SDK crate that defines it
+/// (`aws_sdk_dynamodb::operation::get_item::GetItemError`, ...).
+fn service_of<E>() -> Option<crate::domain::metrics::Service> {
+    use crate::domain::metrics::Service;
+    let name = std::any::type_name::<E>();
+    [("aws_sdk_dynamodb::", Service::DynamoDb), ("aws_sdk_kms::", Service::Kms), ("aws_sdk_sesv2::", Service::Ses)]
+        .into_iter()
+        .find_map(|(prefix, service)| name.starts_with(prefix).then_some(service))
 }
 
 /// The mailer or cipher of a function built without that client (cargo features `ses`,
@@ -191,5 +204,21 @@ impl crate::ports::Cipher for NotLinked {
         _: &crate::ports::EncryptionContext,
     ) -> crate::ports::PortResult<zeroize::Zeroizing<Vec<u8>>> {
         self.refuse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::metrics::Service;
+
+    #[test]
+    fn a_failure_is_counted_against_the_service_whose_operation_failed() {
+        assert_eq!(service_of::<aws_sdk_dynamodb::operation::get_item::GetItemError>(), Some(Service::DynamoDb));
+        #[cfg(feature = "kms")]
+        assert_eq!(service_of::<aws_sdk_kms::operation::decrypt::DecryptError>(), Some(Service::Kms));
+        #[cfg(feature = "ses")]
+        assert_eq!(service_of::<aws_sdk_sesv2::operation::send_email::SendEmailError>(), Some(Service::Ses));
+        assert_eq!(service_of::<std::io::Error>(), None);
     }
 }

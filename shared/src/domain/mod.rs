@@ -7,6 +7,7 @@ pub mod email;
 pub mod error;
 pub mod keys;
 pub mod metering;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod password;
