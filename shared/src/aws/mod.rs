@@ -5,6 +5,7 @@ pub mod dynamo;
 pub mod kms;
 #[cfg(feature = "ses")]
 pub mod ses;
+pub mod xray;
 
 use crate::app::App;
 use crate::config::Config;
@@ -73,15 +74,35 @@ pub fn lambda_sdk_config() -> aws_config::SdkConfig {
 
 /// Builds the app state over AWS from an SDK configuration. Clients are built, not used:
 /// no network call here, and no certificate read either (see [`LazyHttpsClient`]).
+/// Under X-Ray active tracing every client reports its calls as subsegments ([`xray`]).
 pub fn build_app_with(config: &Config, sdk: &aws_config::SdkConfig) -> App {
-    App {
-        store: Arc::new(dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), dynamo::Tables::from(config))),
+    let traced = xray::interceptor();
+    let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+    #[cfg(feature = "ses")]
+    let mut sesv2 = aws_sdk_sesv2::config::Builder::from(sdk);
+    #[cfg(feature = "kms")]
+    let mut kms = aws_sdk_kms::config::Builder::from(sdk);
+    if let Some(traced) = traced {
+        dynamodb.push_interceptor(traced.clone());
         #[cfg(feature = "ses")]
-        mailer: Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.email_from.clone())),
+        sesv2.push_interceptor(traced.clone());
+        #[cfg(feature = "kms")]
+        kms.push_interceptor(traced);
+    }
+    App {
+        store: Arc::new(dynamo::DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            dynamo::Tables::from(config),
+        )),
+        #[cfg(feature = "ses")]
+        mailer: Arc::new(ses::SesMailer::new(
+            aws_sdk_sesv2::Client::from_conf(sesv2.build()),
+            config.email_from.clone(),
+        )),
         #[cfg(not(feature = "ses"))]
         mailer: Arc::new(NotLinked("SES")),
         #[cfg(feature = "kms")]
-        cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::new(sdk), config.kms_key_id.clone())),
+        cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::from_conf(kms.build()), config.kms_key_id.clone())),
         #[cfg(not(feature = "kms"))]
         cipher: Arc::new(NotLinked("KMS")),
         hasher: Arc::new(Argon2Hasher::new()),

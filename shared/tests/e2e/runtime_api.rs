@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use shared::http::Endpoint;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -340,4 +340,38 @@ async fn the_functions_print_their_decisions_as_emf_metrics_without_secrets() {
     let metric_lines: Vec<&str> = printed.lines().filter(|l| l.contains("\"_aws\":")).collect();
     assert!(metric_lines.len() >= 7, "{printed}");
     assert!(!metric_lines.iter().any(|l| l.contains(&account.id) || l.contains(&address)), "{metric_lines:?}");
+}
+
+#[tokio::test]
+async fn under_active_tracing_every_sdk_call_is_sent_to_the_xray_daemon_as_a_subsegment() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    // The X-Ray daemon Lambda runs beside a traced function: a UDP port.
+    let daemon = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = daemon.local_addr().unwrap().to_string();
+    let event = call(Endpoint::UserData).key(&account.key).event();
+    let outcome = invoke("user-data", event, &[("AWS_XRAY_DAEMON_ADDRESS", &address)]).await;
+    assert!(matches!(&outcome, Outcome::Response(answer) if answer["statusCode"] == 200), "{outcome:?}");
+
+    let mut subsegments = Vec::new();
+    let mut buffer = vec![0u8; 65_536];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), daemon.recv(&mut buffer)).await {
+        let text = String::from_utf8(buffer[..n].to_vec()).unwrap();
+        let (header, document) = text.split_once('\n').unwrap();
+        assert_eq!(serde_json::from_str::<Value>(header).unwrap(), json!({"format": "json", "version": 1}));
+        assert!(!document.contains(&account.key) && !document.contains(&account.email), "{document}");
+        subsegments.push(serde_json::from_str::<Value>(document).unwrap());
+    }
+    // The runtime's trace header (see `next`): Root=1-5bef4de7-…;Parent=9a9197af755a6419;Sampled=1.
+    assert!(!subsegments.is_empty(), "no subsegment reached the daemon");
+    for s in &subsegments {
+        assert_eq!(s["type"], "subsegment", "{s}");
+        assert_eq!(s["trace_id"], "1-5bef4de7-ad49b0e87f6ef6c87fc2e700", "{s}");
+        assert_eq!(s["parent_id"], "9a9197af755a6419", "{s}");
+        assert_eq!((s["name"].as_str(), s["namespace"].as_str()), (Some("DynamoDB"), Some("aws")), "{s}");
+        assert_eq!(s["http"]["response"]["status"], 200, "{s}");
+        assert!(s["end_time"].as_f64().unwrap() >= s["start_time"].as_f64().unwrap(), "{s}");
+    }
+    let operations: BTreeSet<&str> = subsegments.iter().filter_map(|s| s["aws"]["operation"].as_str()).collect();
+    assert!(operations.iter().all(|o| ["GetItem", "TransactGetItems", "BatchGetItem"].contains(o)), "{operations:?}");
 }

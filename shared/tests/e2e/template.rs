@@ -246,9 +246,13 @@ fn alarms(template: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// Every metric an alarm watches, as (namespace, metric name, dimension names and values
-/// as written), whether it watches one metric or a metric-math expression over several.
-fn watched(alarm: &Value) -> Vec<(String, String, Vec<(String, String)>)> {
+/// A metric as an alarm names it: namespace, metric name, dimension names and values as
+/// written (the logical id of a `!Ref`, the text of a `!Sub`).
+type Watched = (String, String, Vec<(String, String)>);
+
+/// Every metric an alarm watches, whether it watches one metric or a metric-math
+/// expression over several.
+fn watched(alarm: &Value) -> Vec<Watched> {
     let describe = |metric: &Value| {
         let namespace = match &metric["Namespace"] {
             Value::Tagged(tagged) => tagged.value.as_str().unwrap_or_default().to_owned(),
