@@ -39,7 +39,8 @@ pub async fn authorize(app: &App, presented: Option<&str>) -> Result<Option<Auth
     decided.map(Result::ok)
 }
 
-async fn decide(app: &App, presented: Option<&str>) -> Result<Result<Authorization, Decision>, AuthError> {
+/// As [`authorize`], with the reason of a refusal, and uncounted.
+pub async fn decide(app: &App, presented: Option<&str>) -> Result<Result<Authorization, Decision>, AuthError> {
     let caller = match identify(app, presented).await? {
         Ok(caller) => caller,
         Err(reason) => return Ok(Err(reason)),

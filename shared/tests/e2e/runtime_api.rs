@@ -279,7 +279,8 @@ async fn the_functions_print_their_decisions_as_emf_metrics_without_secrets() {
     let (_, scoped) = h.scoped_key(&account.key, json!({"name": "relay"})).await;
     let namespace = "FoundryAuth/emf-test";
     let address = format!("198.51.100.{}", rand::random::<u8>());
-    // One failed password check spends the budget and locks the account.
+    // A correct password gives its check back; one failed check spends the budget and
+    // locks the account.
     let env =
         [("METRICS_NAMESPACE", namespace), ("THROTTLE_ACCOUNT_FAILURES", "1/900"), ("RESET_RESPONSE_FLOOR_MS", "0")];
     let wrong = "Wrong-Password-9";
@@ -288,6 +289,13 @@ async fn the_functions_print_their_decisions_as_emf_metrics_without_secrets() {
     let login = |password: &str| {
         call(Endpoint::Login).sent_from(&address).json(json!({"email": account.email, "password": password})).event()
     };
+    let (succeeded, out) = invoke_reading_stdout("login", login(PASSWORD), &env).await;
+    assert!(matches!(&succeeded, Outcome::Response(answer) if answer["statusCode"] == 200), "{succeeded:?}");
+    let found = emf_metrics(&out, namespace);
+    assert_eq!(counted(&found, "LoginSucceeded", &[("Route", "login")]), 1, "{out}");
+    assert_eq!(counted(&found, "ClientErrors", &[("Route", "login")]), 0, "{out}");
+    printed.push_str(&out);
+
     let (failed, out) = invoke_reading_stdout("login", login(wrong), &env).await;
     let Outcome::Response(answer) = failed else { panic!("login failed: {failed:?}") };
     assert_eq!(answer["statusCode"], 401, "{answer}");
@@ -338,7 +346,7 @@ async fn the_functions_print_their_decisions_as_emf_metrics_without_secrets() {
     let local_part = account.email.split('@').next().unwrap();
     assert!(!printed.contains(local_part), "the email's local part printed:\n{printed}");
     let metric_lines: Vec<&str> = printed.lines().filter(|l| l.contains("\"_aws\":")).collect();
-    assert!(metric_lines.len() >= 7, "{printed}");
+    assert!(metric_lines.len() >= 8, "{printed}");
     assert!(!metric_lines.iter().any(|l| l.contains(&account.id) || l.contains(&address)), "{metric_lines:?}");
 }
 
