@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents, SharedIn
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The interceptor for every client, when the X-Ray daemon's address is set and usable.
@@ -30,10 +30,11 @@ pub fn interceptor() -> Option<SharedInterceptor> {
     Some(SharedInterceptor::new(Subsegments { socket, address }))
 }
 
-/// `host:port`, or the UDP part of `tcp:host:port udp:host:port`.
+/// `ip:port`, or the UDP part of `tcp:ip:port udp:ip:port` (Lambda gives an address, never
+/// a name to resolve).
 fn daemon_address(value: &str) -> Option<SocketAddr> {
     let udp = value.split_whitespace().find_map(|part| part.strip_prefix("udp:")).unwrap_or(value.trim());
-    udp.to_socket_addrs().ok()?.next()
+    udp.parse().ok()
 }
 
 /// The trace a sampled invocation belongs to.
