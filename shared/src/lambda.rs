@@ -2,10 +2,12 @@
 
 use crate::aws::{build_app_with, lambda_sdk_config};
 use crate::config::Config;
+use crate::domain::metrics::{self, Counter, Emf};
 use crate::http::Endpoint;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_http::{service_fn, LambdaEvent, Request};
 use std::convert::Infallible;
+use std::io::Write;
 use std::sync::Arc;
 
 pub type Error = lambda_http::Error;
@@ -14,23 +16,67 @@ pub type Error = lambda_http::Error;
 /// `AWS_LAMBDA_LOG_LEVEL`, default INFO), builds the app state once, and serves `endpoint`
 /// until the runtime stops. A missing or invalid setting stops the function here, with a
 /// message naming it.
+///
+/// Each invocation's metrics (see [`crate::domain::metrics`]) are written to stdout as
+/// CloudWatch EMF lines, in one write, before its answer is handed back.
 pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
     let app = init(endpoint.function_name())?;
+    let emf = Arc::new(emf(endpoint.function_name()));
     lambda_http::run(service_fn(move |req: Request| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(endpoint.handle(&app, req).await) }
+        let (app, emf) = (Arc::clone(&app), Arc::clone(&emf));
+        async move {
+            let response = endpoint.handle(&app, req).await;
+            metrics::count(Counter::Requests);
+            if response.status().is_client_error() {
+                metrics::count(Counter::ClientErrors);
+            } else if response.status().is_server_error() {
+                metrics::count(Counter::ServerErrors);
+            }
+            publish(&emf);
+            Ok::<_, Infallible>(response)
+        }
     }))
     .await
 }
 
 /// The `authorizer` function: an HTTP API Lambda authorizer (payload 2.0, simple responses).
+/// Its metrics are the decisions by reason.
 pub async fn run_authorizer() -> Result<(), Error> {
     let app = init("authorizer")?;
+    let emf = Arc::new(emf("authorizer"));
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(crate::http::authorizer::respond(&app, &event.payload).await) }
+        let (app, emf) = (Arc::clone(&app), Arc::clone(&emf));
+        async move {
+            let answer = crate::http::authorizer::respond(&app, &event.payload).await;
+            publish(&emf);
+            Ok::<_, Infallible>(answer)
+        }
     }))
     .await
+}
+
+/// Turns the recording of metrics on, under the namespace of `METRICS_NAMESPACE`
+/// (the template sets `FoundryAuth/<stack>`; `FoundryAuth` when unset).
+fn emf(route: &'static str) -> Emf {
+    metrics::start_recording();
+    let namespace = std::env::var("METRICS_NAMESPACE").ok().filter(|n| !n.trim().is_empty());
+    Emf { namespace: namespace.unwrap_or_else(|| "FoundryAuth".to_owned()), route }
+}
+
+/// Writes what the invocation counted, one EMF document a line, in one write to stdout
+/// (where Lambda hands every line to CloudWatch Logs).
+fn publish(emf: &Emf) {
+    let counts = metrics::take_recorded();
+    if counts.is_empty() {
+        return;
+    }
+    let now = crate::domain::clock::Clock::now(&crate::domain::clock::SystemClock);
+    let mut text = emf.lines(&counts, now.timestamp_millis()).join("\n");
+    text.push('\n');
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        tracing::warn!(%error, "writing metrics failed");
+    }
 }
 
 fn init(function: &'static str) -> Result<Arc<crate::App>, Error> {

@@ -199,6 +199,9 @@ impl DynamoStore {
                 None => return Err(sdk_error(err)),
             }
         }
+        crate::domain::metrics::count(crate::domain::metrics::Counter::DependencyFailures(
+            crate::domain::metrics::Service::DynamoDb,
+        ));
         Err(PortError::Unavailable("transaction contention persisted".into()))
     }
 

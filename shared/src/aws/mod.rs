@@ -5,6 +5,7 @@ pub mod dynamo;
 pub mod kms;
 #[cfg(feature = "ses")]
 pub mod ses;
+pub mod xray;
 
 use crate::config::Config;
 use crate::domain::app::App;
@@ -73,15 +74,35 @@ pub fn lambda_sdk_config() -> aws_config::SdkConfig {
 
 /// Builds the app state over AWS from an SDK configuration. Clients are built, not used:
 /// no network call here, and no certificate read either (see [`LazyHttpsClient`]).
+/// Under X-Ray active tracing every client reports its calls as subsegments ([`xray`]).
 pub fn build_app_with(config: &Config, sdk: &aws_config::SdkConfig) -> App {
-    App {
-        store: Arc::new(dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), dynamo::Tables::from(config))),
+    let traced = xray::interceptor();
+    let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+    #[cfg(feature = "ses")]
+    let mut sesv2 = aws_sdk_sesv2::config::Builder::from(sdk);
+    #[cfg(feature = "kms")]
+    let mut kms = aws_sdk_kms::config::Builder::from(sdk);
+    if let Some(traced) = traced {
+        dynamodb.push_interceptor(traced.clone());
         #[cfg(feature = "ses")]
-        mailer: Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.email_from.clone())),
+        sesv2.push_interceptor(traced.clone());
+        #[cfg(feature = "kms")]
+        kms.push_interceptor(traced);
+    }
+    App {
+        store: Arc::new(dynamo::DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            dynamo::Tables::from(config),
+        )),
+        #[cfg(feature = "ses")]
+        mailer: Arc::new(ses::SesMailer::new(
+            aws_sdk_sesv2::Client::from_conf(sesv2.build()),
+            config.email_from.clone(),
+        )),
         #[cfg(not(feature = "ses"))]
         mailer: Arc::new(NotLinked("SES")),
         #[cfg(feature = "kms")]
-        cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::new(sdk), config.kms_key_id.clone())),
+        cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::from_conf(kms.build()), config.kms_key_id.clone())),
         #[cfg(not(feature = "kms"))]
         cipher: Arc::new(NotLinked("KMS")),
         hasher: Arc::new(Argon2Hasher::new()),
@@ -150,12 +171,25 @@ where
         matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
             || server_error
             || err.code().is_some_and(|code| THROTTLED.contains(&code));
+    if let Some(service) = service_of::<E>() {
+        crate::domain::metrics::count(crate::domain::metrics::Counter::DependencyFailures(service));
+    }
     let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
     if unavailable {
         PortError::Unavailable(detail)
     } else {
         PortError::Other(detail)
     }
+}
+
+/// The service behind an operation's error type, by the SDK crate that defines it
+/// (`aws_sdk_dynamodb::operation::get_item::GetItemError`, ...).
+fn service_of<E>() -> Option<crate::domain::metrics::Service> {
+    use crate::domain::metrics::Service;
+    let name = std::any::type_name::<E>();
+    [("aws_sdk_dynamodb::", Service::DynamoDb), ("aws_sdk_kms::", Service::Kms), ("aws_sdk_sesv2::", Service::Ses)]
+        .into_iter()
+        .find_map(|(prefix, service)| name.starts_with(prefix).then_some(service))
 }
 
 /// The mailer or cipher of a function built without that client (cargo features `ses`,
@@ -195,5 +229,21 @@ impl crate::domain::ports::Cipher for NotLinked {
         _: &crate::domain::ports::EncryptionContext,
     ) -> crate::domain::ports::PortResult<zeroize::Zeroizing<Vec<u8>>> {
         self.refuse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::metrics::Service;
+
+    #[test]
+    fn a_failure_is_counted_against_the_service_whose_operation_failed() {
+        assert_eq!(service_of::<aws_sdk_dynamodb::operation::get_item::GetItemError>(), Some(Service::DynamoDb));
+        #[cfg(feature = "kms")]
+        assert_eq!(service_of::<aws_sdk_kms::operation::decrypt::DecryptError>(), Some(Service::Kms));
+        #[cfg(feature = "ses")]
+        assert_eq!(service_of::<aws_sdk_sesv2::operation::send_email::SendEmailError>(), Some(Service::Ses));
+        assert_eq!(service_of::<std::io::Error>(), None);
     }
 }

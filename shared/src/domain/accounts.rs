@@ -5,6 +5,7 @@ use crate::domain::auth::Caller;
 use crate::domain::email::{normalise, Email};
 use crate::domain::error::{AuthError, PortError, Required};
 use crate::domain::keys::{ApiKey, KeyKind};
+use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
 use crate::domain::ports::EncryptionContext;
 use crate::domain::throttle::{self, Rule};
@@ -66,8 +67,12 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
     throttle::settle_password_check(app, check, correct).await;
     let user = match (correct, user) {
         (true, Some(user)) => user,
-        _ => return Err(AuthError::InvalidCredentials),
+        _ => {
+            metrics::count(Counter::LoginFailed);
+            return Err(AuthError::InvalidCredentials);
+        }
     };
+    metrics::count(Counter::LoginSucceeded);
     upgrade_hash_if_weak(app, &user, password).await;
     Ok(user)
 }

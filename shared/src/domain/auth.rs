@@ -3,6 +3,7 @@
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use crate::domain::keys::{ApiKey, KeyKind};
+use crate::domain::metrics::Decision;
 use crate::domain::model::{KeyEntry, User};
 
 /// An authenticated caller: the account and the key it presented.
@@ -17,26 +18,37 @@ pub struct Caller {
 /// store call; a valid one costs two consistent reads (index entry, then account).
 /// Unknown, revoked, disabled and expired keys are refused alike.
 pub async fn authenticate(app: &App, presented: Option<&str>) -> Result<Caller, AuthError> {
-    let presented = presented.ok_or(AuthError::MissingApiKey)?;
-    let key = ApiKey::parse(presented.trim()).ok_or(AuthError::InvalidApiKey)?;
-    let digest = key.digest();
-    let (entry, user) = app.store.key_entry_and_account(&digest).await?.ok_or(AuthError::InvalidApiKey)?;
-    if entry.kind != key.kind() {
-        return Err(AuthError::InvalidApiKey);
-    }
-    let user = user.ok_or(AuthError::InvalidApiKey)?;
-    let live = match entry.kind {
-        KeyKind::Master => user.master_key.digest == digest,
-        KeyKind::Scoped => {
-            entry.enabled
-                && entry.generation == user.key_generation
-                && entry.expires_at.is_none_or(|at| app.clock.now() < at)
-        }
+    identify(app, presented).await?.map_err(|refusal| match refusal {
+        Decision::Missing => AuthError::MissingApiKey,
+        _ => AuthError::InvalidApiKey,
+    })
+}
+
+/// As [`authenticate`], with the reason of a refusal (for the authorizer's metrics):
+/// `Missing`, `Malformed`, `Unknown`, `Revoked` or `Expired`.
+pub async fn identify(app: &App, presented: Option<&str>) -> Result<Result<Caller, Decision>, AuthError> {
+    let Some(presented) = presented else {
+        return Ok(Err(Decision::Missing));
     };
-    if !live {
-        return Err(AuthError::InvalidApiKey);
-    }
-    Ok(Caller { user, key, entry })
+    let Some(key) = ApiKey::parse(presented.trim()) else {
+        return Ok(Err(Decision::Malformed));
+    };
+    let digest = key.digest();
+    let Some((entry, user)) = app.store.key_entry_and_account(&digest).await? else {
+        return Ok(Err(Decision::Unknown));
+    };
+    let (true, Some(user)) = (entry.kind == key.kind(), user) else {
+        return Ok(Err(Decision::Unknown));
+    };
+    let refusal = match entry.kind {
+        KeyKind::Master => (user.master_key.digest != digest).then_some(Decision::Revoked),
+        KeyKind::Scoped if !entry.enabled || entry.generation != user.key_generation => Some(Decision::Revoked),
+        KeyKind::Scoped => entry.expires_at.is_some_and(|at| app.clock.now() >= at).then_some(Decision::Expired),
+    };
+    Ok(match refusal {
+        Some(reason) => Err(reason),
+        None => Ok(Caller { user, key, entry }),
+    })
 }
 
 /// As [`authenticate`], for routes that only the master key may use.

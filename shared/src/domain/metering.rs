@@ -2,9 +2,10 @@
 //! count the request. A refused request is never counted.
 
 use crate::domain::app::App;
-use crate::domain::auth::authenticate;
+use crate::domain::auth::identify;
 use crate::domain::error::AuthError;
 use crate::domain::keys::KeyKind;
+use crate::domain::metrics::{self, Counter, Decision};
 use crate::domain::ports::Metered;
 
 /// Who is calling, for the route behind the authorizer.
@@ -27,11 +28,22 @@ pub struct Authorization {
 /// authentication and one conditional write per counter item (the account; for a scoped
 /// key its index entry too), no transaction: a busy key's requests never conflict with
 /// each other. No KMS and no argon2.
+/// Each decision is counted by its reason ([`Decision`]).
 pub async fn authorize(app: &App, presented: Option<&str>) -> Result<Option<Authorization>, AuthError> {
-    let caller = match authenticate(app, presented).await {
+    let decided = decide(app, presented).await;
+    metrics::count(Counter::Authorizer(match &decided {
+        Ok(Ok(_)) => Decision::Admitted,
+        Ok(Err(reason)) => *reason,
+        Err(_) => Decision::Error,
+    }));
+    decided.map(Result::ok)
+}
+
+/// As [`authorize`], with the reason of a refusal, and uncounted.
+pub async fn decide(app: &App, presented: Option<&str>) -> Result<Result<Authorization, Decision>, AuthError> {
+    let caller = match identify(app, presented).await? {
         Ok(caller) => caller,
-        Err(AuthError::MissingApiKey | AuthError::InvalidApiKey) => return Ok(None),
-        Err(e) => return Err(e),
+        Err(reason) => return Ok(Err(reason)),
     };
     let now = app.clock.now();
     let account_monthly_limit =
@@ -44,14 +56,14 @@ pub async fn authorize(app: &App, presented: Option<&str>) -> Result<Option<Auth
         monthly_limit: account_monthly_limit,
     };
     let Some(requests_this_month) = app.store.count_request(&request).await? else {
-        return Ok(None);
+        return Ok(Err(Decision::Cap));
     };
     let entry = &caller.entry;
     let monthly_limit = match entry.kind {
         KeyKind::Master => account_monthly_limit,
         KeyKind::Scoped => entry.monthly_limit,
     };
-    Ok(Some(Authorization {
+    Ok(Ok(Authorization {
         user_id: caller.user.id.clone(),
         kind: entry.kind,
         scoped_key_id: entry.scoped_key_id.clone(),

@@ -10,6 +10,7 @@ pub mod email;
 pub mod error;
 pub mod keys;
 pub mod metering;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod password;

@@ -47,10 +47,15 @@ fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-/// Sends, and logs a failure without the address or the content.
-pub async fn send_logged(app: &App, email: OutgoingEmail, kind: &'static str) {
-    if let Err(error) = app.mailer.send(&email).await {
-        tracing::error!(%error, email_kind = kind, "sending email failed");
+/// Sends, and logs a failure without the address or the content. Answers whether the
+/// email went out.
+pub async fn send_logged(app: &App, email: OutgoingEmail, kind: &'static str) -> bool {
+    match app.mailer.send(&email).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(%error, email_kind = kind, "sending email failed");
+            false
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::domain::app::App;
 use crate::domain::email::normalise;
 use crate::domain::error::{AuthError, PortError};
+use crate::domain::metrics::{self, Counter};
 use crate::domain::model::User;
 use crate::domain::throttle::{self, Rule};
 use crate::domain::token::{self, ResetToken, StoredResetToken};
@@ -31,6 +32,7 @@ pub async fn forgot_password(app: &App, email: &str, address: Option<&str>) -> R
 async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
     let normalised = normalise(email);
     if !throttle::reset_email_allowed(app, &normalised).await? {
+        metrics::count(Counter::ResetEmailsSuppressed);
         tracing::info!("reset email budget of the address spent; nothing sent");
         return Ok(());
     }
@@ -53,7 +55,9 @@ async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
     .await?;
     let link = notify::reset_link(&app.settings.reset_url, token.expose());
     tracing::info!(user_id = %user.id, "password reset token issued");
-    notify::send_logged(app, notify::reset_email(&user.email, &link), "password-reset").await;
+    if notify::send_logged(app, notify::reset_email(&user.email, &link), "password-reset").await {
+        metrics::count(Counter::ResetEmailsSent);
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@
 
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
+use crate::domain::metrics::{self, Counter};
 use chrono::{DateTime, Utc};
 use sha2::Sha256;
 use std::time::Duration;
@@ -156,6 +157,7 @@ fn keyed(secret: &[u8], value: &str) -> Option<String> {
 }
 
 fn refused(rule: Rule, limit: u32, until: DateTime<Utc>, now: DateTime<Utc>) -> AuthError {
+    metrics::count(Counter::Throttled(rule));
     // Whole seconds, rounded up: a client that waits this long is not refused again.
     let millis = u64::try_from((until - now).num_milliseconds()).unwrap_or(0);
     let retry_after = millis.div_ceil(1000).max(1);
@@ -260,7 +262,10 @@ pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: boo
         app.store.block(&format!("lock:{account}"), until).await.map(|()| until)
     };
     match locked.await {
-        Ok(until) => tracing::info!(until = %until.to_rfc3339(), "password checks of an account locked"),
+        Ok(until) => {
+            metrics::count(Counter::Lockouts);
+            tracing::info!(until = %until.to_rfc3339(), "password checks of an account locked")
+        }
         Err(error) => tracing::warn!(%error, "locking an account after its last failed check failed"),
     }
 }

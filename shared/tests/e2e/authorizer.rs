@@ -5,6 +5,7 @@ use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Datelike;
 use serde_json::{json, Value};
+use shared::domain::metrics::Decision;
 use shared::http::Endpoint;
 
 /// `events/authorizer.json` (the event API Gateway sends for a request to one of the
@@ -182,4 +183,52 @@ async fn monthly_caps_roll_over_with_the_calendar_month_and_spare_active_subscri
     assert!(h.admitted(&scoped).await, "a new month");
     let listed = h.send(call(Endpoint::ListApiKeys).key(&account.key)).await;
     assert_eq!(listed.body["keys"][0]["requestsThisMonth"], 1);
+}
+
+/// The reason the authorizer's metrics count a decision under.
+async fn reason(h: &Harness, key: Option<&str>) -> Decision {
+    match shared::domain::metering::decide(&h.app, key).await.unwrap() {
+        Ok(_) => Decision::Admitted,
+        Err(reason) => reason,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
+async fn every_decision_has_the_reason_its_metric_is_counted_under() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let soon = (h.clock.now() + chrono::Duration::minutes(5)).to_rfc3339();
+    let (_, expiring) = h.scoped_key(&account.key, json!({"name": "expiring", "expiresAt": soon})).await;
+    let (_, capped) = h.scoped_key(&account.key, json!({"name": "capped", "monthlyLimit": 1})).await;
+    let (deleted_id, deleted) = h.scoped_key(&account.key, json!({"name": "deleted"})).await;
+    h.send(call(Endpoint::DeleteApiKey).key(&account.key).param("id", &deleted_id)).await;
+    let never_issued = shared::domain::keys::ApiKey::generate(shared::domain::keys::KeyKind::Scoped);
+
+    assert_eq!(reason(&h, Some(&capped)).await, Decision::Admitted);
+    assert_eq!(reason(&h, Some(&capped)).await, Decision::Cap);
+    assert_eq!(reason(&h, None).await, Decision::Missing);
+    assert_eq!(reason(&h, Some("frs_junk")).await, Decision::Malformed);
+    assert_eq!(reason(&h, Some(never_issued.expose())).await, Decision::Unknown);
+    assert_eq!(reason(&h, Some(&deleted)).await, Decision::Unknown);
+    h.clock.advance(chrono::Duration::minutes(5));
+    assert_eq!(reason(&h, Some(&expiring)).await, Decision::Expired);
+    // A scoped key of an older master key whose index entry is still there: between a
+    // master key's replacement and the retirement of its scoped keys.
+    let (_, stale) = h.scoped_key(&account.key, json!({"name": "of the old master key"})).await;
+    h.dynamo()
+        .update_item()
+        .table_name(&h.config.users_table)
+        .key("pk", AttributeValue::S(format!("USER#{}", account.id)))
+        .update_expression("SET keyGeneration = keyGeneration + :one")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reason(&h, Some(&stale)).await, Decision::Revoked);
+    // Once replaced, the old master key and its scoped keys lose their index entries.
+    let regenerated =
+        h.send(call(Endpoint::RegenerateKey).json(json!({"email": account.email, "password": PASSWORD}))).await;
+    assert_eq!(regenerated.status, 200);
+    assert_eq!(reason(&h, Some(&account.key)).await, Decision::Unknown);
 }

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use shared::http::Endpoint;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -82,6 +83,12 @@ fn binary(name: &str) -> PathBuf {
 /// Starts the function's binary under a Runtime API that serves `event`, and answers
 /// what the function posted back.
 async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Outcome {
+    invoke_reading_stdout(function, event, env).await.0
+}
+
+/// As [`invoke`], with everything the function printed on stdout (where Lambda collects
+/// its logs and its metrics) by the time it answered.
+async fn invoke_reading_stdout(function: &str, event: Value, env: &[(&str, &str)]) -> (Outcome, String) {
     let (tx, rx) = oneshot::channel();
     let rt = Runtime { event: Arc::new(Mutex::new(Some(event))), outcome: Arc::new(Mutex::new(Some(tx))) };
     let app = Router::new()
@@ -103,7 +110,7 @@ async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Outcome {
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/26/[$LATEST]test")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
     for (name, value) in env {
@@ -113,7 +120,11 @@ async fn invoke(function: &str, event: Value, env: &[(&str, &str)]) -> Outcome {
     let outcome = tokio::time::timeout(Duration::from_secs(60), rx).await;
     let _ = child.kill().await;
     server.abort();
-    outcome.unwrap_or_else(|_| panic!("{function} answered nothing within a minute")).unwrap()
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut stdout).await.unwrap();
+    }
+    (outcome.unwrap_or_else(|_| panic!("{function} answered nothing within a minute")).unwrap(), stdout)
 }
 
 #[tokio::test]
@@ -212,4 +223,168 @@ async fn the_authorizer_binary_answers_authorizer_events() {
     let refused = invoke("authorizer", crate::authorizer::authorizer_event(Some("frs_nope")), &[]).await;
     let Outcome::Response(answer) = refused else { panic!("the authorizer failed: {refused:?}") };
     assert_eq!(answer, json!({"isAuthorized": false}));
+}
+
+/// The EMF documents among the lines a function printed, each checked against the
+/// format: `_aws.Timestamp`, and per directive a namespace, dimension sets whose keys
+/// are string members of the document, and metrics that are number members of it.
+/// Answers (metric, dimension values, count) for every metric.
+fn emf_metrics(stdout: &str, namespace: &str) -> Vec<(String, BTreeMap<String, String>, u64)> {
+    let mut found = Vec::new();
+    for line in stdout.lines() {
+        let Ok(doc) = serde_json::from_str::<Value>(line) else { continue };
+        let Some(meta) = doc.get("_aws") else { continue };
+        assert!(meta["Timestamp"].as_i64().is_some_and(|t| t > 1_600_000_000_000), "{line}");
+        for directive in meta["CloudWatchMetrics"].as_array().unwrap() {
+            assert_eq!(directive["Namespace"], namespace, "{line}");
+            let sets = directive["Dimensions"].as_array().unwrap();
+            assert!(!sets.is_empty(), "{line}");
+            for set in sets {
+                for key in set.as_array().unwrap() {
+                    assert!(doc[key.as_str().unwrap()].is_string(), "dimension {key} without a value: {line}");
+                }
+            }
+            for metric in directive["Metrics"].as_array().unwrap() {
+                let name = metric["Name"].as_str().unwrap();
+                assert_eq!(metric["Unit"], "Count", "{line}");
+                let value = doc[name].as_u64().unwrap_or_else(|| panic!("{name} has no count: {line}"));
+                for set in sets {
+                    let dimensions = set
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|k| {
+                            (k.as_str().unwrap().to_owned(), doc[k.as_str().unwrap()].as_str().unwrap().to_owned())
+                        })
+                        .collect();
+                    found.push((name.to_owned(), dimensions, value));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn dims(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// The count of `metric` under exactly these dimensions, summed over the documents.
+fn counted(found: &[(String, BTreeMap<String, String>, u64)], metric: &str, dimensions: &[(&str, &str)]) -> u64 {
+    let dimensions = dims(dimensions);
+    found.iter().filter(|(name, d, _)| name == metric && *d == dimensions).map(|(_, _, n)| n).sum()
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
+async fn the_functions_print_their_decisions_as_emf_metrics_without_secrets() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let (_, scoped) = h.scoped_key(&account.key, json!({"name": "relay"})).await;
+    let namespace = "FoundryAuth/emf-test";
+    let address = format!("198.51.100.{}", rand::random::<u8>());
+    // A correct password gives its check back; one failed check spends the budget and
+    // locks the account.
+    let env =
+        [("METRICS_NAMESPACE", namespace), ("THROTTLE_ACCOUNT_FAILURES", "1/900"), ("RESET_RESPONSE_FLOOR_MS", "0")];
+    let wrong = "Wrong-Password-9";
+    let mut printed = String::new();
+
+    let login = |password: &str| {
+        call(Endpoint::Login).sent_from(&address).json(json!({"email": account.email, "password": password})).event()
+    };
+    let (succeeded, out) = invoke_reading_stdout("login", login(PASSWORD), &env).await;
+    assert!(matches!(&succeeded, Outcome::Response(answer) if answer["statusCode"] == 200), "{succeeded:?}");
+    let found = emf_metrics(&out, namespace);
+    assert_eq!(counted(&found, "LoginSucceeded", &[("Route", "login")]), 1, "{out}");
+    assert_eq!(counted(&found, "ClientErrors", &[("Route", "login")]), 0, "{out}");
+    printed.push_str(&out);
+
+    let (failed, out) = invoke_reading_stdout("login", login(wrong), &env).await;
+    let Outcome::Response(answer) = failed else { panic!("login failed: {failed:?}") };
+    assert_eq!(answer["statusCode"], 401, "{answer}");
+    let found = emf_metrics(&out, namespace);
+    for metric in ["Requests", "ClientErrors", "LoginFailed", "Lockouts"] {
+        assert_eq!(counted(&found, metric, &[("Route", "login")]), 1, "{metric}: {out}");
+        assert_eq!(counted(&found, metric, &[]), 1, "{metric} service-wide: {out}");
+    }
+    assert_eq!(counted(&found, "ServerErrors", &[("Route", "login")]), 0, "{out}");
+    printed.push_str(&out);
+
+    let (locked, out) = invoke_reading_stdout("login", login(PASSWORD), &env).await;
+    let Outcome::Response(answer) = locked else { panic!("login failed: {locked:?}") };
+    assert_eq!(answer["statusCode"], 429, "{answer}");
+    let found = emf_metrics(&out, namespace);
+    assert_eq!(counted(&found, "Throttled", &[("Rule", "account-failures")]), 1, "{out}");
+    assert_eq!(counted(&found, "LoginSucceeded", &[("Route", "login")]), 0, "refused before any check: {out}");
+    printed.push_str(&out);
+
+    let forgot = call(Endpoint::ForgotPassword).sent_from(&address).json(json!({"email": account.email})).event();
+    let (sent, out) = invoke_reading_stdout("forgot-password", forgot.clone(), &env).await;
+    assert!(matches!(sent, Outcome::Response(_)), "{sent:?}");
+    assert_eq!(counted(&emf_metrics(&out, namespace), "ResetEmailsSent", &[("Route", "forgot-password")]), 1, "{out}");
+    printed.push_str(&out);
+    let (_, out) = invoke_reading_stdout("forgot-password", forgot, &env).await;
+    let found = emf_metrics(&out, namespace);
+    assert_eq!(counted(&found, "ResetEmailsSuppressed", &[("Route", "forgot-password")]), 1, "one a minute: {out}");
+    assert_eq!(counted(&found, "ResetEmailsSent", &[("Route", "forgot-password")]), 0, "{out}");
+    printed.push_str(&out);
+
+    // One character changed: the checksum no longer matches.
+    let last = if scoped.ends_with('A') { 'B' } else { 'A' };
+    let malformed = format!("{}{last}", &scoped[..scoped.len() - 1]);
+    for (key, reason) in
+        [(Some(scoped.as_str()), "admitted"), (Some(malformed.as_str()), "malformed"), (None, "missing")]
+    {
+        let (_, out) = invoke_reading_stdout("authorizer", crate::authorizer::authorizer_event(key), &env).await;
+        let found = emf_metrics(&out, namespace);
+        assert_eq!(counted(&found, "AuthorizerDecisions", &[("Reason", reason)]), 1, "{reason}: {out}");
+        printed.push_str(&out);
+    }
+
+    // Nothing secret or personal in any line a function printed, metrics or logs; and
+    // not even the account id in a metric.
+    for secret in [PASSWORD, wrong, account.key.as_str(), scoped.as_str(), account.email.as_str()] {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+    }
+    let local_part = account.email.split('@').next().unwrap();
+    assert!(!printed.contains(local_part), "the email's local part printed:\n{printed}");
+    let metric_lines: Vec<&str> = printed.lines().filter(|l| l.contains("\"_aws\":")).collect();
+    assert!(metric_lines.len() >= 8, "{printed}");
+    assert!(!metric_lines.iter().any(|l| l.contains(&account.id) || l.contains(&address)), "{metric_lines:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
+async fn under_active_tracing_every_sdk_call_is_sent_to_the_xray_daemon_as_a_subsegment() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    // The X-Ray daemon Lambda runs beside a traced function: a UDP port.
+    let daemon = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = daemon.local_addr().unwrap().to_string();
+    let event = call(Endpoint::UserData).key(&account.key).event();
+    let outcome = invoke("user-data", event, &[("AWS_XRAY_DAEMON_ADDRESS", &address)]).await;
+    assert!(matches!(&outcome, Outcome::Response(answer) if answer["statusCode"] == 200), "{outcome:?}");
+
+    let mut subsegments = Vec::new();
+    let mut buffer = vec![0u8; 65_536];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), daemon.recv(&mut buffer)).await {
+        let text = String::from_utf8(buffer[..n].to_vec()).unwrap();
+        let (header, document) = text.split_once('\n').unwrap();
+        assert_eq!(serde_json::from_str::<Value>(header).unwrap(), json!({"format": "json", "version": 1}));
+        assert!(!document.contains(&account.key) && !document.contains(&account.email), "{document}");
+        subsegments.push(serde_json::from_str::<Value>(document).unwrap());
+    }
+    // The runtime's trace header (see `next`): Root=1-5bef4de7-…;Parent=9a9197af755a6419;Sampled=1.
+    assert!(!subsegments.is_empty(), "no subsegment reached the daemon");
+    for s in &subsegments {
+        assert_eq!(s["type"], "subsegment", "{s}");
+        assert_eq!(s["trace_id"], "1-5bef4de7-ad49b0e87f6ef6c87fc2e700", "{s}");
+        assert_eq!(s["parent_id"], "9a9197af755a6419", "{s}");
+        assert_eq!((s["name"].as_str(), s["namespace"].as_str()), (Some("DynamoDB"), Some("aws")), "{s}");
+        assert_eq!(s["http"]["response"]["status"], 200, "{s}");
+        assert!(s["end_time"].as_f64().unwrap() >= s["start_time"].as_f64().unwrap(), "{s}");
+    }
+    let operations: BTreeSet<&str> = subsegments.iter().filter_map(|s| s["aws"]["operation"].as_str()).collect();
+    assert!(operations.iter().all(|o| ["GetItem", "TransactGetItems", "BatchGetItem"].contains(o)), "{operations:?}");
 }

@@ -223,3 +223,178 @@ fn the_key_is_administered_by_the_account_and_used_only_by_the_functions() {
         assert!(administered.contains(needed), "the key stays manageable: {needed}");
     }
 }
+
+/// The logical id a `!If [Condition, A, B]` names as its condition, with its two branches.
+fn condition(value: &Value) -> Option<(String, Value, Value)> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "If" => {
+            let parts = tagged.value.as_sequence()?;
+            Some((parts.first()?.as_str()?.to_owned(), parts.get(1)?.clone(), parts.get(2)?.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// The alarms of the template: logical id -> properties.
+fn alarms(template: &Value) -> BTreeMap<String, Value> {
+    template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(id, r)| (id.as_str().unwrap().to_owned(), r["Properties"].clone()))
+        .collect()
+}
+
+/// A metric as an alarm names it: namespace, metric name, dimension names and values as
+/// written (the logical id of a `!Ref`, the text of a `!Sub`).
+type Watched = (String, String, Vec<(String, String)>);
+
+/// Every metric an alarm watches, whether it watches one metric or a metric-math
+/// expression over several.
+fn watched(alarm: &Value) -> Vec<Watched> {
+    let describe = |metric: &Value| {
+        let namespace = match &metric["Namespace"] {
+            Value::Tagged(tagged) => tagged.value.as_str().unwrap_or_default().to_owned(),
+            other => other.as_str().unwrap_or_default().to_owned(),
+        };
+        let dimensions = metric["Dimensions"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let value = match &d["Value"] {
+                    Value::Tagged(tagged) => tagged.value.as_str().unwrap_or_default().to_owned(),
+                    other => other.as_str().unwrap_or_default().to_owned(),
+                };
+                (d["Name"].as_str().unwrap().to_owned(), value)
+            })
+            .collect();
+        (namespace, metric["MetricName"].as_str().unwrap().to_owned(), dimensions)
+    };
+    match alarm["Metrics"].as_sequence() {
+        Some(metrics) => metrics
+            .iter()
+            .filter(|m| !m["MetricStat"].is_null())
+            .map(|m| describe(&m["MetricStat"]["Metric"]))
+            .collect(),
+        None => vec![describe(alarm)],
+    }
+}
+
+#[test]
+fn the_alarms_notify_the_optional_topic_when_one_is_given() {
+    let template = template();
+    let parameter = &template["Parameters"]["AlarmTopicArn"];
+    assert_eq!(parameter["Default"], "", "no topic unless the operator names one");
+    assert!(!template["Conditions"]["HasAlarmTopic"].is_null());
+    let alarms = alarms(&template);
+    assert!(!alarms.is_empty());
+    for (id, alarm) in &alarms {
+        for actions in ["AlarmActions", "OKActions"] {
+            let (condition, then, otherwise) =
+                condition(&alarm[actions]).unwrap_or_else(|| panic!("{id}: {actions} is not conditional"));
+            assert_eq!(condition, "HasAlarmTopic", "{id}");
+            assert_eq!(reference(&then.as_sequence().unwrap()[0]).as_deref(), Some("AlarmTopicArn"), "{id}");
+            assert_eq!(reference(&otherwise).as_deref(), Some("AWS::NoValue"), "{id}");
+        }
+        assert_eq!(alarm["TreatMissingData"], "notBreaching", "{id}: no data is no trouble");
+        assert!(alarm["AlarmDescription"].as_str().is_some_and(|d| !d.is_empty()), "{id}");
+    }
+}
+
+#[test]
+fn the_alarms_watch_errors_dependencies_logins_lockouts_email_and_table_throttles() {
+    let template = template();
+    let alarms = alarms(&template);
+    let ours = "FoundryAuth/${AWS::StackName}";
+    let watches = |metric: &str, namespace: &str, dimension: Option<(&str, &str)>| {
+        alarms.values().any(|alarm| {
+            watched(alarm).iter().any(|(ns, name, dims)| {
+                ns == namespace
+                    && name == metric
+                    && match dimension {
+                        Some((k, v)) => dims.iter().any(|(dk, dv)| dk == k && dv == v),
+                        None => dims.is_empty(),
+                    }
+            })
+        })
+    };
+    // The 5xx rate of the HTTP API: 5xx over Count, by metric math.
+    let api_rate = &alarms["ApiServerErrorRateAlarm"];
+    assert!(watches("5xx", "AWS/ApiGateway", Some(("ApiId", "AuthApi"))));
+    assert!(watches("Count", "AWS/ApiGateway", Some(("ApiId", "AuthApi"))));
+    let expression = api_rate["Metrics"].as_sequence().unwrap().iter().find_map(|m| m["Expression"].as_str()).unwrap();
+    assert!(expression.contains("errors / requests"), "{expression}");
+    // The service's own metrics, service-wide (the `[]` dimension set of the EMF lines).
+    for metric in ["DependencyFailures", "LoginFailed", "Lockouts"] {
+        assert!(watches(metric, ours, None), "{metric}");
+    }
+    assert!(watches("DependencyFailures", ours, Some(("Service", "SES"))), "SES send failures");
+    // Every table's throttled reads and writes.
+    let tables: Vec<&str> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::DynamoDB::Table")
+        .map(|(id, _)| id.as_str().unwrap())
+        .collect();
+    assert_eq!(tables.len(), 4);
+    for table in tables {
+        for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] {
+            assert!(watches(metric, "AWS/DynamoDB", Some(("TableName", table))), "{table} {metric}");
+        }
+    }
+    // The namespace the alarms watch is the one the functions print into.
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    match &variables["METRICS_NAMESPACE"] {
+        Value::Tagged(tagged) => assert_eq!(tagged.value.as_str(), Some(ours)),
+        other => panic!("METRICS_NAMESPACE: {other:?}"),
+    }
+}
+
+#[test]
+fn the_dashboard_shows_every_metric_the_functions_print_and_every_alarm() {
+    let template = template();
+    let dashboard = &template["Resources"]["Dashboard"];
+    assert_eq!(dashboard["Type"], "AWS::CloudWatch::Dashboard");
+    let Value::Tagged(body) = &dashboard["Properties"]["DashboardBody"] else { panic!("the body is a !Sub") };
+    let text = body.value.as_str().unwrap();
+    // The body is JSON once CloudFormation has substituted the names.
+    let parsed: serde_json::Value = serde_json::from_str(text).expect("the dashboard body is JSON");
+    assert!(parsed["widgets"].as_array().is_some_and(|w| w.len() >= 8));
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for counter in shared::domain::metrics::Counter::all() {
+        names.insert(counter.metric().0);
+    }
+    for name in names {
+        assert!(
+            text.contains(&format!("\"{name}\"")) || text.contains(&format!("\\\"{name}\\\"")),
+            "{name} not on the dashboard"
+        );
+    }
+    for id in alarms(&template).keys() {
+        assert!(text.contains(&format!("${{{id}.Arn}}")), "{id} not on the dashboard");
+    }
+}
+
+#[test]
+fn tracing_is_switched_by_a_parameter_for_every_function_that_may_send_traces() {
+    let template = template();
+    let parameter = &template["Parameters"]["TracingEnabled"];
+    assert_eq!(parameter["Default"], "false");
+    let (condition_name, on, off) = condition(&template["Globals"]["Function"]["Tracing"]).expect("Tracing is an !If");
+    assert_eq!((on.as_str(), off.as_str()), (Some("Active"), Some("PassThrough")));
+    match &template["Conditions"][condition_name.as_str()] {
+        Value::Tagged(tagged) => {
+            assert_eq!(tagged.tag, "Equals");
+            assert_eq!(reference(&tagged.value[0]).as_deref(), Some("TracingEnabled"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The web pages' role may send nothing, traces included.
+    for (binary, function) in functions(&template) {
+        let own = &function["Properties"]["Tracing"];
+        assert_eq!(own.is_null(), binary != "web", "{binary}");
+    }
+}
