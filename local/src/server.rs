@@ -13,7 +13,7 @@ use lambda_http::aws_lambda_events::apigw::{
 };
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
-use shared::domain::error::AuthError;
+use shared::http::error::RequestError;
 use shared::http::request::MAX_BODY_BYTES;
 use shared::App;
 use std::net::SocketAddr;
@@ -55,7 +55,7 @@ async fn to_lambda(request: Request<Body>, peer: SocketAddr) -> Result<lambda_ht
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| from_lambda(shared::http::error_response(&AuthError::PayloadTooLarge)))?;
+        .map_err(|_| from_lambda(shared::http::error_response(&RequestError::PayloadTooLarge.into())))?;
     let body = if bytes.is_empty() {
         lambda_http::Body::Empty
     } else {

@@ -96,8 +96,10 @@ pub async fn login(app: &App, email: &str, password: &str, address: Option<&str>
         .and_then(ApiKey::parse)
         .filter(|key| key.digest() == user.master_key.digest)
         .ok_or_else(|| {
-            tracing::error!(user_id = %user.id, "stored master key does not decrypt to the indexed key");
-            AuthError::Internal
+            AuthError::Internal(PortError::Other(format!(
+                "the stored master key of account {} does not decrypt to the indexed key",
+                user.id
+            )))
         })?;
     Ok(Registered { user, key })
 }

@@ -35,17 +35,11 @@ pub enum Field {
     TooLong(&'static str),
 }
 
+/// Why an operation did not succeed. (What a request's shape can get wrong before any
+/// operation runs is `http::error::RequestError`.)
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AuthError {
-    // Request shape.
-    #[error("malformed JSON body")]
-    InvalidJson,
-    #[error("invalid body: {0}")]
-    InvalidBody(String),
-    #[error("unsupported content type")]
-    UnsupportedContentType,
-    #[error("body too large")]
-    PayloadTooLarge,
+    // Input.
     #[error("a required field is missing: {0:?}")]
     Required(Required),
 
@@ -90,15 +84,16 @@ pub enum AuthError {
     #[error("rate limited by {rule:?}")]
     RateLimited { rule: crate::domain::throttle::Rule, limit: u32, retry_after: u64 },
 
-    // Infrastructure: the detail is logged where it happens, never answered.
+    // Infrastructure: the cause is kept as the source, logged once where the request is
+    // answered (with the route and the request id), and never answered.
     #[error("dependency unavailable")]
-    Unavailable,
+    Unavailable(#[source] PortError),
     #[error("internal error")]
-    Internal,
+    Internal(#[source] PortError),
 }
 
 /// What a store, mailer or cipher reports. Details stay in logs.
-#[derive(Debug, Error)]
+#[derive(Debug, Error, PartialEq, Eq)]
 pub enum PortError {
     /// A condition of a write did not hold (a uniqueness or a concurrency guard).
     #[error("condition failed")]
@@ -117,21 +112,12 @@ impl PortError {
 }
 
 impl From<PortError> for AuthError {
+    /// A dependency that throttled, was out of reach, or kept losing optimistic writes to
+    /// concurrent changes is busy: worth retrying (503). Anything else is a fault (500).
     fn from(e: PortError) -> Self {
         match e {
-            PortError::Unavailable(detail) => {
-                tracing::error!(error = %detail, "dependency unavailable");
-                AuthError::Unavailable
-            }
-            // Optimistic writes that kept losing to concurrent changes: busy, worth retrying.
-            PortError::Conflict => {
-                tracing::warn!("write conflict persisted");
-                AuthError::Unavailable
-            }
-            PortError::Other(detail) => {
-                tracing::error!(error = %detail, "dependency failed");
-                AuthError::Internal
-            }
+            PortError::Unavailable(_) | PortError::Conflict => AuthError::Unavailable(e),
+            PortError::Other(_) => AuthError::Internal(e),
         }
     }
 }

@@ -231,10 +231,7 @@ pub async fn verify(app: &App, password: &str, phc: Option<&str>) -> Result<bool
 
 fn pool_error(error: PoolError) -> AuthError {
     match error {
-        PoolError::Full => {
-            tracing::warn!("password hashing queue full: request shed");
-            AuthError::Unavailable
-        }
+        PoolError::Full => AuthError::Unavailable(PortError::Unavailable("password hashing queue full: shed".into())),
         PoolError::Failed(detail) => AuthError::from(PortError::Other(detail.to_owned())),
     }
 }

@@ -1,10 +1,44 @@
-//! The one place where a domain error becomes a status, a public message and a code.
+//! The one error boundary: where a request's failure becomes a status, a public message
+//! and a code.
 
 use crate::domain::error::{AuthError, Field, PasswordRule, Required};
 use crate::domain::throttle::Rule;
 use crate::http::schema::ErrorCode;
 use lambda_http::http::StatusCode;
 use std::borrow::Cow;
+use thiserror::Error;
+
+/// What a request's shape can get wrong, before any operation runs.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("malformed JSON body")]
+    InvalidJson,
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
+    #[error("unsupported content type")]
+    UnsupportedContentType,
+    #[error("body too large")]
+    PayloadTooLarge,
+}
+
+/// Why a request was not answered with success: its shape, or the operation.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum Failure {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl Failure {
+    /// The cause of a failure of the service itself (a 5xx), which the answer does not tell.
+    pub fn fault(&self) -> Option<&crate::domain::error::PortError> {
+        match self {
+            Failure::Auth(AuthError::Unavailable(cause) | AuthError::Internal(cause)) => Some(cause),
+            _ => None,
+        }
+    }
+}
 
 /// What a client is told about an error: never more than this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,9 +50,18 @@ pub struct PublicError {
     pub rate_limit: Option<(u32, u64)>,
 }
 
-impl From<&AuthError> for PublicError {
-    fn from(err: &AuthError) -> Self {
-        use AuthError as E;
+impl From<&Failure> for PublicError {
+    fn from(failure: &Failure) -> Self {
+        match failure {
+            Failure::Request(err) => Self::from(err),
+            Failure::Auth(err) => Self::from(err),
+        }
+    }
+}
+
+impl From<&RequestError> for PublicError {
+    fn from(err: &RequestError) -> Self {
+        use RequestError as E;
         let (status, message, code): (StatusCode, Cow<'static, str>, ErrorCode) = match err {
             E::InvalidJson => (StatusCode::BAD_REQUEST, "Invalid JSON format".into(), ErrorCode::InvalidJson),
             E::InvalidBody(detail) => (StatusCode::BAD_REQUEST, detail.clone().into(), ErrorCode::InvalidBody),
@@ -30,6 +73,15 @@ impl From<&AuthError> for PublicError {
             E::PayloadTooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large".into(), ErrorCode::PayloadTooLarge)
             }
+        };
+        Self { status, message, code, rate_limit: None }
+    }
+}
+
+impl From<&AuthError> for PublicError {
+    fn from(err: &AuthError) -> Self {
+        use AuthError as E;
+        let (status, message, code): (StatusCode, Cow<'static, str>, ErrorCode) = match err {
             E::Required(which) => (StatusCode::BAD_REQUEST, required_message(*which).into(), ErrorCode::MissingFields),
             E::InvalidEmail => (StatusCode::BAD_REQUEST, "Invalid email address".into(), ErrorCode::InvalidEmail),
             E::WeakPassword(rule) => {
@@ -80,12 +132,12 @@ impl From<&AuthError> for PublicError {
             E::RateLimited { rule, .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, rate_limit_message(*rule).into(), ErrorCode::RateLimited)
             }
-            E::Unavailable => (
+            E::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service temporarily unavailable".into(),
                 ErrorCode::ServiceUnavailable,
             ),
-            E::Internal => {
+            E::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".into(), ErrorCode::InternalError)
             }
         };
@@ -147,6 +199,7 @@ fn field_message(field: Field) -> (Cow<'static, str>, ErrorCode) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::error::PortError;
 
     fn public(err: AuthError) -> (u16, String, &'static str) {
         let p = PublicError::from(&err);
@@ -155,13 +208,15 @@ mod tests {
 
     #[test]
     fn contract_messages_and_statuses() {
-        assert_eq!(public(AuthError::InvalidJson), (400, "Invalid JSON format".into(), "invalid_json"));
+        let invalid_json = PublicError::from(&RequestError::InvalidJson);
+        assert_eq!((invalid_json.status.as_u16(), invalid_json.code.as_str()), (400, "invalid_json"));
+        assert_eq!(invalid_json.message, "Invalid JSON format");
         assert_eq!(public(AuthError::MissingApiKey), (401, "API key is required".into(), "api_key_required"));
         assert_eq!(public(AuthError::InvalidApiKey), (401, "Invalid API key".into(), "invalid_api_key"));
         assert_eq!(public(AuthError::UserExists), (409, "User already exists".into(), "user_exists"));
         assert_eq!(public(AuthError::InvalidCredentials).0, 401);
         assert_eq!(public(AuthError::ApiKeyNotFound).0, 404);
-        assert_eq!(public(AuthError::PayloadTooLarge).0, 413);
+        assert_eq!(PublicError::from(&RequestError::PayloadTooLarge).status.as_u16(), 413);
         assert_eq!(
             public(AuthError::ScopedKeyLimit(100)),
             (400, "Scoped key limit reached (100)".into(), "scoped_key_limit_reached")
@@ -180,20 +235,28 @@ mod tests {
         assert_eq!(public.status.as_u16(), 429);
         assert_eq!(public.message, "Too many failed attempts, please try again later");
         assert_eq!((public.code, public.rate_limit), (ErrorCode::RateLimited, Some((10, 900))));
-        assert_eq!(PublicError::from(&AuthError::InvalidJson).rate_limit, None);
+        assert_eq!(PublicError::from(&AuthError::InvalidCredentials).rate_limit, None);
     }
 
     #[test]
     fn infrastructure_failures_reveal_nothing() {
-        assert_eq!(public(AuthError::Internal), (500, "Internal server error".into(), "internal_error"));
-        assert_eq!(public(AuthError::Unavailable).0, 503);
+        let cause = || PortError::Other("table UsersTable-x: AccessDenied for arn:aws:iam::1:role/r".into());
+        assert_eq!(public(AuthError::Internal(cause())), (500, "Internal server error".into(), "internal_error"));
+        assert_eq!(public(AuthError::Unavailable(cause())).0, 503);
+        let failure = Failure::from(AuthError::Internal(cause()));
+        assert_eq!(failure.fault(), Some(&cause()), "the cause is kept for the log line");
+        assert_eq!(Failure::from(RequestError::InvalidJson).fault(), None);
     }
 
     #[test]
     fn every_code_is_snake_case() {
+        let samples =
+            [Failure::from(RequestError::InvalidBody("x".into())), Failure::from(RequestError::UnsupportedContentType)];
+        for err in samples {
+            let code = PublicError::from(&err).code.as_str();
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
+        }
         let samples = [
-            AuthError::InvalidBody("x".into()),
-            AuthError::UnsupportedContentType,
             AuthError::InvalidField(Field::TooLong("scopedClientId")),
             AuthError::ScopedKeyCannotCreateKeys,
             AuthError::EmailConfirmationRequired,

@@ -10,7 +10,7 @@ pub mod schema;
 
 pub use routes::{dispatch, Endpoint};
 
-use error::PublicError;
+use error::{Failure, PublicError};
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
@@ -33,8 +33,8 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
 /// dependency; nothing was half-written, so the same request may simply be sent again).
 pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
-pub fn error_response(err: &crate::domain::error::AuthError) -> Response<Body> {
-    let public = PublicError::from(err);
+pub fn error_response(failure: &Failure) -> Response<Body> {
+    let public = PublicError::from(failure);
     let mut response = json_response(public.status, &ErrorBody { error: public.message, code: public.code });
     if public.status == StatusCode::SERVICE_UNAVAILABLE {
         response

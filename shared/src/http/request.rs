@@ -1,6 +1,6 @@
 //! Reading requests deliberately: size, content type, JSON shape and field types.
 
-use crate::domain::error::AuthError;
+use crate::http::error::RequestError;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::{Request, RequestExt};
 use serde_json::{Map, Value};
@@ -15,37 +15,37 @@ impl JsonBody {
     /// An empty body reads as `{}`. A body with a content type other than JSON, over
     /// 16 KiB, not JSON, or JSON but not an object is refused with a 4xx. A missing content
     /// type is read as JSON (scripts often omit it).
-    pub fn from_request(req: &Request) -> Result<Self, AuthError> {
+    pub fn from_request(req: &Request) -> Result<Self, RequestError> {
         let bytes: &[u8] = req.body().as_ref();
         if bytes.len() > MAX_BODY_BYTES {
-            return Err(AuthError::PayloadTooLarge);
+            return Err(RequestError::PayloadTooLarge);
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(Map::new()));
         }
         if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
             if !is_json(content_type.to_str().unwrap_or_default()) {
-                return Err(AuthError::UnsupportedContentType);
+                return Err(RequestError::UnsupportedContentType);
             }
         }
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(AuthError::InvalidBody("Request body must be a JSON object".into())),
-            Err(_) => Err(AuthError::InvalidJson),
+            Ok(_) => Err(RequestError::InvalidBody("Request body must be a JSON object".into())),
+            Err(_) => Err(RequestError::InvalidJson),
         }
     }
 
     /// A string field: absent or `null` is `None`; any other type is a 400 naming it.
-    pub fn string(&self, field: &str) -> Result<Option<&str>, AuthError> {
+    pub fn string(&self, field: &str) -> Result<Option<&str>, RequestError> {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(AuthError::InvalidBody(format!("{field} must be a string"))),
+            Some(_) => Err(RequestError::InvalidBody(format!("{field} must be a string"))),
         }
     }
 
     /// A string field that counts as given only when non-empty (as the relay's clients expect).
-    pub fn non_empty(&self, field: &str) -> Result<Option<&str>, AuthError> {
+    pub fn non_empty(&self, field: &str) -> Result<Option<&str>, RequestError> {
         Ok(self.string(field)?.filter(|s| !s.is_empty()))
     }
 
@@ -102,22 +102,22 @@ mod tests {
         assert_eq!(body.string("missing").unwrap(), None);
         assert_eq!(body.string("z").unwrap(), None);
         assert_eq!(body.non_empty("e").unwrap(), None);
-        assert_eq!(body.string("n"), Err(AuthError::InvalidBody("n must be a string".into())));
+        assert_eq!(body.string("n"), Err(RequestError::InvalidBody("n must be a string".into())));
     }
 
     #[test]
     fn malformed_and_non_object_bodies_are_refused() {
-        assert_eq!(JsonBody::from_request(&request(None, "{nope")).unwrap_err(), AuthError::InvalidJson);
-        assert!(matches!(JsonBody::from_request(&request(None, "[1,2]")), Err(AuthError::InvalidBody(_))));
+        assert_eq!(JsonBody::from_request(&request(None, "{nope")).unwrap_err(), RequestError::InvalidJson);
+        assert!(matches!(JsonBody::from_request(&request(None, "[1,2]")), Err(RequestError::InvalidBody(_))));
         assert!(JsonBody::from_request(&request(None, "")).is_ok());
     }
 
     #[test]
     fn other_content_types_and_large_bodies_are_refused() {
         let err = JsonBody::from_request(&request(Some("application/x-www-form-urlencoded"), "a=b")).unwrap_err();
-        assert_eq!(err, AuthError::UnsupportedContentType);
+        assert_eq!(err, RequestError::UnsupportedContentType);
         assert!(JsonBody::from_request(&request(Some("application/vnd.api+json"), "{}")).is_ok());
         let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(MAX_BODY_BYTES));
-        assert_eq!(JsonBody::from_request(&request(None, &big)).unwrap_err(), AuthError::PayloadTooLarge);
+        assert_eq!(JsonBody::from_request(&request(None, &big)).unwrap_err(), RequestError::PayloadTooLarge);
     }
 }

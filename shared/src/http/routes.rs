@@ -2,11 +2,12 @@
 
 use crate::domain::app::App;
 use crate::domain::auth::{authenticate, authenticate_master};
-use crate::domain::error::{AuthError, Field, Required};
+use crate::domain::error::{AuthError, Field, PortError, Required};
 use crate::domain::model::{ScopedKey, User};
 use crate::domain::scoped::NewScopedKey;
 use crate::domain::throttle;
 use crate::domain::{accounts, recovery, scoped};
+use crate::http::error::Failure;
 use crate::http::request::{api_key, path_parameter, source_ip, JsonBody};
 use crate::http::schema::{
     CreatedScopedKey, DataExport, Deleted, ErrorBody, ErrorCode, ExportedApiAccess, ExportedScopedKey,
@@ -21,7 +22,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use zeroize::Zeroizing;
 
-type Answer = Result<Response<Body>, AuthError>;
+type Answer = Result<Response<Body>, Failure>;
 
 /// The thirteen endpoints of the Auth API; each is one Lambda function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,7 +110,10 @@ impl Endpoint {
             ListApiKeys => list_api_keys(app, &req).await,
             DeleteApiKey => delete_api_key(app, &req).await,
         };
-        answer.unwrap_or_else(|err| error_response(&err))
+        answer.unwrap_or_else(|failure| {
+            log_fault(self, &req, &failure);
+            error_response(&failure)
+        })
     }
 
     /// The path parameters when `path` matches this endpoint's pattern.
@@ -131,6 +135,29 @@ impl Endpoint {
                 (Some(p), Some(a)) if p == a => {}
                 _ => return None,
             }
+        }
+    }
+}
+
+/// The one log line of a failure of the service itself, with its cause, the route and the
+/// request id (other failures are the client's, and answered only).
+fn log_fault(endpoint: Endpoint, req: &Request, failure: &Failure) {
+    let Some(cause) = failure.fault() else {
+        return;
+    };
+    let request_id = req
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone())
+        .or_else(|| match req.request_context_ref() {
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let route = endpoint.function_name();
+    match cause {
+        PortError::Other(_) => tracing::error!(route, request_id, error = %cause, "request failed: answered 500"),
+        PortError::Unavailable(_) | PortError::Conflict => {
+            tracing::warn!(route, request_id, error = %cause, "dependency busy or unavailable: answered 503")
         }
     }
 }
@@ -166,10 +193,10 @@ pub async fn dispatch(app: &App, req: Request) -> Response<Body> {
     }
 }
 
-fn email_and_password(body: &JsonBody) -> Result<(String, Zeroizing<String>), AuthError> {
+fn email_and_password(body: &JsonBody) -> Result<(String, Zeroizing<String>), Failure> {
     match (body.non_empty("email")?, body.non_empty("password")?) {
         (Some(email), Some(password)) => Ok((email.to_owned(), Zeroizing::new(password.to_owned()))),
-        _ => Err(AuthError::Required(Required::EmailAndPassword)),
+        _ => Err(AuthError::Required(Required::EmailAndPassword).into()),
     }
 }
 
@@ -298,7 +325,7 @@ async fn change_password(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     let body = JsonBody::from_request(req)?;
     let (Some(current), Some(new)) = (body.non_empty("currentPassword")?, body.non_empty("newPassword")?) else {
-        return Err(AuthError::Required(Required::CurrentAndNewPassword));
+        return Err(AuthError::Required(Required::CurrentAndNewPassword).into());
     };
     accounts::change_password(app, &caller, current, new).await?;
     Ok(json_response(StatusCode::OK, &Message { message: "Password changed successfully" }))
@@ -317,7 +344,7 @@ async fn forgot_password(app: &App, req: &Request) -> Answer {
 async fn reset_password(app: &App, req: &Request) -> Answer {
     let body = JsonBody::from_request(req)?;
     let (Some(token), Some(password)) = (body.non_empty("token")?, body.non_empty("password")?) else {
-        return Err(AuthError::Required(Required::TokenAndPassword));
+        return Err(AuthError::Required(Required::TokenAndPassword).into());
     };
     recovery::reset_password(app, token, password, source_ip(req).as_deref()).await?;
     Ok(json_response(StatusCode::OK, &Message { message: "Password has been reset successfully" }))
