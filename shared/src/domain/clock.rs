@@ -1,7 +1,6 @@
 //! Time is a parameter: every expiry and period is computed from an injected clock.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use std::sync::Mutex;
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -18,13 +17,16 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to, for tests and simulations.
+/// A clock that only moves when told to, for tests and simulations (test-only: no
+/// function ships it).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
 
+#[cfg(any(test, feature = "testing"))]
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self(Mutex::new(start))
+        Self(std::sync::Mutex::new(start))
     }
 
     pub fn advance(&self, by: chrono::Duration) {
@@ -33,6 +35,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -101,7 +101,8 @@ impl Argon2Hasher {
     }
 
     /// Other parameters (tests that exercise the upgrade of weaker hashes). The decoy is
-    /// computed here, once.
+    /// computed here, once. Test-only: no function ships it.
+    #[cfg(any(test, feature = "testing"))]
     pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32) -> Result<Self, PortError> {
         let params = Params::new(m_cost, t_cost, p_cost, None).map_err(PortError::other)?;
         let mut hasher = Self::build(params, String::new());

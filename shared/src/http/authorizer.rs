@@ -5,37 +5,52 @@ use crate::domain::app::App;
 use crate::domain::keys::KeyKind;
 use crate::domain::metering::authorize;
 use crate::http::schema::{AuthorizerContext, CapOrEmpty, KeyType};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
-use serde_json::{json, Value};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
+};
+use serde_json::{Map, Value};
 
-/// `{"isAuthorized": true, "context": {...}}` or `{"isAuthorized": false}`. A failure of
-/// a dependency is logged and refuses (fails closed).
-pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request) -> Value {
+/// The simple response: `{"isAuthorized": true, "context": {...}}`, or `isAuthorized`
+/// false with an empty context.
+pub type AuthorizerResponse = ApiGatewayV2CustomAuthorizerSimpleResponse<Map<String, Value>>;
+
+fn answer(context: Option<AuthorizerContext>) -> AuthorizerResponse {
+    let mut response = AuthorizerResponse::default();
+    if let Some(context) = context {
+        // A struct of strings and numbers: it always serialises to an object.
+        if let Ok(Value::Object(context)) = serde_json::to_value(context) {
+            response.is_authorized = true;
+            response.context = context;
+        }
+    }
+    response
+}
+
+/// Admits with the caller's context, or refuses. A failure of a dependency is logged and
+/// refuses (fails closed).
+pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request) -> AuthorizerResponse {
     let key = request
         .headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .or_else(|| request.identity_source.as_ref().and_then(|s| s.first()).map(String::as_str));
     match authorize(app, key).await {
-        Ok(Some(a)) => json!({
-            "isAuthorized": true,
-            "context": AuthorizerContext {
-                user_id: a.user_id,
-                key_type: match a.kind {
-                    KeyKind::Master => KeyType::Master,
-                    KeyKind::Scoped => KeyType::Scoped,
-                },
-                scoped_key_id: a.scoped_key_id.unwrap_or_default(),
-                scoped_client_id: a.scoped_client_id.unwrap_or_default(),
-                scoped_user_id: a.scoped_user_id.unwrap_or_default(),
-                requests_this_month: a.requests_this_month,
-                monthly_limit: CapOrEmpty(a.monthly_limit),
+        Ok(Some(a)) => answer(Some(AuthorizerContext {
+            user_id: a.user_id,
+            key_type: match a.kind {
+                KeyKind::Master => KeyType::Master,
+                KeyKind::Scoped => KeyType::Scoped,
             },
-        }),
-        Ok(None) => json!({ "isAuthorized": false }),
+            scoped_key_id: a.scoped_key_id.unwrap_or_default(),
+            scoped_client_id: a.scoped_client_id.unwrap_or_default(),
+            scoped_user_id: a.scoped_user_id.unwrap_or_default(),
+            requests_this_month: a.requests_this_month,
+            monthly_limit: CapOrEmpty(a.monthly_limit),
+        })),
+        Ok(None) => answer(None),
         Err(error) => {
             tracing::error!(%error, "authorizer refused a request it could not check");
-            json!({ "isAuthorized": false })
+            answer(None)
         }
     }
 }

@@ -30,7 +30,7 @@ pub fn authorizer_event(key: Option<&str>) -> Value {
 impl Harness {
     pub async fn authorize(&self, key: Option<&str>) -> Value {
         let request = serde_json::from_value(authorizer_event(key)).expect("an authorizer request");
-        shared::http::authorizer::respond(&self.app, &request).await
+        serde_json::to_value(shared::http::authorizer::respond(&self.app, &request).await).unwrap()
     }
 
     async fn admitted(&self, key: &str) -> bool {
@@ -50,7 +50,7 @@ impl Harness {
     }
 }
 
-const REFUSED: fn() -> Value = || json!({"isAuthorized": false});
+const REFUSED: fn() -> Value = || json!({"isAuthorized": false, "context": {}});
 
 #[tokio::test]
 async fn every_kind_of_bad_key_is_refused() {

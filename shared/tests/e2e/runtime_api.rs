@@ -222,7 +222,7 @@ async fn the_authorizer_binary_answers_authorizer_events() {
     );
     let refused = invoke("authorizer", crate::authorizer::authorizer_event(Some("frs_nope")), &[]).await;
     let Outcome::Response(answer) = refused else { panic!("the authorizer failed: {refused:?}") };
-    assert_eq!(answer, json!({"isAuthorized": false}));
+    assert_eq!(answer, json!({"isAuthorized": false, "context": {}}));
 }
 
 /// The EMF documents among the lines a function printed, each checked against the
