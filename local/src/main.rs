@@ -2,6 +2,8 @@
 //! Lambda functions. By default over embedded adapters (no AWS account, no emulator);
 //! with `--aws`, over DynamoDB, SES v2 and KMS as configured by the usual environment.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod server;
 
 /// glibc's malloc spent a fifth of user-data's time under load (profiled); mimalloc's
