@@ -443,8 +443,7 @@ pub struct AuthorizerContext {
     /// The cap behind that count; `""` when there is none.
     #[cfg_attr(feature = "openapi", schema(value_type = CapOrEmpty))]
     pub monthly_limit: CapOrEmpty,
-    /// The key's cap on requests per UTC day (scoped), or the account's (master); `""`
-    /// when there is none.
+    /// The daily cap of the key (scoped) or of the account (master); `""` when there is none.
     #[cfg_attr(feature = "openapi", schema(value_type = CapOrEmpty))]
     pub daily_limit: CapOrEmpty,
 }
