@@ -147,7 +147,10 @@ async fn a_scoped_keys_daily_limit_admits_its_number_a_day_and_shows_everywhere(
     assert!(!h.admitted(&scoped).await, "the key's daily limit");
     assert!(h.admitted(&account.key).await, "the account's own keys go on");
     let listed = h.send(call(Endpoint::ListApiKeys).key(&account.key)).await;
-    assert_eq!((listed.body["keys"][0]["dailyLimit"].clone(), listed.body["keys"][0]["requestsThisMonth"].clone()), (json!(2), json!(2)));
+    assert_eq!(
+        (listed.body["keys"][0]["dailyLimit"].clone(), listed.body["keys"][0]["requestsThisMonth"].clone()),
+        (json!(2), json!(2))
+    );
     let exported = h.send(call(Endpoint::ExportData).key(&account.key)).await;
     assert_eq!(exported.body["scopedKeys"][0]["dailyLimit"], 2);
     let now = h.clock.now();
