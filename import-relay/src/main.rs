@@ -58,7 +58,15 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         (None, None) => return Err("--sqlite or --postgres is required".into()),
     };
     let relay = import_relay::read(&source).await?;
-    let app = match args.data {
+    // A dry run into a data directory that has no database yet checks against an empty
+    // store of its own, so that it creates nothing there.
+    let scratch = match &args.data {
+        Some(data) if args.dry_run && !data.join(shared::embedded::DATABASE_FILE).exists() => {
+            Some(tempfile::tempdir()?)
+        }
+        _ => None,
+    };
+    let app = match scratch.as_ref().map(|dir| dir.path().to_path_buf()).or(args.data) {
         Some(data) => {
             let settings = Settings::from_env(parse_reset_url("http://localhost:3000/reset-password")?)?;
             shared::embedded::build_app(&data, &data.join("outbox"), "no-reply@localhost", settings)?

@@ -409,6 +409,12 @@ async fn a_dry_run_reports_the_same_and_writes_nothing() {
     assert_eq!(dry.code, Some(1), "{}", dry.output);
     assert!(dry.output.contains("would import 2, skipped 0, failed 2"), "{}", dry.output);
     assert!(dry.output.contains("failed Users id=3: invalid email"), "{}", dry.output);
+    let Target::Embedded(dir) = &target else { unreachable!() };
+    assert!(!dir.path().join("data").exists(), "not even the data directory is created");
+    // Into an existing store, the same.
+    drop(target.app().await);
+    let again = import(&source, &target, &["--dry-run"], Some(&fixture.credentials_key));
+    assert!(again.output.contains("would import 2, skipped 0, failed 2"), "{}", again.output);
     let app = target.app().await;
     for (email, _, key) in [&fixture.alice, &fixture.bob] {
         assert!(app.store.user_by_email(&email.to_lowercase()).await.unwrap().is_none(), "no account written");
