@@ -257,16 +257,21 @@ fn import(source: &[String], target: &Target, extra: &[&str], credentials_key: O
     Run { code: out.status.code(), output }
 }
 
-async fn list_keys(app: &App, master: &str) -> Vec<Value> {
+/// A GET of `endpoint` with `key`, through the route's handler: its status and body.
+async fn get(app: &App, endpoint: Endpoint, key: &str) -> (u16, Value) {
     let request = lambda_http::http::Request::builder()
         .method("GET")
-        .uri("/auth/api-keys")
-        .header("x-api-key", master)
+        .uri(endpoint.path())
+        .header("x-api-key", key)
         .body(lambda_http::Body::Empty)
         .unwrap();
-    let response = Endpoint::ListApiKeys.handle(app, request).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    let response = endpoint.handle(app, request).await;
+    (response.status().as_u16(), serde_json::from_slice(response.body().as_ref()).unwrap())
+}
+
+async fn list_keys(app: &App, master: &str) -> Vec<Value> {
+    let (status, body) = get(app, Endpoint::ListApiKeys, master).await;
+    assert_eq!(status, 200, "{body}");
     body["keys"].as_array().unwrap().clone()
 }
 
@@ -341,6 +346,13 @@ async fn import_and_use(fixture: &Fixture, source: Vec<String>, target: Target) 
     assert_eq!(disabled["enabled"], false);
     let expired = listed.iter().find(|k| k["name"] == "Old key").unwrap();
     assert_eq!(expired["isExpired"], true);
+
+    let (status, data) = get(&app, Endpoint::UserData, &fixture.alice.2).await;
+    assert_eq!((status, data["email"].as_str()), (200, Some(fixture.alice.0.as_str())), "{data}");
+    let (status, exported) = get(&app, Endpoint::ExportData, &fixture.alice.2).await;
+    assert_eq!((status, exported["apiAccess"]["keyPrefix"].as_str()), (200, Some(&fixture.alice.2[..12])));
+    let (status, _) = get(&app, Endpoint::ListApiKeys, &fixture.live_key).await;
+    assert_eq!(status, 403, "a relay scoped key is a scoped key: it manages no keys");
 
     let stored = app.store.scoped_keys(&alice.id).await.unwrap();
     let sealed = stored.iter().find(|k| k.name == "Discord bot").unwrap();
