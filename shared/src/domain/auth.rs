@@ -14,8 +14,9 @@ pub struct Caller {
 }
 
 /// Resolves a presented key. A malformed key (format or checksum) is refused before any
-/// store call (a relay key, 64 hex characters, has no checksum to check); a valid one costs two consistent reads (index entry, then account).
-/// Unknown, revoked, disabled and expired keys are refused alike.
+/// store call (a relay key, 64 hex characters, has no checksum to check); a valid one
+/// costs two consistent reads (index entry, then account). Unknown, revoked, disabled and
+/// expired keys are refused alike.
 pub async fn authenticate(app: &App, presented: Option<&str>) -> Result<Caller, AuthError> {
     let presented = presented.ok_or(AuthError::MissingApiKey)?;
     let key = ApiKey::parse(presented.trim()).ok_or(AuthError::InvalidApiKey)?;

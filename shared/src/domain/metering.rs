@@ -24,8 +24,8 @@ pub struct Authorization {
 }
 
 /// `Ok(None)` for a missing, malformed, unknown, revoked, disabled or expired key and for
-/// a request over any cap: the key's monthly and daily limits, the account's daily limit, and the
-/// account's monthly limit unless its subscription is active. Costs the two reads of
+/// a request over any cap: the key's monthly and daily limits, the account's daily limit,
+/// and the account's monthly limit unless its subscription is active. Costs the two reads of
 /// authentication and one conditional write per counter item (the account; for a scoped
 /// key its index entry too), no transaction: a busy key's requests never conflict with
 /// each other. No KMS and no argon2.
