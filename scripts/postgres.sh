@@ -8,7 +8,7 @@
 
 postgres_start() {
   local bin
-  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1) || true
   if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
     echo "==> installing postgresql (apt)"
     if [ "$(id -u)" -ne 0 ]; then
