@@ -324,6 +324,72 @@ mod tests {
         assert_eq!(parse_time("yesterday"), None);
     }
 
+    fn row(pairs: &[(&str, &str)]) -> Row {
+        Row(pairs.iter().map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned()))).collect())
+    }
+
+    fn user(overrides: &[(&str, &str)]) -> Row {
+        let key = "ab".repeat(32);
+        let mut pairs = vec![
+            ("id", "7"),
+            ("email", " GM@Example.com "),
+            ("password", "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"),
+            ("apiKey", key.as_str()),
+            ("requestsToday", "4"),
+            ("requestsThisMonth", "9"),
+            ("lastRequestDate", "2026-11-27"),
+            ("createdAt", "2025-01-02 03:04:05.000 +00:00"),
+        ];
+        pairs.retain(|(k, _)| !overrides.iter().any(|(o, _)| o == k));
+        pairs.extend_from_slice(overrides);
+        row(&pairs)
+    }
+
+    #[test]
+    fn a_relay_user_is_read_with_the_counters_of_the_current_day_and_month_only() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 20, 0, 0).unwrap();
+        let planned = plan_user(&user(&[]), &[], None, now).unwrap();
+        assert_eq!((planned.email.as_str(), planned.email.normalised()), ("GM@Example.com", "gm@example.com"));
+        assert!(planned.master_key.is_legacy());
+        assert_eq!((planned.requests_today, planned.requests_this_month), (4, 9));
+        assert_eq!(planned.subscription_status, "free");
+        assert_eq!(planned.updated_at, planned.created_at);
+        let later_that_month = plan_user(&user(&[]), &[], None, now + chrono::Duration::days(2)).unwrap();
+        assert_eq!((later_that_month.requests_today, later_that_month.requests_this_month), (0, 9));
+        let next_month = plan_user(&user(&[]), &[], None, now + chrono::Duration::days(5)).unwrap();
+        assert_eq!((next_month.requests_today, next_month.requests_this_month), (0, 0));
+    }
+
+    #[test]
+    fn a_relay_row_that_cannot_work_here_is_refused_with_its_reason() {
+        let now = Utc::now();
+        let reason = |overrides: &[(&str, &str)]| plan_user(&user(overrides), &[], None, now).err().map(|p| p.reason);
+        assert_eq!(reason(&[("email", "not an email")]), Some(Reason::InvalidEmail));
+        assert_eq!(reason(&[("password", "plaintext")]), Some(Reason::NotBcrypt));
+        assert_eq!(reason(&[("password", "$argon2id$v=19$m=19456,t=2,p=1$x$y")]), Some(Reason::NotBcrypt));
+        assert_eq!(reason(&[("apiKey", "frm_short")]), Some(Reason::InvalidMasterKey));
+        assert_eq!(reason(&[("apiKey", &"AB".repeat(32))]), Some(Reason::InvalidMasterKey));
+        assert_eq!(reason(&[("createdAt", "")]), Some(Reason::InvalidValue));
+        assert_eq!(reason(&[("requestsToday", "many")]), Some(Reason::InvalidValue));
+
+        let key = |overrides: &[(&str, &str)]| {
+            let hex = "cd".repeat(32);
+            let mut pairs = vec![("id", "3"), ("key", hex.as_str()), ("name", "bot"), ("createdAt", "2026-01-01")];
+            pairs.extend_from_slice(overrides);
+            let key = row(&pairs);
+            plan_user(&user(&[]), &[&key], None, now).err()
+        };
+        assert_eq!(key(&[]), None);
+        let problem = key(&[("dailyLimit", "0")]).unwrap();
+        assert_eq!(
+            (problem.reason, problem.detail.as_deref()),
+            (Reason::InvalidValue, Some("ApiKeys id=3: dailyLimit"))
+        );
+        assert_eq!(key(&[("enabled", "maybe")]).map(|p| p.reason), Some(Reason::InvalidValue));
+        assert_eq!(key(&[("key", "short")]).map(|p| p.reason), Some(Reason::InvalidScopedKey));
+        assert_eq!(key(&[("encryptedFoundryPassword", "00ff")]).map(|p| p.reason), Some(Reason::NoCredentialsKey));
+    }
+
     #[test]
     fn the_credentials_key_is_64_hex_characters_or_base64_of_32_bytes() {
         let bytes = [7u8; 32];
