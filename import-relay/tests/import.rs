@@ -6,7 +6,7 @@
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Key};
 use chrono::{DateTime, Duration, Utc};
-use serde_json::Value;
+use serde_json::{json, Value};
 use shared::config::{parse_reset_url, Config, Settings};
 use shared::domain::keys::KeyKind;
 use shared::domain::{accounts, metering};
@@ -257,6 +257,16 @@ fn import(source: &[String], target: &Target, extra: &[&str], credentials_key: O
     Run { code: out.status.code(), output }
 }
 
+/// What the `authorizer` function answers API Gateway for a request with `key`
+/// (`events/authorizer.json`, the event it is sent).
+async fn authorizer(app: &App, key: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/authorizer.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["headers"]["x-api-key"] = json!(key);
+    event["identitySource"] = json!([key]);
+    shared::http::authorizer::respond(app, &serde_json::from_value(event).unwrap()).await
+}
+
 /// A GET of `endpoint` with `key`, through the route's handler: its status and body.
 async fn get(app: &App, endpoint: Endpoint, key: &str) -> (u16, Value) {
     let request = lambda_http::http::Request::builder()
@@ -316,18 +326,22 @@ async fn import_and_use(fixture: &Fixture, source: Vec<String>, target: Target) 
     let bob = metering::authorize(&app, Some(&fixture.bob.2)).await.unwrap().expect("the relay's master key");
     assert_eq!(bob.requests_this_month, 1, "an old month's requests are not");
 
-    let scoped = metering::authorize(&app, Some(&fixture.live_key)).await.unwrap().expect("the live scoped key");
-    assert_eq!(scoped.kind, KeyKind::Scoped);
-    assert_eq!(scoped.user_id, alice.id);
-    assert_eq!(scoped.scoped_client_id.as_deref(), Some("client-1"));
-    assert_eq!(scoped.scoped_user_id.as_deref(), Some("user-1"));
-    assert_eq!(scoped.daily_limit, Some(2));
-    assert!(
-        metering::authorize(&app, Some(&fixture.live_key)).await.unwrap().is_none(),
+    let scoped = authorizer(&app, &fixture.live_key).await;
+    assert_eq!(scoped["isAuthorized"], true, "the live scoped key: {scoped}");
+    let context = &scoped["context"];
+    assert_eq!((context["keyType"].as_str(), context["userId"].as_str()), (Some("scoped"), Some(alice.id.as_str())));
+    assert_eq!(
+        (context["scopedClientId"].as_str(), context["scopedUserId"].as_str()),
+        (Some("client-1"), Some("user-1"))
+    );
+    assert_eq!(context["dailyLimit"], 2);
+    assert_eq!(
+        authorizer(&app, &fixture.live_key).await,
+        json!({"isAuthorized": false}),
         "today's relay request and this one make the daily limit of 2"
     );
     for refused in [&fixture.expired_key, &fixture.disabled_key] {
-        assert!(metering::authorize(&app, Some(refused)).await.unwrap().is_none());
+        assert_eq!(authorizer(&app, refused).await, json!({"isAuthorized": false}));
     }
 
     let listed = list_keys(&app, &fixture.alice.2).await;
