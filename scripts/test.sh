@@ -58,8 +58,10 @@ export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 unset AWS_PROFILE AWS_SESSION_TOKEN
 eval "$("$venv/bin/python" scripts/emulator.py "$AWS_ENDPOINT_URL" template.yaml "run$$")"
 
-# A PostgreSQL server for the import-relay tests (relay databases in PostgreSQL).
+# A PostgreSQL server for the import-relay tests (relay databases in PostgreSQL). Tests
+# that skip without their services outside this script fail without them inside it.
 postgres_start
+export FOUNDRY_AUTH_TEST_SCRIPT=1
 
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then

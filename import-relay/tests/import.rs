@@ -146,7 +146,7 @@ INSERT INTO "PasswordResetTokens" ("userId", "tokenHash", "expiresAt", "used", "
     /// message) when the tests run without it.
     async fn postgres(&self) -> Option<String> {
         let Ok(server) = std::env::var("IMPORT_RELAY_POSTGRES_URL") else {
-            eprintln!("SKIPPED: IMPORT_RELAY_POSTGRES_URL is not set; scripts/test.sh starts a PostgreSQL server");
+            skip("IMPORT_RELAY_POSTGRES_URL", "a PostgreSQL server");
             return None;
         };
         let database = format!("relay_{}", self.run);
@@ -158,6 +158,16 @@ INSERT INTO "PasswordResetTokens" ("userId", "tokenHash", "expiresAt", "used", "
         execute_postgres(&url, &self.inserts(true)).await;
         Some(url)
     }
+}
+
+/// Outside `scripts/test.sh` a test whose service is not there says so and skips; inside
+/// it (`FOUNDRY_AUTH_TEST_SCRIPT` set), it fails.
+fn skip(variable: &str, service: &str) {
+    assert!(
+        std::env::var_os("FOUNDRY_AUTH_TEST_SCRIPT").is_none(),
+        "{variable} is not set although scripts/test.sh runs the tests"
+    );
+    eprintln!("SKIPPED: {variable} is not set; scripts/test.sh starts {service} and sets it");
 }
 
 async fn execute_postgres(url: &str, sql: &str) {
@@ -182,7 +192,7 @@ impl Target {
     /// DynamoDB and KMS in the emulator, or `None` (with a message) without it.
     fn aws() -> Option<Self> {
         if std::env::var("AWS_ENDPOINT_URL").is_err() {
-            eprintln!("SKIPPED: AWS_ENDPOINT_URL is not set; scripts/test.sh starts the emulator");
+            skip("AWS_ENDPOINT_URL", "the AWS emulator");
             return None;
         }
         Some(Target::Aws)
