@@ -362,7 +362,8 @@ mod tests {
 
     #[test]
     fn a_relay_row_that_cannot_work_here_is_refused_with_its_reason() {
-        let now = Utc::now();
+        // The day of the row's `lastRequestDate`, whose counters are read.
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 20, 0, 0).unwrap();
         let reason = |overrides: &[(&str, &str)]| plan_user(&user(overrides), &[], None, now).err().map(|p| p.reason);
         assert_eq!(reason(&[("email", "not an email")]), Some(Reason::InvalidEmail));
         assert_eq!(reason(&[("password", "plaintext")]), Some(Reason::NotBcrypt));
