@@ -85,7 +85,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     } else {
         ProgressBar::hidden()
     };
-    let options = Options { credentials_key, dry_run: args.dry_run, now: chrono::Utc::now() };
+    let options = Options { credentials_key, dry_run: args.dry_run, now: app.clock.now() };
     let report = import_relay::import(&app, &relay, &options, |outcome| {
         bar.inc(1);
         if outcome.result.is_err() {
