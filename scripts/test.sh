@@ -3,7 +3,8 @@
 #   the template checks (cfn-lint, sam validate --lint), formatting, clippy, the build of
 #   all functions, unit tests, and the end-to-end tests against a local AWS emulator (moto:
 #   DynamoDB, SES v2 and KMS on 127.0.0.1), which this script installs into .tools/venv,
-#   starts on a free port and stops again, also when a test fails. Extra arguments go to
+#   starts on a free port and stops again, also when a test fails; likewise a PostgreSQL
+#   server for the import-relay tests (scripts/postgres.sh). Extra arguments go to
 #   the test runner (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ install() {
 install venv requirements-test.txt
 install sam requirements-sam.txt
 venv="$root/.tools/venv"
+# postgres_start / postgres_stop
+source scripts/postgres.sh
 
 echo "==> cfn-lint and sam validate --lint (offline)"
 export SAM_CLI_TELEMETRY=0
@@ -41,7 +44,7 @@ log="$root/.tools/moto.log"
 echo "==> starting the AWS emulator on 127.0.0.1:$port (log: .tools/moto.log)"
 "$venv/bin/python" scripts/emulator_server.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null || true' EXIT INT TERM
+trap 'kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null || true; postgres_stop' EXIT INT TERM
 for _ in $(seq 1 100); do
   if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
     break
@@ -54,6 +57,11 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 unset AWS_PROFILE AWS_SESSION_TOKEN
 eval "$("$venv/bin/python" scripts/emulator.py "$AWS_ENDPOINT_URL" template.yaml "run$$")"
+
+# A PostgreSQL server for the import-relay tests (relay databases in PostgreSQL). Tests
+# that skip without their services outside this script fail without them inside it.
+postgres_start
+export FOUNDRY_AUTH_TEST_SCRIPT=1
 
 # The tests about the AWS adapters are #[ignore]d for a plain `cargo test` (which runs the
 # behaviours on the embedded adapters); with the emulator up, every test runs.

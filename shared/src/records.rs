@@ -90,6 +90,8 @@ pub(crate) struct KeyItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) monthly_limit: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) daily_limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scoped_client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scoped_user_id: Option<String>,
@@ -112,6 +114,8 @@ pub(crate) struct ScopedKeyItem {
     pub(crate) scoped_user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) monthly_limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) daily_limit: Option<u64>,
     #[serde(default, deserialize_with = "rfc3339::optional", skip_serializing_if = "Option::is_none")]
     pub(crate) expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +216,7 @@ impl From<&KeyEntry> for KeyItem {
             expires_at: e.expires_at,
             enabled: e.enabled,
             monthly_limit: e.monthly_limit,
+            daily_limit: e.daily_limit,
             scoped_client_id: e.scoped_client_id.clone(),
             scoped_user_id: e.scoped_user_id.clone(),
             usage: e.usage.counts.clone(),
@@ -230,6 +235,7 @@ impl From<&ScopedKey> for ScopedKeyItem {
             scoped_client_id: k.scoped_client_id.clone(),
             scoped_user_id: k.scoped_user_id.clone(),
             monthly_limit: k.monthly_limit,
+            daily_limit: k.daily_limit,
             expires_at: k.expires_at,
             foundry_url: k.foundry_url.clone(),
             foundry_username: k.foundry_username.clone(),
@@ -253,6 +259,7 @@ impl From<ScopedKeyItem> for ScopedKey {
             scoped_client_id: i.scoped_client_id,
             scoped_user_id: i.scoped_user_id,
             monthly_limit: i.monthly_limit,
+            daily_limit: i.daily_limit,
             expires_at: i.expires_at,
             foundry_url: i.foundry_url,
             foundry_username: i.foundry_username,
@@ -276,6 +283,7 @@ impl KeyItem {
             expires_at: self.expires_at,
             enabled: self.enabled,
             monthly_limit: self.monthly_limit,
+            daily_limit: self.daily_limit,
             scoped_client_id: self.scoped_client_id,
             scoped_user_id: self.scoped_user_id,
             usage: Usage { counts: self.usage, last_request_at: None },
@@ -293,6 +301,7 @@ impl KeyItem {
             expires_at: None,
             enabled: true,
             monthly_limit: None,
+            daily_limit: None,
             scoped_client_id: None,
             scoped_user_id: None,
             usage: BTreeMap::new(),

@@ -10,7 +10,7 @@ use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::keys::KeyKind;
 use crate::domain::model::{day_period, month_period};
-use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
+use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::ports::{KeyIndex, Metered, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::domain::throttle::{fixed_window, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
@@ -342,7 +342,36 @@ impl UserStore for DynamoStore {
         }
         self.transact(items).await
     }
+
+    /// One transaction: the email reservation, the account, every index entry and every
+    /// scoped key, each on condition that it is not there yet. At most
+    /// [`MAX_TRANSACTION_ITEMS`] items: 48 scoped keys.
+    async fn import_account(&self, account: &ImportedAccount) -> PortResult<()> {
+        let table = &self.tables.users;
+        let user = &account.user;
+        let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
+        let absent = Some("attribute_not_exists(pk)");
+        let mut items =
+            vec![put(table, to_item(&email)?, absent)?, put(table, to_item(&UserItem::from(user))?, absent)?];
+        for entry in account.entries() {
+            items.push(put(table, to_item(&KeyItem::from(&entry))?, absent)?);
+        }
+        for (key, _) in &account.scoped_keys {
+            let item = to_item(&ScopedKeyItem::from(key))?;
+            items.push(put(&self.tables.scoped_keys, item, Some("attribute_not_exists(keyId)"))?);
+        }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(PortError::Other(format!(
+                "an account with {} scoped keys does not fit one transaction",
+                account.scoped_keys.len()
+            )));
+        }
+        self.transact(items).await
+    }
 }
+
+/// The most items one DynamoDB transaction writes.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
 #[async_trait]
 impl KeyIndex for DynamoStore {
@@ -862,13 +891,15 @@ impl DynamoStore {
         self.count_once(count, request.now).await
     }
 
-    /// Counts the request on a scoped key's index entry, while the key exists, is enabled
-    /// and under its own cap.
-    async fn count_on_key(&self, request: &Metered<'_>, month: &str) -> PortResult<Option<u64>> {
+    /// Counts the request on a scoped key's index entry (its day and month), while the key
+    /// exists, is enabled and under its own caps.
+    async fn count_on_key(&self, request: &Metered<'_>, day: &str, month: &str) -> PortResult<Option<u64>> {
+        let entry = request.entry;
+        let caps = entry.monthly_limit.map(|limit| (month, limit)).into_iter();
         let count = Count {
-            key: pk(key_pk(&request.entry.digest)),
-            periods: vec![month],
-            caps: request.entry.monthly_limit.map(|limit| (month, limit)).into_iter().collect(),
+            key: pk(key_pk(&entry.digest)),
+            periods: vec![day, month],
+            caps: caps.chain(entry.daily_limit.map(|limit| (day, limit))).collect(),
             guard: "attribute_exists(pk) AND enabled = :enabled AND generation = :generation",
             values: HashMap::from([
                 (":enabled".to_owned(), AttributeValue::Bool(true)),
@@ -881,16 +912,17 @@ impl DynamoStore {
     }
 
     /// Takes back a count on a scoped key that the account then refused.
-    async fn uncount_on_key(&self, request: &Metered<'_>, month: &str) {
+    async fn uncount_on_key(&self, request: &Metered<'_>, day: &str, month: &str) {
         let undo = self
             .client
             .update_item()
             .table_name(&self.tables.users)
             .key("pk", s(key_pk(&request.entry.digest)))
-            .update_expression("SET #usage.#month = #usage.#month - :one")
-            .condition_expression("attribute_exists(pk) AND #usage.#month > :zero")
+            .update_expression("SET #usage.#month = #usage.#month - :one, #usage.#day = #usage.#day - :one")
+            .condition_expression("attribute_exists(pk) AND #usage.#month > :zero AND #usage.#day > :zero")
             .expression_attribute_names("#usage", "usage")
             .expression_attribute_names("#month", month)
+            .expression_attribute_names("#day", day)
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":zero", n(0));
         if let Err(error) = conditional(|| undo.clone().send()).await {
@@ -906,13 +938,13 @@ impl Metering for DynamoStore {
         if request.entry.kind == KeyKind::Master {
             return self.count_on_account(request, &day, &month).await;
         }
-        let Some(key_month) = self.count_on_key(request, &month).await? else {
+        let Some(key_month) = self.count_on_key(request, &day, &month).await? else {
             return Ok(None);
         };
         match self.count_on_account(request, &day, &month).await {
             Ok(Some(_)) => Ok(Some(key_month)),
             refused_or_failed => {
-                self.uncount_on_key(request, &month).await;
+                self.uncount_on_key(request, &day, &month).await;
                 refused_or_failed.map(|_| None)
             }
         }

@@ -15,8 +15,9 @@ pub struct Caller {
 }
 
 /// Resolves a presented key. A malformed key (format or checksum) is refused before any
-/// store call; a valid one costs two consistent reads (index entry, then account).
-/// Unknown, revoked, disabled and expired keys are refused alike.
+/// store call (a relay key, 64 hex characters, has no checksum to check); a valid one
+/// costs two consistent reads (index entry, then account). Unknown, revoked, disabled and
+/// expired keys are refused alike.
 pub async fn authenticate(app: &App, presented: Option<&str>) -> Result<Caller, AuthError> {
     identify(app, presented).await?.map_err(|refusal| match refusal {
         Decision::Missing => AuthError::MissingApiKey,
@@ -37,6 +38,8 @@ pub async fn identify(app: &App, presented: Option<&str>) -> Result<Result<Calle
     let Some((entry, user)) = app.store.key_entry_and_account(&digest).await? else {
         return Ok(Err(Decision::Unknown));
     };
+    // A key imported from the relay is of the kind its entry names.
+    let key = key.with_kind(entry.kind);
     let (true, Some(user)) = (entry.kind == key.kind(), user) else {
         return Ok(Err(Decision::Unknown));
     };

@@ -29,6 +29,7 @@ pub enum Required {
 pub enum Field {
     NameTooLong,
     MonthlyLimit,
+    DailyLimit,
     ExpiresAt,
     FoundryUrl,
     /// A free-text field longer than [`crate::domain::scoped::MAX_TEXT_CHARS`].

@@ -2,6 +2,8 @@
 //! OS CSPRNG (about 214 bits), and a 6-character CRC-32 checksum, so that the service and
 //! secret scanners tell a real-looking key from noise without any database call.
 //! Keys are stored only as their SHA-256 digest, which is also the lookup key.
+//! Keys imported from the Node relay (64 lowercase hex characters, no prefix and no
+//! checksum) are accepted as they are: their kind is what their index entry says.
 
 use rand::distributions::{Alphanumeric, DistString};
 use rand::rngs::OsRng;
@@ -13,6 +15,8 @@ const CHECKSUM_CHARS: usize = 6;
 const PREFIX_LEN: usize = 4;
 /// What `keyPrefix` shows: the kind prefix and eight random characters.
 const DISPLAY_CHARS: usize = PREFIX_LEN + 8;
+/// The length of a key imported from the Node relay (32 random bytes, hex-encoded).
+const LEGACY_CHARS: usize = 64;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,6 +40,8 @@ impl KeyKind {
 pub struct ApiKey {
     kind: KeyKind,
     text: Zeroizing<String>,
+    /// A key imported from the Node relay: its text says nothing of its kind.
+    legacy: bool,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -55,18 +61,38 @@ impl ApiKey {
         text.push_str(kind.prefix());
         text.push_str(&random);
         text.push_str(&checksum(&text));
-        Self { kind, text: Zeroizing::new(text) }
+        Self { kind, text: Zeroizing::new(text), legacy: false }
     }
 
-    /// Accepts only a well-formed key with a valid checksum; anything else is noise.
+    /// Accepts only a well-formed key with a valid checksum, or a key imported from the
+    /// Node relay (64 lowercase hex characters, see [`ApiKey::is_legacy`]); anything else
+    /// is noise.
     pub fn parse(candidate: &str) -> Option<Self> {
+        if is_legacy(candidate) {
+            return Some(Self { kind: KeyKind::Master, text: Zeroizing::new(candidate.to_owned()), legacy: true });
+        }
         let kind = [KeyKind::Master, KeyKind::Scoped].into_iter().find(|kind| candidate.starts_with(kind.prefix()))?;
         let body = &candidate[PREFIX_LEN..];
         if body.len() != RANDOM_CHARS + CHECKSUM_CHARS || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return None;
         }
         let (payload, sum) = candidate.split_at(PREFIX_LEN + RANDOM_CHARS);
-        (checksum(payload) == sum).then(|| Self { kind, text: Zeroizing::new(candidate.to_owned()) })
+        (checksum(payload) == sum).then(|| Self { kind, text: Zeroizing::new(candidate.to_owned()), legacy: false })
+    }
+
+    /// A key imported from the Node relay, whose text has no kind: until
+    /// [`ApiKey::with_kind`] gives it the kind its index entry names, it says `Master`.
+    pub fn is_legacy(&self) -> bool {
+        self.legacy
+    }
+
+    /// The legacy key as the kind its index entry names; a key that carries its kind in
+    /// its prefix keeps it.
+    pub fn with_kind(mut self, kind: KeyKind) -> Self {
+        if self.legacy {
+            self.kind = kind;
+        }
+        self
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -86,6 +112,10 @@ impl ApiKey {
     pub fn display_prefix(&self) -> String {
         self.text[..DISPLAY_CHARS].to_owned()
     }
+}
+
+fn is_legacy(candidate: &str) -> bool {
+    candidate.len() == LEGACY_CHARS && candidate.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn checksum(payload: &str) -> String {
@@ -154,6 +184,22 @@ mod tests {
             "frm_ääääääääääääääääääääääääääääääääääää",
         ] {
             assert!(ApiKey::parse(noise).is_none(), "{noise:?}");
+        }
+    }
+
+    #[test]
+    fn relay_keys_of_64_lowercase_hex_characters_are_accepted_as_they_are() {
+        let relay = "3f".repeat(32);
+        let key = ApiKey::parse(&relay).expect("a relay key parses");
+        assert!(key.is_legacy());
+        assert_eq!(key.digest().0, hex::encode(Sha256::digest(relay.as_bytes())));
+        assert_eq!(key.clone().with_kind(KeyKind::Scoped).kind(), KeyKind::Scoped);
+        assert_eq!(key.with_kind(KeyKind::Master).kind(), KeyKind::Master);
+        let new = ApiKey::generate(KeyKind::Scoped);
+        assert!(!new.is_legacy());
+        assert_eq!(new.with_kind(KeyKind::Master).kind(), KeyKind::Scoped, "a prefixed key keeps its kind");
+        for noise in ["3F".repeat(32), "3f".repeat(31), "3f".repeat(33), format!("{}g", "3f".repeat(31) + "3")] {
+            assert!(ApiKey::parse(&noise).is_none(), "{noise}");
         }
     }
 

@@ -20,11 +20,13 @@ pub struct Authorization {
     pub requests_this_month: u64,
     /// The cap behind that count, if any.
     pub monthly_limit: Option<u64>,
+    /// The key's daily cap (scoped, if it has one), or the account's (master).
+    pub daily_limit: Option<u64>,
 }
 
 /// `Ok(None)` for a missing, malformed, unknown, revoked, disabled or expired key and for
-/// a request over any cap: the key's monthly limit, the account's daily limit, and the
-/// account's monthly limit unless its subscription is active. Costs the two reads of
+/// a request over any cap: the key's monthly and daily limits, the account's daily limit,
+/// and the account's monthly limit unless its subscription is active. Costs the two reads of
 /// authentication and one conditional write per counter item (the account; for a scoped
 /// key its index entry too), no transaction: a busy key's requests never conflict with
 /// each other. No KMS and no argon2.
@@ -59,9 +61,9 @@ pub async fn decide(app: &App, presented: Option<&str>) -> Result<Result<Authori
         return Ok(Err(Decision::Cap));
     };
     let entry = &caller.entry;
-    let monthly_limit = match entry.kind {
-        KeyKind::Master => account_monthly_limit,
-        KeyKind::Scoped => entry.monthly_limit,
+    let (monthly_limit, daily_limit) = match entry.kind {
+        KeyKind::Master => (account_monthly_limit, Some(app.settings.daily_request_limit)),
+        KeyKind::Scoped => (entry.monthly_limit, entry.daily_limit),
     };
     Ok(Ok(Authorization {
         user_id: caller.user.id.clone(),
@@ -71,5 +73,6 @@ pub async fn decide(app: &App, presented: Option<&str>) -> Result<Result<Authori
         scoped_user_id: entry.scoped_user_id.clone(),
         requests_this_month,
         monthly_limit,
+        daily_limit,
     }))
 }

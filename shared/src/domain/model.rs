@@ -104,6 +104,7 @@ pub struct KeyEntry {
     /// Copied from the scoped key, so that authorising a request reads no more than the
     /// entry and the account.
     pub monthly_limit: Option<u64>,
+    pub daily_limit: Option<u64>,
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
     /// The scoped key's own request counters.
@@ -120,6 +121,8 @@ pub struct ScopedKey {
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
     pub monthly_limit: Option<u64>,
+    /// The key's cap on requests per UTC day (the Node relay's keys had one).
+    pub daily_limit: Option<u64>,
     pub expires_at: Option<DateTime<Utc>>,
     pub foundry_url: Option<String>,
     pub foundry_username: Option<String>,
@@ -151,10 +154,42 @@ impl ScopedKey {
             expires_at: self.expires_at,
             enabled: self.enabled,
             monthly_limit: self.monthly_limit,
+            daily_limit: self.daily_limit,
             scoped_client_id: self.scoped_client_id.clone(),
             scoped_user_id: self.scoped_user_id.clone(),
             usage: Usage::default(),
         }
+    }
+}
+
+/// An account moved over from the Node relay (`import-relay`), to be written whole or
+/// not at all: the user (its bcrypt hash as it was, `scoped_key_count` the number of its
+/// keys) and its scoped keys, each with the counters its index entry starts with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedAccount {
+    pub user: User,
+    pub scoped_keys: Vec<(ScopedKey, Usage)>,
+}
+
+impl ImportedAccount {
+    /// The index entries of the account's keys: the master key's, then each scoped key's.
+    pub fn entries(&self) -> Vec<KeyEntry> {
+        let master = KeyEntry {
+            digest: self.user.master_key.digest.clone(),
+            user_id: self.user.id.clone(),
+            kind: KeyKind::Master,
+            scoped_key_id: None,
+            generation: self.user.key_generation,
+            expires_at: None,
+            enabled: true,
+            monthly_limit: None,
+            daily_limit: None,
+            scoped_client_id: None,
+            scoped_user_id: None,
+            usage: Usage::default(),
+        };
+        let scoped = self.scoped_keys.iter().map(|(key, usage)| KeyEntry { usage: usage.clone(), ..key.entry() });
+        std::iter::once(master).chain(scoped).collect()
     }
 }
 

@@ -1,4 +1,6 @@
-//! Passwords: the contract's rules, and argon2id hashing with upgrade on login.
+//! Passwords: the contract's rules, and argon2id hashing with upgrade on login. Hashes
+//! imported from the Node relay (bcrypt) verify too, and are replaced by argon2id at the
+//! first successful login.
 
 use crate::domain::app::App;
 use crate::domain::error::{AuthError, PasswordRule, PortError};
@@ -162,8 +164,12 @@ impl PasswordHasher for Argon2Hasher {
     }
 
     /// Recomputes with the stored hash's own algorithm, version and parameters, and
-    /// compares in constant time (`Output`'s equality).
+    /// compares in constant time (`Output`'s equality). A bcrypt hash (`$2a$`, `$2b$`,
+    /// `$2y$`, imported from the relay) is checked by the `bcrypt` crate.
     fn verify_in(&self, password: &str, phc: &str, memory: &mut HashMemory) -> bool {
+        if is_bcrypt(phc) {
+            return bcrypt::verify(password, phc).unwrap_or(false);
+        }
         let mut verified = || -> argon2::password_hash::Result<bool> {
             let parsed = PasswordHash::new(phc)?;
             let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
@@ -198,6 +204,11 @@ impl PasswordHasher for Argon2Hasher {
     fn decoy(&self) -> &str {
         &self.decoy
     }
+}
+
+/// A bcrypt hash as the Node relay (bcryptjs) and most others write it.
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| hash.starts_with(prefix))
 }
 
 /// Hashes on the app's hashing pool, so a hash never stalls the executor and never more
@@ -305,6 +316,19 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(policy.needs_rehash(&argon2i));
+    }
+
+    #[test]
+    fn relay_bcrypt_hashes_verify_and_need_a_rehash() {
+        let policy = Argon2Hasher::new();
+        let hashed = bcrypt::hash("Relay-Pass-1", 4).unwrap();
+        for variant in ["$2a$", "$2b$", "$2y$"] {
+            let stored = format!("{variant}{}", &hashed[4..]);
+            assert!(policy.verify("Relay-Pass-1", &stored), "{variant}");
+            assert!(!policy.verify("Relay-Pass-2", &stored), "{variant}");
+            assert!(policy.needs_rehash(&stored), "{variant}");
+        }
+        assert!(!policy.verify("Relay-Pass-1", "$2b$10$truncated"));
     }
 
     #[test]

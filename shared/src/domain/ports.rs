@@ -3,7 +3,7 @@
 
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
-use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, User};
+use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::throttle::{Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use async_trait::async_trait;
@@ -37,6 +37,11 @@ pub trait UserStore: Send + Sync {
     /// nothing: the last step of deleting an account, after its scoped keys are gone.
     /// `Conflict` when `user` is stale.
     async fn delete_user(&self, user: &User) -> PortResult<()>;
+    /// Writes an account moved over from the Node relay whole or not at all: the user,
+    /// its email reservation, the index entries of its master and scoped keys, and its
+    /// scoped keys. `Conflict` when the email, the account id or any key is already taken
+    /// (nothing is written then).
+    async fn import_account(&self, account: &ImportedAccount) -> PortResult<()>;
 }
 
 #[async_trait]
@@ -116,7 +121,8 @@ pub trait Throttle: Send + Sync {
 #[derive(Debug)]
 pub struct Metered<'a> {
     pub user: &'a User,
-    /// The key that made the request; a scoped key's own cap is its `monthly_limit`.
+    /// The key that made the request; a scoped key's own caps are its `monthly_limit` and
+    /// `daily_limit`.
     pub entry: &'a KeyEntry,
     pub now: DateTime<Utc>,
     pub daily_limit: u64,
@@ -127,7 +133,7 @@ pub struct Metered<'a> {
 #[async_trait]
 pub trait Metering: Send + Sync {
     /// Counts one request on the account's day and month counters and, for a scoped key,
-    /// on the key's month counter, only while every counter is under its cap and the key
+    /// on the key's day and month counters, only while every counter is under its cap and the key
     /// is still the account's: never one request over a cap, whatever the concurrency.
     /// No transaction: one conditional single-item write per counter item (the account;
     /// for a scoped key its index entry first, undone when the account refuses), so that

@@ -1,4 +1,4 @@
-//! Scoped keys: keys with a name, a Foundry client/user scope, an optional monthly cap,
+//! Scoped keys: keys with a name, a Foundry client/user scope, optional monthly and daily caps,
 //! expiry and stored Foundry credentials, created and revoked by the master key.
 
 use crate::domain::app::App;
@@ -20,6 +20,7 @@ pub struct NewScopedKey {
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
     pub monthly_limit: Option<u64>,
+    pub daily_limit: Option<u64>,
     pub expires_at: Option<DateTime<Utc>>,
     pub foundry_url: Option<String>,
     pub foundry_username: Option<String>,
@@ -50,6 +51,9 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     }
     if new.monthly_limit == Some(0) {
         return Err(AuthError::InvalidField(Field::MonthlyLimit));
+    }
+    if new.daily_limit == Some(0) {
+        return Err(AuthError::InvalidField(Field::DailyLimit));
     }
     let now = app.clock.now();
     if new.expires_at.is_some_and(|at| at <= now) {
@@ -85,6 +89,7 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
         scoped_client_id,
         scoped_user_id,
         monthly_limit: new.monthly_limit,
+        daily_limit: new.daily_limit,
         expires_at: new.expires_at,
         foundry_url: foundry_url.map(str::to_owned),
         foundry_username,

@@ -6,7 +6,7 @@ use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::keys::KeyKind;
 use crate::domain::model::{day_period, month_period};
-use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
+use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
 use crate::domain::ports::{KeyIndex, Metered, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::domain::throttle::{fixed_window, Decision, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
@@ -300,6 +300,33 @@ impl UserStore for EmbeddedStore {
             tx.remove(&key_pk(&user.master_key.digest))?;
             tx.remove(&email_pk(&stored.email_normalised))?;
             tx.remove(&stored.pk)
+        })
+        .await
+    }
+
+    async fn import_account(&self, account: &ImportedAccount) -> PortResult<()> {
+        let user = &account.user;
+        let item = UserItem::from(user);
+        let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
+        let entries: Vec<KeyItem> = account.entries().iter().map(KeyItem::from).collect();
+        let keys: Vec<ScopedKeyItem> = account.scoped_keys.iter().map(|(key, _)| ScopedKeyItem::from(key)).collect();
+        self.write(move |tx| {
+            for pk in [&email.pk, &item.pk].into_iter().chain(entries.iter().map(|e| &e.pk)) {
+                if tx.exists(pk)? {
+                    return Err(PortError::Conflict);
+                }
+            }
+            for key in &keys {
+                if tx.scoped(&key.user_id, &key.key_id)?.is_some() {
+                    return Err(PortError::Conflict);
+                }
+                tx.put_scoped(key)?;
+            }
+            for entry in &entries {
+                tx.put(&entry.pk, entry)?;
+            }
+            tx.put(&email.pk, &email)?;
+            tx.put(&item.pk, &item)
         })
         .await
     }
@@ -599,7 +626,7 @@ impl Metering for EmbeddedStore {
         let (user_pk, key_pk) = (user_pk(&request.user.id), key_pk(&request.entry.digest));
         let (kind, digest, generation) = (request.entry.kind, request.entry.digest.0.clone(), request.entry.generation);
         let (now, daily_limit, monthly_limit) = (request.now, request.daily_limit, request.monthly_limit);
-        let key_limit = request.entry.monthly_limit;
+        let (key_limit, key_daily_limit) = (request.entry.monthly_limit, request.entry.daily_limit);
         self.write(move |tx| {
             let Some(mut account) = tx.get::<UserItem>(&user_pk)? else {
                 return Ok(None);
@@ -628,11 +655,12 @@ impl Metering for EmbeddedStore {
             if !entry.enabled
                 || entry.generation != generation
                 || key_limit.is_some_and(|limit| read(&entry.usage, &month) >= limit)
+                || key_daily_limit.is_some_and(|limit| read(&entry.usage, &day) >= limit)
             {
                 // Aborts the transaction: the account's count above is not kept either.
                 return Err(PortError::Conflict);
             }
-            count(&mut entry.usage, now, &[&month]);
+            count(&mut entry.usage, now, &[&day, &month]);
             tx.put(&key_pk, &entry)?;
             Ok(Some(read(&entry.usage, &month)))
         })

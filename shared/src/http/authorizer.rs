@@ -46,6 +46,7 @@ pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request)
             scoped_user_id: a.scoped_user_id.unwrap_or_default(),
             requests_this_month: a.requests_this_month,
             monthly_limit: CapOrEmpty(a.monthly_limit),
+            daily_limit: CapOrEmpty(a.daily_limit),
         })),
         Ok(None) => answer(None),
         Err(error) => {

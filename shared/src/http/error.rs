@@ -188,6 +188,7 @@ fn field_message(field: Field) -> (Cow<'static, str>, ErrorCode) {
     match field {
         Field::NameTooLong => ("Name must be at most 100 characters".into(), ErrorCode::InvalidName),
         Field::MonthlyLimit => ("monthlyLimit must be a positive whole number".into(), ErrorCode::InvalidMonthlyLimit),
+        Field::DailyLimit => ("dailyLimit must be a positive whole number".into(), ErrorCode::InvalidDailyLimit),
         Field::ExpiresAt => {
             ("expiresAt must be an RFC 3339 timestamp in the future".into(), ErrorCode::InvalidExpiresAt)
         }

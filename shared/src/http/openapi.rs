@@ -540,11 +540,12 @@ fn spec(endpoint: Endpoint) -> Spec {
             key: true,
             body: Some(("NewScopedKey", json!({"name": "Discord bot", "monthlyLimit": 500}))),
             path_parameter: None,
-            success: (201, "The new key", "CreatedScopedKey", json!({"id": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "key": "frs_mvPL5OTAgbuMTlzHrFNtJZAvXoy27EMWLNUx25Mppi", "name": "Discord bot", "scopedClientId": null, "scopedUserId": null, "monthlyLimit": 500, "expiresAt": null, "hasFoundryCredentials": false, "enabled": true, "createdAt": created})),
+            success: (201, "The new key", "CreatedScopedKey", json!({"id": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "key": "frs_mvPL5OTAgbuMTlzHrFNtJZAvXoy27EMWLNUx25Mppi", "name": "Discord bot", "scopedClientId": null, "scopedUserId": null, "monthlyLimit": 500, "dailyLimit": null, "expiresAt": null, "hasFoundryCredentials": false, "enabled": true, "createdAt": created})),
             errors: &[
                 (400, ErrorCode::MissingFields, "Name is required"),
                 (400, ErrorCode::InvalidName, "Name must be at most 100 characters"),
                 (400, ErrorCode::InvalidMonthlyLimit, "monthlyLimit must be a positive whole number"),
+                (400, ErrorCode::InvalidDailyLimit, "dailyLimit must be a positive whole number"),
                 (400, ErrorCode::InvalidExpiresAt, "expiresAt must be an RFC 3339 timestamp in the future"),
                 (400, ErrorCode::InvalidFoundryUrl, "foundryUrl must be an http(s) URL"),
                 (400, ErrorCode::FieldTooLong, "scopedClientId must be at most 256 characters"),
@@ -559,7 +560,7 @@ fn spec(endpoint: Endpoint) -> Spec {
             key: true,
             body: None,
             path_parameter: None,
-            success: (200, "The keys", "ScopedKeyList", json!({"keys": [{"id": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "key": "frs_mvPL...", "name": "Discord bot", "scopedClientId": null, "scopedUserId": null, "monthlyLimit": 500, "requestsThisMonth": 0, "expiresAt": null, "isExpired": false, "enabled": true, "hasFoundryCredentials": false, "foundryUrl": null, "foundryUsername": null, "createdAt": created, "updatedAt": created}]})),
+            success: (200, "The keys", "ScopedKeyList", json!({"keys": [{"id": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "key": "frs_mvPL...", "name": "Discord bot", "scopedClientId": null, "scopedUserId": null, "monthlyLimit": 500, "dailyLimit": null, "requestsThisMonth": 0, "expiresAt": null, "isExpired": false, "enabled": true, "hasFoundryCredentials": false, "foundryUrl": null, "foundryUsername": null, "createdAt": created, "updatedAt": created}]})),
             errors: &[],
             throttles: &[],
         },
@@ -617,8 +618,8 @@ const RESET_PASSWORD_ERRORS: [(u16, ErrorCode, &str); 8] = [
 const NOT_ONLY_WHITESPACE: &str =
     "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
 
-/// The body of POST /auth/api-keys, written out because `monthlyLimit` takes a number or a
-/// string of digits (`routes::monthly_limit`).
+/// The body of POST /auth/api-keys, written out because `monthlyLimit` and `dailyLimit`
+/// take a number or a string of digits (`routes::positive`).
 fn new_scoped_key_schema() -> utoipa::openapi::schema::Object {
     let text = |description: &str| {
         ObjectBuilder::new()
@@ -661,6 +662,12 @@ fn new_scoped_key_schema() -> utoipa::openapi::schema::Object {
             "monthlyLimit",
             positive(
                 "The key's cap on requests per UTC month: a positive whole number, as a number or a string of digits",
+            ),
+        )
+        .property(
+            "dailyLimit",
+            positive(
+                "The key's cap on requests per UTC day: a positive whole number, as a number or a string of digits",
             ),
         )
         .property(

@@ -274,6 +274,7 @@ async fn export_data(app: &App, req: &Request) -> Answer {
             scoped_client_id: k.scoped_client_id.clone(),
             scoped_user_id: k.scoped_user_id.clone(),
             monthly_limit: k.monthly_limit,
+            daily_limit: k.daily_limit,
             requests_this_month: *requests,
             expires_at: k.expires_at.map(Into::into),
             enabled: k.is_enabled(user),
@@ -365,7 +366,8 @@ async fn create_api_key(app: &App, req: &Request) -> Answer {
         name: owned("name")?,
         scoped_client_id: owned("scopedClientId")?,
         scoped_user_id: owned("scopedUserId")?,
-        monthly_limit: monthly_limit(body.value("monthlyLimit"))?,
+        monthly_limit: positive(body.value("monthlyLimit"), Field::MonthlyLimit)?,
+        daily_limit: positive(body.value("dailyLimit"), Field::DailyLimit)?,
         expires_at: expires_at(body.value("expiresAt"))?,
         foundry_url: owned("foundryUrl")?,
         foundry_username: owned("foundryUsername")?,
@@ -382,6 +384,7 @@ async fn create_api_key(app: &App, req: &Request) -> Answer {
             scoped_client_id: k.scoped_client_id.clone(),
             scoped_user_id: k.scoped_user_id.clone(),
             monthly_limit: k.monthly_limit,
+            daily_limit: k.daily_limit,
             expires_at: k.expires_at.map(Into::into),
             has_foundry_credentials: k.foundry_password_ciphertext.is_some(),
             enabled: true,
@@ -406,6 +409,7 @@ fn listed_key(k: &ScopedKey, requests_this_month: u64, user: &User, now: DateTim
         scoped_client_id: k.scoped_client_id.clone(),
         scoped_user_id: k.scoped_user_id.clone(),
         monthly_limit: k.monthly_limit,
+        daily_limit: k.daily_limit,
         requests_this_month,
         expires_at: k.expires_at.map(Into::into),
         is_expired: k.is_expired(now),
@@ -425,9 +429,10 @@ async fn delete_api_key(app: &App, req: &Request) -> Answer {
     Ok(json_response(StatusCode::OK, &Deleted { success: true, message: "API key deleted" }))
 }
 
-/// A positive whole number, as a JSON number or a string of digits.
-fn monthly_limit(value: Option<&Value>) -> Result<Option<u64>, AuthError> {
-    let invalid = || AuthError::InvalidField(Field::MonthlyLimit);
+/// A positive whole number, as a JSON number or a string of digits (`monthlyLimit`,
+/// `dailyLimit`); anything else is `field`'s error.
+fn positive(value: Option<&Value>, field: Field) -> Result<Option<u64>, AuthError> {
+    let invalid = || AuthError::InvalidField(field);
     let limit = match value {
         None => return Ok(None),
         Some(Value::Number(n)) => n.as_u64().or_else(|| {
@@ -478,13 +483,15 @@ mod tests {
     }
 
     #[test]
-    fn monthly_limits_are_positive_whole_numbers_or_digit_strings() {
-        assert_eq!(monthly_limit(None), Ok(None));
-        assert_eq!(monthly_limit(Some(&json!(5))), Ok(Some(5)));
-        assert_eq!(monthly_limit(Some(&json!(5.0))), Ok(Some(5)));
-        assert_eq!(monthly_limit(Some(&json!("250"))), Ok(Some(250)));
-        for bad in [json!(0), json!(-3), json!(2.5), json!("12a"), json!(""), json!("0"), json!(true), json!([1])] {
-            assert_eq!(monthly_limit(Some(&bad)), Err(AuthError::InvalidField(Field::MonthlyLimit)), "{bad}");
+    fn monthly_and_daily_limits_are_positive_whole_numbers_or_digit_strings() {
+        for field in [Field::MonthlyLimit, Field::DailyLimit] {
+            assert_eq!(positive(None, field), Ok(None));
+            assert_eq!(positive(Some(&json!(5)), field), Ok(Some(5)));
+            assert_eq!(positive(Some(&json!(5.0)), field), Ok(Some(5)));
+            assert_eq!(positive(Some(&json!("250")), field), Ok(Some(250)));
+            for bad in [json!(0), json!(-3), json!(2.5), json!("12a"), json!(""), json!("0"), json!(true), json!([1])] {
+                assert_eq!(positive(Some(&bad), field), Err(AuthError::InvalidField(field)), "{bad}");
+            }
         }
     }
 

@@ -52,6 +52,7 @@ pub enum ErrorCode {
     PasswordTooCommon,
     InvalidName,
     InvalidMonthlyLimit,
+    InvalidDailyLimit,
     InvalidExpiresAt,
     InvalidFoundryUrl,
     FieldTooLong,
@@ -75,7 +76,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = {
+    pub const ALL: [ErrorCode; 35] = {
         use ErrorCode::*;
         [
             InvalidJson,
@@ -92,6 +93,7 @@ impl ErrorCode {
             PasswordTooCommon,
             InvalidName,
             InvalidMonthlyLimit,
+            InvalidDailyLimit,
             InvalidExpiresAt,
             InvalidFoundryUrl,
             FieldTooLong,
@@ -132,6 +134,7 @@ impl ErrorCode {
             PasswordTooCommon => "password_too_common",
             InvalidName => "invalid_name",
             InvalidMonthlyLimit => "invalid_monthly_limit",
+            InvalidDailyLimit => "invalid_daily_limit",
             InvalidExpiresAt => "invalid_expires_at",
             InvalidFoundryUrl => "invalid_foundry_url",
             FieldTooLong => "field_too_long",
@@ -282,6 +285,7 @@ pub struct ExportedScopedKey {
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
     pub monthly_limit: Option<u64>,
+    pub daily_limit: Option<u64>,
     pub requests_this_month: u64,
     pub expires_at: Option<Timestamp>,
     pub enabled: bool,
@@ -339,6 +343,7 @@ pub struct CreatedScopedKey {
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
     pub monthly_limit: Option<u64>,
+    pub daily_limit: Option<u64>,
     pub expires_at: Option<Timestamp>,
     pub has_foundry_credentials: bool,
     /// Always `true`.
@@ -357,6 +362,7 @@ pub struct ListedScopedKey {
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
     pub monthly_limit: Option<u64>,
+    pub daily_limit: Option<u64>,
     pub requests_this_month: u64,
     pub expires_at: Option<Timestamp>,
     pub is_expired: bool,
@@ -420,7 +426,7 @@ impl ToSchema for CapOrEmpty {}
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "userId": "71ea7eec-a986-4a81-85a4-195cc03e88da", "keyType": "scoped",
     "scopedKeyId": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "scopedClientId": "client-1",
-    "scopedUserId": "", "requestsThisMonth": 12, "monthlyLimit": 500
+    "scopedUserId": "", "requestsThisMonth": 12, "monthlyLimit": 500, "dailyLimit": ""
 })))]
 pub struct AuthorizerContext {
     /// The account.
@@ -437,6 +443,9 @@ pub struct AuthorizerContext {
     /// The cap behind that count; `""` when there is none.
     #[cfg_attr(feature = "openapi", schema(value_type = CapOrEmpty))]
     pub monthly_limit: CapOrEmpty,
+    /// The daily cap of the key (scoped) or of the account (master); `""` when there is none.
+    #[cfg_attr(feature = "openapi", schema(value_type = CapOrEmpty))]
+    pub daily_limit: CapOrEmpty,
 }
 
 #[cfg(test)]

@@ -92,14 +92,14 @@ async fn the_context_tells_the_route_who_is_calling() {
         h.authorize(Some(&scoped)).await,
         json!({"isAuthorized": true, "context": {
             "userId": account.id, "keyType": "scoped", "scopedKeyId": id, "scopedClientId": "client-7",
-            "scopedUserId": "gm-3", "requestsThisMonth": 1, "monthlyLimit": 40,
+            "scopedUserId": "gm-3", "requestsThisMonth": 1, "monthlyLimit": 40, "dailyLimit": "",
         }})
     );
     assert_eq!(
         h.authorize(Some(&account.key)).await,
         json!({"isAuthorized": true, "context": {
             "userId": account.id, "keyType": "master", "scopedKeyId": "", "scopedClientId": "",
-            "scopedUserId": "", "requestsThisMonth": 2, "monthlyLimit": 250,
+            "scopedUserId": "", "requestsThisMonth": 2, "monthlyLimit": 250, "dailyLimit": 1000,
         }})
     );
     let (_, unlimited) = h.scoped_key(&account.key, json!({"name": "no cap"})).await;
@@ -136,6 +136,28 @@ async fn a_cap_of_ten_holds_under_thirty_concurrent_requests() {
     assert_eq!(exported.body["scopedKeys"][0]["requestsThisMonth"], 10);
     assert_eq!(exported.body["usage"]["requestsThisMonth"], 10);
     assert!(exported.body["usage"]["lastRequestDate"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn a_scoped_keys_daily_limit_admits_its_number_a_day_and_shows_everywhere() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let (_, scoped) = h.scoped_key(&account.key, json!({"name": "daily", "dailyLimit": "2"})).await;
+    assert_eq!(h.authorize(Some(&scoped)).await["context"]["dailyLimit"], 2);
+    assert!(h.admitted(&scoped).await);
+    assert!(!h.admitted(&scoped).await, "the key's daily limit");
+    assert!(h.admitted(&account.key).await, "the account's own keys go on");
+    let listed = h.send(call(Endpoint::ListApiKeys).key(&account.key)).await;
+    assert_eq!(
+        (listed.body["keys"][0]["dailyLimit"].clone(), listed.body["keys"][0]["requestsThisMonth"].clone()),
+        (json!(2), json!(2))
+    );
+    let exported = h.send(call(Endpoint::ExportData).key(&account.key)).await;
+    assert_eq!(exported.body["scopedKeys"][0]["dailyLimit"], 2);
+    let now = h.clock.now();
+    let to_midnight = (now.date_naive() + chrono::Days::new(1)).and_hms_opt(0, 0, 0).unwrap().and_utc() - now;
+    h.clock.advance(to_midnight);
+    assert!(h.admitted(&scoped).await, "a new day");
 }
 
 #[tokio::test]

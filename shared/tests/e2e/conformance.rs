@@ -5,7 +5,7 @@ use chrono::{Duration, Timelike, Utc};
 use futures::future::join_all;
 use shared::domain::error::PortError;
 use shared::domain::keys::{ApiKey, KeyKind};
-use shared::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
+use shared::domain::model::{ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
 use shared::domain::throttle::Limit;
 use shared::domain::token::{ResetToken, StoredResetToken};
 use shared::ports::{Metered, Store};
@@ -69,6 +69,8 @@ conformance!(
     a_rate_limit_gives_back_and_resets,
     the_throttle_secret_is_created_once,
     an_entry_and_its_account_are_read_together,
+    a_scoped_keys_daily_limit_is_kept_and_refusals_count_nothing,
+    an_imported_account_is_written_whole_or_not_at_all,
 );
 
 fn new_user(email: &str) -> User {
@@ -123,6 +125,7 @@ fn scoped_key(user: &User) -> ScopedKey {
         scoped_client_id: Some("client".into()),
         scoped_user_id: None,
         monthly_limit: Some(10),
+        daily_limit: None,
         expires_at: Some(now + Duration::days(1)),
         foundry_url: None,
         foundry_username: None,
@@ -386,6 +389,66 @@ async fn metering_counts_nothing_it_refuses(store: &Arc<dyn Store>) {
     let entry = store.key_entry(&other.digest).await.unwrap().unwrap();
     assert_eq!(store.count_request(&metered(&user, &entry, 100, Some(2))).await.unwrap(), None);
     assert_eq!(store.key_entry(&other.digest).await.unwrap().unwrap().usage.this_month(now), 0);
+}
+
+async fn a_scoped_keys_daily_limit_is_kept_and_refusals_count_nothing(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let mut key = scoped_key(&user);
+    (key.monthly_limit, key.daily_limit) = (Some(100), Some(2));
+    store.create_scoped_key(&user, &key, CAP).await.unwrap();
+    for expected in [Some(1), Some(2), None, None] {
+        let entry = store.key_entry(&key.digest).await.unwrap().unwrap();
+        assert_eq!(entry.daily_limit, Some(2));
+        assert_eq!(store.count_request(&metered(&user, &entry, 100, None)).await.unwrap(), expected);
+    }
+    let now = Utc::now();
+    let usage = store.key_entry(&key.digest).await.unwrap().unwrap().usage;
+    assert_eq!((usage.today(now), usage.this_month(now)), (2, 2));
+    assert_eq!(reread(store, &user).await.usage.today(now), 2, "refused requests are not counted");
+    // A key refused by the account's cap gives its day back too.
+    let mut other = scoped_key(&user);
+    other.daily_limit = Some(5);
+    store.create_scoped_key(&user, &other, CAP).await.unwrap();
+    let entry = store.key_entry(&other.digest).await.unwrap().unwrap();
+    assert_eq!(store.count_request(&metered(&user, &entry, 2, None)).await.unwrap(), None);
+    let usage = store.key_entry(&other.digest).await.unwrap().unwrap().usage;
+    assert_eq!((usage.today(now), usage.this_month(now)), (0, 0));
+}
+
+async fn an_imported_account_is_written_whole_or_not_at_all(store: &Arc<dyn Store>) {
+    let mut user = new_user(&email());
+    user.password_hash = "$2b$10$relayrelayrelayrelayrelayrelayrelayrelayrelayrelayrel".into();
+    user.scoped_key_count = 2;
+    let mut usage = Usage::default();
+    usage.counts.insert(shared::domain::model::day_period(Utc::now()), 3);
+    let account = ImportedAccount {
+        user: user.clone(),
+        scoped_keys: vec![(scoped_key(&user), usage), (scoped_key(&user), Usage::default())],
+    };
+    store.import_account(&account).await.unwrap();
+    let stored = reread(store, &user).await;
+    assert_eq!((stored.password_hash.as_str(), stored.scoped_key_count), (user.password_hash.as_str(), 2));
+    assert_eq!(store.scoped_keys(&user.id).await.unwrap().len(), 2);
+    let entries = store.key_entries(&account.entries().iter().map(|e| e.digest.clone()).collect::<Vec<_>>()).await;
+    let entries: Vec<_> = entries.unwrap().into_iter().map(Option::unwrap).collect();
+    assert_eq!(entries[0].kind, KeyKind::Master);
+    assert_eq!(entries[1].usage.today(Utc::now()), 3, "a key's counters come along");
+    assert!(conflict(store.import_account(&account).await), "a second import of the same account");
+
+    // Another account whose second scoped key is taken: nothing of it is written.
+    let mut other = new_user(&email());
+    other.scoped_key_count = 2;
+    let taken = ScopedKey { user_id: other.id.clone(), ..account.scoped_keys[1].0.clone() };
+    let partial = ImportedAccount {
+        user: other.clone(),
+        scoped_keys: vec![(scoped_key(&other), Usage::default()), (taken, Usage::default())],
+    };
+    assert!(conflict(store.import_account(&partial).await));
+    assert!(store.user(&other.id).await.unwrap().is_none());
+    assert!(store.user_by_email(&other.email_normalised).await.unwrap().is_none());
+    assert!(store.key_entry(&other.master_key.digest).await.unwrap().is_none());
+    assert!(store.key_entry(&partial.scoped_keys[0].0.digest).await.unwrap().is_none());
+    assert!(store.scoped_keys(&other.id).await.unwrap().is_empty());
 }
 
 async fn metering_refuses_a_key_revoked_meanwhile(store: &Arc<dyn Store>) {

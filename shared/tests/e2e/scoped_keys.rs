@@ -22,6 +22,7 @@ async fn create_answers_201_with_the_key_shown_once_and_nulls_for_absent_fields(
             "scopedClientId": null,
             "scopedUserId": null,
             "monthlyLimit": null,
+            "dailyLimit": null,
             "expiresAt": null,
             "hasFoundryCredentials": false,
             "enabled": true,
@@ -41,6 +42,7 @@ async fn create_takes_every_optional_field() {
             "scopedClientId": "client-7",
             "scopedUserId": "user-3",
             "monthlyLimit": "250",
+            "dailyLimit": 20,
             "expiresAt": expires,
             "foundryUrl": "https://foundry.example.io:30000",
             "foundryUsername": "Gamemaster",
@@ -49,6 +51,7 @@ async fn create_takes_every_optional_field() {
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(reply.body["monthlyLimit"], 250, "a digit string becomes a number");
+    assert_eq!(reply.body["dailyLimit"], 20);
     assert_eq!(reply.body["scopedClientId"], "client-7");
     assert_eq!(reply.body["scopedUserId"], "user-3");
     assert_eq!(reply.body["hasFoundryCredentials"], true);
@@ -68,6 +71,8 @@ async fn create_validates_its_fields() {
         (json!({"name": "k", "monthlyLimit": 0}), "monthlyLimit must be a positive whole number"),
         (json!({"name": "k", "monthlyLimit": 1.5}), "monthlyLimit must be a positive whole number"),
         (json!({"name": "k", "monthlyLimit": "ten"}), "monthlyLimit must be a positive whole number"),
+        (json!({"name": "k", "dailyLimit": 0}), "dailyLimit must be a positive whole number"),
+        (json!({"name": "k", "dailyLimit": "-2"}), "dailyLimit must be a positive whole number"),
         (json!({"name": "k", "expiresAt": "next week"}), "expiresAt must be an RFC 3339 timestamp in the future"),
         (json!({"name": "k", "expiresAt": past}), "expiresAt must be an RFC 3339 timestamp in the future"),
         (json!({"name": "k", "foundryUrl": "foundry.local:30000"}), "foundryUrl must be an http(s) URL"),
@@ -132,6 +137,7 @@ async fn list_shows_prefixes_oldest_first_with_expiry_and_state() {
         fields,
         [
             "createdAt",
+            "dailyLimit",
             "enabled",
             "expiresAt",
             "foundryUrl",

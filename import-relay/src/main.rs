@@ -1,0 +1,99 @@
+//! `import-relay (--sqlite PATH | --postgres URL) (--data DIR | --aws) [--credentials-key KEY] [--dry-run]`
+
+use clap::{ArgGroup, Parser};
+use import_relay::{CredentialsKey, Options, Source};
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::config::{parse_reset_url, Config, Settings};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Moves a Foundry REST relay's accounts (users, API keys, scoped keys) into this service")]
+#[command(group(ArgGroup::new("source").required(true).args(["sqlite", "postgres"])))]
+#[command(group(ArgGroup::new("target").required(true).args(["data", "aws"])))]
+struct Args {
+    /// The relay's SQLite database file.
+    #[arg(long, value_name = "PATH")]
+    sqlite: Option<PathBuf>,
+    /// The relay's PostgreSQL database (postgres://user:password@host:port/db, no TLS).
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// The local server's data directory (as `local --data`).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// DynamoDB and KMS, configured by the environment as the functions are
+    /// (USERS_TABLE, SCOPED_KEYS_TABLE, ..., KMS_KEY_ID, AWS_*).
+    #[arg(long)]
+    aws: bool,
+    /// The relay's CREDENTIALS_ENCRYPTION_KEY (64 hex characters or base64 of 32 bytes),
+    /// to carry the stored Foundry passwords over.
+    #[arg(long, value_name = "KEY", env = "CREDENTIALS_ENCRYPTION_KEY", hide_env_values = true)]
+    credentials_key: Option<String>,
+    /// Check and report everything, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("import-relay: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let credentials_key = args.credentials_key.as_deref().map(CredentialsKey::parse).transpose()?;
+    let source = match (args.sqlite, args.postgres) {
+        (Some(path), _) => Source::Sqlite(path),
+        (None, Some(url)) => Source::Postgres(url),
+        (None, None) => return Err("--sqlite or --postgres is required".into()),
+    };
+    let relay = import_relay::read(&source).await?;
+    // A dry run into a data directory that has no database yet checks against an empty
+    // store of its own, so that it creates nothing there.
+    let scratch = match &args.data {
+        Some(data) if args.dry_run && !data.join(shared::embedded::DATABASE_FILE).exists() => {
+            Some(tempfile::tempdir()?)
+        }
+        _ => None,
+    };
+    let app = match scratch.as_ref().map(|dir| dir.path().to_path_buf()).or(args.data) {
+        Some(data) => {
+            let settings = Settings::from_env(parse_reset_url("http://localhost:3000/reset-password")?)?;
+            shared::embedded::build_app(&data, &data.join("outbox"), "no-reply@localhost", settings)?
+        }
+        None => shared::aws::build_app(&Config::from_env()?).await,
+    };
+    let users: std::collections::HashSet<_> = relay.users.iter().filter_map(|u| u.get("id")).collect();
+    let orphans = relay.api_keys.iter().filter(|k| !k.get("userId").is_some_and(|id| users.contains(id))).count();
+    let rows = relay.users.len() + orphans;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(rows as u64);
+        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} accounts {elapsed}") {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let options = Options { credentials_key, dry_run: args.dry_run, now: app.clock.now() };
+    let report = import_relay::import(&app, &relay, &options, |outcome| {
+        bar.inc(1);
+        if outcome.result.is_err() {
+            bar.suspend(|| println!("{outcome}"));
+        }
+    })
+    .await;
+    bar.finish_and_clear();
+    println!("{}", report.summary());
+    Ok(if report.failed() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,500 @@
+//! The import end to end: relay databases built with the relay's own SQL (SQLite, and
+//! PostgreSQL on the server `scripts/test.sh` starts), imported by the `import-relay`
+//! binary into the embedded store and into DynamoDB/KMS (the emulator), then used the way
+//! the relay's users use them: log in, authenticate with the old keys, list the keys.
+// The relay rows are dated at the real time, as the relay writes them.
+#![allow(clippy::disallowed_methods)]
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::{Aes256Gcm, Key};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use shared::config::{parse_reset_url, Config, Settings};
+use shared::domain::keys::KeyKind;
+use shared::domain::{accounts, metering};
+use shared::http::Endpoint;
+use shared::ports::EncryptionContext;
+use shared::App;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const FOUNDRY_PASSWORD: &str = "Foundry-Secret-9";
+
+/// The relay's tables exactly as its Sequelize models create them in SQLite.
+const SQLITE_SCHEMA: &str = "
+CREATE TABLE `Users` (`id` INTEGER PRIMARY KEY AUTOINCREMENT, `email` VARCHAR(255) NOT NULL UNIQUE, `password` VARCHAR(255) NOT NULL, `apiKey` VARCHAR(255) NOT NULL UNIQUE, `requestsThisMonth` INTEGER DEFAULT 0, `requestsToday` INTEGER DEFAULT 0, `lastRequestDate` DATE, `stripeCustomerId` VARCHAR(255), `subscriptionStatus` VARCHAR(255) DEFAULT 'free', `subscriptionId` VARCHAR(255), `subscriptionEndsAt` DATETIME, `maxHeadlessSessions` INTEGER, `createdAt` DATETIME NOT NULL, `updatedAt` DATETIME NOT NULL);
+CREATE TABLE `ApiKeys` (`id` INTEGER PRIMARY KEY AUTOINCREMENT, `userId` INTEGER NOT NULL, `key` VARCHAR(64) NOT NULL UNIQUE, `name` VARCHAR(255) NOT NULL, `scopedClientId` VARCHAR(255), `scopedUserId` VARCHAR(255), `dailyLimit` INTEGER, `requestsToday` INTEGER DEFAULT 0, `lastRequestDate` DATE, `foundryUrl` VARCHAR(255), `foundryUsername` VARCHAR(255), `encryptedFoundryPassword` TEXT, `passwordIv` VARCHAR(255), `passwordAuthTag` VARCHAR(255), `expiresAt` DATETIME, `enabled` TINYINT(1) DEFAULT 1, `createdAt` DATETIME NOT NULL, `updatedAt` DATETIME NOT NULL);
+CREATE TABLE `PasswordResetTokens` (`id` INTEGER PRIMARY KEY AUTOINCREMENT, `userId` INTEGER NOT NULL, `tokenHash` VARCHAR(255) NOT NULL UNIQUE, `expiresAt` DATETIME NOT NULL, `used` TINYINT(1) NOT NULL DEFAULT 0, `createdAt` DATETIME NOT NULL, `updatedAt` DATETIME NOT NULL);
+";
+
+/// The same tables as Sequelize creates them in PostgreSQL.
+const POSTGRES_SCHEMA: &str = r#"
+CREATE TABLE "Users" ("id" SERIAL PRIMARY KEY, "email" VARCHAR(255) NOT NULL UNIQUE, "password" VARCHAR(255) NOT NULL, "apiKey" VARCHAR(255) NOT NULL UNIQUE, "requestsThisMonth" INTEGER DEFAULT 0, "requestsToday" INTEGER DEFAULT 0, "lastRequestDate" DATE, "stripeCustomerId" VARCHAR(255), "subscriptionStatus" VARCHAR(255) DEFAULT 'free', "subscriptionId" VARCHAR(255), "subscriptionEndsAt" TIMESTAMP WITH TIME ZONE, "maxHeadlessSessions" INTEGER, "createdAt" TIMESTAMP WITH TIME ZONE NOT NULL, "updatedAt" TIMESTAMP WITH TIME ZONE NOT NULL);
+CREATE TABLE "ApiKeys" ("id" SERIAL PRIMARY KEY, "userId" INTEGER NOT NULL, "key" VARCHAR(64) NOT NULL UNIQUE, "name" VARCHAR(255) NOT NULL, "scopedClientId" VARCHAR(255), "scopedUserId" VARCHAR(255), "dailyLimit" INTEGER, "requestsToday" INTEGER DEFAULT 0, "lastRequestDate" DATE, "foundryUrl" VARCHAR(255), "foundryUsername" VARCHAR(255), "encryptedFoundryPassword" TEXT, "passwordIv" VARCHAR(255), "passwordAuthTag" VARCHAR(255), "expiresAt" TIMESTAMP WITH TIME ZONE, "enabled" BOOLEAN DEFAULT true, "createdAt" TIMESTAMP WITH TIME ZONE NOT NULL, "updatedAt" TIMESTAMP WITH TIME ZONE NOT NULL);
+CREATE TABLE "PasswordResetTokens" ("id" SERIAL PRIMARY KEY, "userId" INTEGER NOT NULL, "tokenHash" VARCHAR(255) NOT NULL UNIQUE, "expiresAt" TIMESTAMP WITH TIME ZONE NOT NULL, "used" BOOLEAN NOT NULL DEFAULT false, "createdAt" TIMESTAMP WITH TIME ZONE NOT NULL, "updatedAt" TIMESTAMP WITH TIME ZONE NOT NULL);
+"#;
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    hex::encode(bytes)
+}
+
+/// A date as the relay writes it in SQLite (PostgreSQL reads the same text).
+fn relay_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f +00:00").to_string()
+}
+
+/// A relay with two good accounts (one with three scoped keys: live, expired, disabled),
+/// an invalid email, and an account whose Foundry password was sealed with another key.
+struct Fixture {
+    run: String,
+    credentials_key: [u8; 32],
+    alice: (String, String, String),
+    bob: (String, String, String),
+    live_key: String,
+    expired_key: String,
+    disabled_key: String,
+    broken_user_key: String,
+    /// Every secret that must never be written anywhere in plain text.
+    secrets: Vec<String>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let run = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let mut credentials_key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut credentials_key);
+        let alice = (format!("Alice.{run}@Example.com"), "Alice-Pass-1".to_owned(), random_hex());
+        let bob = (format!("bob.{run}@example.com"), "Bob-Pass-22".to_owned(), random_hex());
+        let (live_key, expired_key, disabled_key, broken_user_key) =
+            (random_hex(), random_hex(), random_hex(), random_hex());
+        let secrets = vec![
+            alice.1.clone(),
+            alice.2.clone(),
+            bob.1.clone(),
+            bob.2.clone(),
+            live_key.clone(),
+            expired_key.clone(),
+            disabled_key.clone(),
+            broken_user_key.clone(),
+            FOUNDRY_PASSWORD.to_owned(),
+            hex::encode(credentials_key),
+        ];
+        Self { run, credentials_key, alice, bob, live_key, expired_key, disabled_key, broken_user_key, secrets }
+    }
+
+    /// The relay's sealing of a Foundry password: AES-256-GCM, hex ciphertext, IV and tag.
+    fn seal(key: &[u8; 32], password: &str) -> (String, String, String) {
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
+        let iv = Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed = cipher.encrypt(&iv, password.as_bytes()).unwrap();
+        let (ciphertext, tag) = sealed.split_at(sealed.len() - 16);
+        (hex::encode(ciphertext), hex::encode(iv), hex::encode(tag))
+    }
+
+    /// INSERT statements for either database (`true`/`false` spelled per dialect).
+    fn inserts(&self, postgres: bool) -> String {
+        let now = Utc::now();
+        let today = now.format("%Y-%m-%d").to_string();
+        let (t, f) = if postgres { ("true", "false") } else { ("1", "0") };
+        let created = relay_time(now - Duration::days(400));
+        let alice_hash = bcrypt::hash(&self.alice.1, 10).unwrap();
+        // bcryptjs writes $2a$ and $2b$; the Go rewrite $2a$.
+        let bob_hash = bcrypt::hash_with_result(&self.bob.1, 4).unwrap().format_for_version(bcrypt::Version::TwoA);
+        let (ciphertext, iv, tag) = Self::seal(&self.credentials_key, FOUNDRY_PASSWORD);
+        let (wrong_ciphertext, wrong_iv, wrong_tag) = Self::seal(&[1u8; 32], FOUNDRY_PASSWORD);
+        let future = relay_time(now + Duration::days(30));
+        let past = relay_time(now - Duration::days(1));
+        let run = &self.run;
+        format!(
+            r#"
+INSERT INTO "Users" ("id", "email", "password", "apiKey", "requestsThisMonth", "requestsToday", "lastRequestDate", "stripeCustomerId", "subscriptionStatus", "subscriptionId", "createdAt", "updatedAt") VALUES
+ (1, '{alice}', '{alice_hash}', '{alice_key}', 40, 5, '{today}', 'cus_{run}', 'active', 'sub_{run}', '{created}', '{created}'),
+ (2, '{bob}', '{bob_hash}', '{bob_key}', 7, 3, '2024-01-15', NULL, 'free', NULL, '{created}', '{created}'),
+ (3, 'not an email', '{bob_hash}', '{invalid_key}', 0, 0, NULL, NULL, 'free', NULL, '{created}', '{created}'),
+ (4, 'carol.{run}@example.com', '{bob_hash}', '{carol_key}', 0, 0, NULL, NULL, 'free', NULL, '{created}', '{created}');
+INSERT INTO "ApiKeys" ("id", "userId", "key", "name", "scopedClientId", "scopedUserId", "dailyLimit", "requestsToday", "lastRequestDate", "foundryUrl", "foundryUsername", "encryptedFoundryPassword", "passwordIv", "passwordAuthTag", "expiresAt", "enabled", "createdAt", "updatedAt") VALUES
+ (1, 1, '{live}', 'Discord bot', 'client-1', 'user-1', 2, 1, '{today}', 'https://foundry.example.com', 'gm', '{ciphertext}', '{iv}', '{tag}', '{future}', {t}, '{created}', '{created}'),
+ (2, 1, '{expired}', 'Old key', NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, '{past}', {t}, '{created}', '{created}'),
+ (3, 1, '{disabled}', 'Switched off', NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, {f}, '{created}', '{created}'),
+ (4, 4, '{broken}', 'Sealed elsewhere', NULL, NULL, NULL, 0, NULL, NULL, 'gm', '{wrong_ciphertext}', '{wrong_iv}', '{wrong_tag}', NULL, {t}, '{created}', '{created}');
+INSERT INTO "PasswordResetTokens" ("userId", "tokenHash", "expiresAt", "used", "createdAt", "updatedAt") VALUES
+ (1, '{token}', '{future}', {f}, '{created}', '{created}');
+"#,
+            alice = self.alice.0,
+            alice_key = self.alice.2,
+            bob = self.bob.0,
+            bob_key = self.bob.2,
+            invalid_key = random_hex(),
+            carol_key = random_hex(),
+            live = self.live_key,
+            expired = self.expired_key,
+            disabled = self.disabled_key,
+            broken = self.broken_user_key,
+            token = random_hex(),
+        )
+    }
+
+    fn sqlite(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("relay.sqlite");
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch(SQLITE_SCHEMA).unwrap();
+        connection.execute_batch(&self.inserts(false)).unwrap();
+        path
+    }
+
+    /// A database of its own on the test script's PostgreSQL server, or `None` (with a
+    /// message) when the tests run without it.
+    async fn postgres(&self) -> Option<String> {
+        let Ok(server) = std::env::var("IMPORT_RELAY_POSTGRES_URL") else {
+            skip("IMPORT_RELAY_POSTGRES_URL", "a PostgreSQL server");
+            return None;
+        };
+        let database = format!("relay_{}", self.run);
+        execute_postgres(&server, &format!("CREATE DATABASE {database}")).await;
+        let mut url = url::Url::parse(&server).unwrap();
+        url.set_path(&database);
+        let url = url.to_string();
+        execute_postgres(&url, POSTGRES_SCHEMA).await;
+        execute_postgres(&url, &self.inserts(true)).await;
+        Some(url)
+    }
+}
+
+/// Outside `scripts/test.sh` a test whose service is not there says so and skips; inside
+/// it (`FOUNDRY_AUTH_TEST_SCRIPT` set), it fails.
+fn skip(variable: &str, service: &str) {
+    assert!(
+        std::env::var_os("FOUNDRY_AUTH_TEST_SCRIPT").is_none(),
+        "{variable} is not set although scripts/test.sh runs the tests"
+    );
+    eprintln!("SKIPPED: {variable} is not set; scripts/test.sh starts {service} and sets it");
+}
+
+async fn execute_postgres(url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    let driver = tokio::spawn(connection);
+    client.batch_execute(sql).await.unwrap();
+    drop(client);
+    driver.await.unwrap().unwrap();
+}
+
+/// Where the import writes, and an app over the same store to check the result with.
+enum Target {
+    Embedded(tempfile::TempDir),
+    Aws,
+}
+
+impl Target {
+    fn embedded() -> Self {
+        Target::Embedded(tempfile::tempdir().unwrap())
+    }
+
+    /// DynamoDB and KMS in the emulator, or `None` (with a message) without it.
+    fn aws() -> Option<Self> {
+        if std::env::var("AWS_ENDPOINT_URL").is_err() {
+            skip("AWS_ENDPOINT_URL", "the AWS emulator");
+            return None;
+        }
+        Some(Target::Aws)
+    }
+
+    fn args(&self) -> Vec<String> {
+        match self {
+            Target::Embedded(dir) => vec!["--data".into(), dir.path().join("data").display().to_string()],
+            Target::Aws => vec!["--aws".into()],
+        }
+    }
+
+    async fn app(&self) -> App {
+        let reset_url = parse_reset_url("http://localhost:3000/reset-password").unwrap();
+        match self {
+            Target::Embedded(dir) => {
+                let mut settings = Settings::from_lookup(reset_url, &|_| None).unwrap();
+                settings.throttling = None;
+                let data = dir.path().join("data");
+                shared::embedded::build_app(&data, &data.join("outbox"), "no-reply@localhost", settings).unwrap()
+            }
+            Target::Aws => {
+                let mut config = Config::from_env().unwrap();
+                config.settings.throttling = None;
+                shared::aws::build_app(&config).await
+            }
+        }
+    }
+
+    /// Everything the store keeps, as text: every file of the data directory, or every
+    /// item of every table.
+    async fn everything_stored(&self) -> String {
+        match self {
+            Target::Embedded(dir) => {
+                let mut all = String::new();
+                for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_file() {
+                        all.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+                    }
+                }
+                all
+            }
+            Target::Aws => {
+                let config = Config::from_env().unwrap();
+                let client = aws_sdk_dynamodb::Client::new(&shared::aws::sdk_config().load().await);
+                let mut all = String::new();
+                for table in [&config.users_table, &config.scoped_keys_table, &config.reset_tokens_table] {
+                    let items = client.scan().table_name(table).into_paginator().items().send();
+                    let items: Vec<_> = items.collect::<Result<_, _>>().await.unwrap();
+                    all.push_str(&format!("{items:?}"));
+                }
+                all
+            }
+        }
+    }
+}
+
+struct Run {
+    code: Option<i32>,
+    output: String,
+}
+
+fn import(source: &[String], target: &Target, extra: &[&str], credentials_key: Option<&[u8; 32]>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_import-relay"));
+    command.args(source).args(target.args()).args(extra).env_remove("CREDENTIALS_ENCRYPTION_KEY");
+    if let Some(key) = credentials_key {
+        command.env("CREDENTIALS_ENCRYPTION_KEY", hex::encode(key));
+    }
+    let out = command.output().unwrap();
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Run { code: out.status.code(), output }
+}
+
+/// What the `authorizer` function answers API Gateway for a request with `key`
+/// (`events/authorizer.json`, the event it is sent).
+async fn authorizer(app: &App, key: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/authorizer.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["headers"]["x-api-key"] = json!(key);
+    event["identitySource"] = json!([key]);
+    serde_json::to_value(shared::http::authorizer::respond(app, &serde_json::from_value(event).unwrap()).await).unwrap()
+}
+
+/// A GET of `endpoint` with `key`, through the route's handler: its status and body.
+async fn get(app: &App, endpoint: Endpoint, key: &str) -> (u16, Value) {
+    let request = lambda_http::http::Request::builder()
+        .method("GET")
+        .uri(endpoint.path())
+        .header("x-api-key", key)
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    let response = endpoint.handle(app, request).await;
+    (response.status().as_u16(), serde_json::from_slice(response.body().as_ref()).unwrap())
+}
+
+async fn list_keys(app: &App, master: &str) -> Vec<Value> {
+    let (status, body) = get(app, Endpoint::ListApiKeys, master).await;
+    assert_eq!(status, 200, "{body}");
+    body["keys"].as_array().unwrap().clone()
+}
+
+/// Imports the fixture from `source` into `target` and checks everything the relay's users
+/// rely on, then that a second run imports nothing.
+async fn import_and_use(fixture: &Fixture, source: Vec<String>, target: Target) {
+    let first = import(&source, &target, &[], Some(&fixture.credentials_key));
+    assert_eq!(first.code, Some(1), "bad rows fail the run:\n{}", first.output);
+    assert!(first.output.contains("failed Users id=3: invalid email"), "{}", first.output);
+    assert!(
+        first.output.contains("failed Users id=4: Foundry password does not decrypt (ApiKeys id=4)"),
+        "{}",
+        first.output
+    );
+    assert!(first.output.contains("imported 2, skipped 0, failed 2"), "{}", first.output);
+    for secret in &fixture.secrets {
+        assert!(!first.output.contains(secret.as_str()), "a secret in the output:\n{}", first.output);
+    }
+
+    let app = target.app().await;
+    for (email, password, key) in [&fixture.alice, &fixture.bob] {
+        let before = app.store.user_by_email(&email.to_lowercase()).await.unwrap().unwrap();
+        assert!(before.password_hash.starts_with("$2"), "the bcrypt hash is kept as it is");
+        let logged_in = accounts::login(&app, email, password, None).await.unwrap();
+        assert_eq!(logged_in.key.expose(), key, "login answers the relay's key");
+        let after = app.store.user(&before.id).await.unwrap().unwrap();
+        assert!(after.password_hash.starts_with("$argon2id$"), "upgraded at login: {}", after.password_hash);
+        assert!(accounts::login(&app, email, password, None).await.is_ok(), "and the new hash verifies");
+        assert!(accounts::login(&app, email, "Wrong-Pass-1", None).await.is_err());
+    }
+    let carol = format!("carol.{}@example.com", fixture.run);
+    assert!(app.store.user_by_email(&carol).await.unwrap().is_none(), "a failed account is not written at all");
+
+    let alice = app.store.user_by_email(&fixture.alice.0.to_lowercase()).await.unwrap().unwrap();
+    assert_eq!(alice.email, fixture.alice.0);
+    assert_eq!(alice.subscription_status, "active");
+    assert_eq!(alice.stripe_customer_id.as_deref(), Some(format!("cus_{}", fixture.run).as_str()));
+    assert_eq!(alice.scoped_key_count, 3);
+    let master = metering::authorize(&app, Some(&fixture.alice.2)).await.unwrap().expect("the relay's master key");
+    assert_eq!(master.kind, KeyKind::Master);
+    assert_eq!(master.requests_this_month, 41, "this month's 40 relay requests are carried over");
+    let bob = metering::authorize(&app, Some(&fixture.bob.2)).await.unwrap().expect("the relay's master key");
+    assert_eq!(bob.requests_this_month, 1, "an old month's requests are not");
+
+    let scoped = authorizer(&app, &fixture.live_key).await;
+    assert_eq!(scoped["isAuthorized"], true, "the live scoped key: {scoped}");
+    let context = &scoped["context"];
+    assert_eq!((context["keyType"].as_str(), context["userId"].as_str()), (Some("scoped"), Some(alice.id.as_str())));
+    assert_eq!(
+        (context["scopedClientId"].as_str(), context["scopedUserId"].as_str()),
+        (Some("client-1"), Some("user-1"))
+    );
+    assert_eq!(context["dailyLimit"], 2);
+    assert_eq!(
+        authorizer(&app, &fixture.live_key).await,
+        json!({"isAuthorized": false, "context": {}}),
+        "today's relay request and this one make the daily limit of 2"
+    );
+    for refused in [&fixture.expired_key, &fixture.disabled_key] {
+        assert_eq!(authorizer(&app, refused).await, json!({"isAuthorized": false, "context": {}}));
+    }
+
+    let listed = list_keys(&app, &fixture.alice.2).await;
+    let names: Vec<&str> = listed.iter().map(|k| k["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 3);
+    for name in ["Discord bot", "Old key", "Switched off"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    let live = listed.iter().find(|k| k["name"] == "Discord bot").unwrap();
+    assert_eq!(live["hasFoundryCredentials"], true);
+    assert_eq!(live["dailyLimit"], 2);
+    assert_eq!(live["foundryUrl"], "https://foundry.example.com");
+    assert_eq!(live["foundryUsername"], "gm");
+    assert_eq!(live["key"], format!("{}...", &fixture.live_key[..12]));
+    let disabled = listed.iter().find(|k| k["name"] == "Switched off").unwrap();
+    assert_eq!(disabled["enabled"], false);
+    let expired = listed.iter().find(|k| k["name"] == "Old key").unwrap();
+    assert_eq!(expired["isExpired"], true);
+
+    let (status, data) = get(&app, Endpoint::UserData, &fixture.alice.2).await;
+    assert_eq!((status, data["email"].as_str()), (200, Some(fixture.alice.0.as_str())), "{data}");
+    let (status, exported) = get(&app, Endpoint::ExportData, &fixture.alice.2).await;
+    assert_eq!((status, exported["apiAccess"]["keyPrefix"].as_str()), (200, Some(&fixture.alice.2[..12])));
+    let (status, _) = get(&app, Endpoint::ListApiKeys, &fixture.live_key).await;
+    assert_eq!(status, 403, "a relay scoped key is a scoped key: it manages no keys");
+
+    let stored = app.store.scoped_keys(&alice.id).await.unwrap();
+    let sealed = stored.iter().find(|k| k.name == "Discord bot").unwrap();
+    let context = EncryptionContext::foundry_password(&alice.id, &sealed.id);
+    let opened = app.cipher.decrypt(sealed.foundry_password_ciphertext.as_ref().unwrap(), &context).await.unwrap();
+    assert_eq!(opened.as_slice(), FOUNDRY_PASSWORD.as_bytes(), "sealed again with this service's cipher");
+
+    // The embedded store's file is the import's again.
+    drop(app);
+    let everything = target.everything_stored().await;
+    assert!(everything.contains(&alice.id), "the dump holds the data");
+    for secret in &fixture.secrets {
+        assert!(!everything.contains(secret.as_str()), "a secret stored in plain text");
+    }
+
+    let second = import(&source, &target, &[], Some(&fixture.credentials_key));
+    assert_eq!(second.code, Some(1), "{}", second.output);
+    assert!(second.output.contains("imported 0, skipped 2, failed 2"), "{}", second.output);
+    assert!(second.output.contains("skipped: already imported: 2"), "{}", second.output);
+}
+
+#[tokio::test]
+async fn a_sqlite_relay_moves_into_the_embedded_store() {
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = vec!["--sqlite".into(), fixture.sqlite(dir.path()).display().to_string()];
+    import_and_use(&fixture, source, Target::embedded()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and the AWS emulator that scripts/test.sh starts"]
+async fn a_postgres_relay_moves_into_dynamodb_and_kms() {
+    let fixture = Fixture::new();
+    let (Some(url), Some(target)) = (fixture.postgres().await, Target::aws()) else {
+        return;
+    };
+    import_and_use(&fixture, vec!["--postgres".into(), url], target).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
+async fn a_sqlite_relay_moves_into_dynamodb_and_kms() {
+    let fixture = Fixture::new();
+    let Some(target) = Target::aws() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = vec!["--sqlite".into(), fixture.sqlite(dir.path()).display().to_string()];
+    import_and_use(&fixture, source, target).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the PostgreSQL server that scripts/test.sh starts"]
+async fn a_postgres_relay_moves_into_the_embedded_store() {
+    let fixture = Fixture::new();
+    let Some(url) = fixture.postgres().await else {
+        return;
+    };
+    import_and_use(&fixture, vec!["--postgres".into(), url], Target::embedded()).await;
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_the_same_and_writes_nothing() {
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = vec!["--sqlite".into(), fixture.sqlite(dir.path()).display().to_string()];
+    let target = Target::embedded();
+    let dry = import(&source, &target, &["--dry-run"], Some(&fixture.credentials_key));
+    assert_eq!(dry.code, Some(1), "{}", dry.output);
+    assert!(dry.output.contains("would import 2, skipped 0, failed 2"), "{}", dry.output);
+    assert!(dry.output.contains("failed Users id=3: invalid email"), "{}", dry.output);
+    let Target::Embedded(dir) = &target else { unreachable!() };
+    assert!(!dir.path().join("data").exists(), "not even the data directory is created");
+    // Into an existing store, the same.
+    drop(target.app().await);
+    let again = import(&source, &target, &["--dry-run"], Some(&fixture.credentials_key));
+    assert!(again.output.contains("would import 2, skipped 0, failed 2"), "{}", again.output);
+    let app = target.app().await;
+    for (email, _, key) in [&fixture.alice, &fixture.bob] {
+        assert!(app.store.user_by_email(&email.to_lowercase()).await.unwrap().is_none(), "no account written");
+        assert!(metering::authorize(&app, Some(key)).await.unwrap().is_none(), "no key written");
+    }
+}
+
+#[tokio::test]
+async fn without_the_credentials_key_only_accounts_with_foundry_passwords_fail() {
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = vec!["--sqlite".into(), fixture.sqlite(dir.path()).display().to_string()];
+    let target = Target::embedded();
+    let run = import(&source, &target, &[], None);
+    assert_eq!(run.code, Some(1), "{}", run.output);
+    assert!(
+        run.output.contains("failed Users id=1: Foundry password but no credentials key given (ApiKeys id=1)"),
+        "{}",
+        run.output
+    );
+    assert!(run.output.contains("imported 1, skipped 0, failed 3"), "{}", run.output);
+    let app = target.app().await;
+    assert!(accounts::login(&app, &fixture.bob.0, &fixture.bob.1, None).await.is_ok(), "the rest goes on");
+}
+
+#[tokio::test]
+async fn an_email_that_belongs_to_another_account_here_is_reported_and_skipped() {
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = vec!["--sqlite".into(), fixture.sqlite(dir.path()).display().to_string()];
+    let target = Target::embedded();
+    {
+        let app = target.app().await;
+        accounts::register(&app, &fixture.bob.0.to_uppercase(), "Someone-Else-7", None).await.unwrap();
+    }
+    let run = import(&source, &target, &[], Some(&fixture.credentials_key));
+    assert!(run.output.contains("skipped Users id=2: email belongs to another account"), "{}", run.output);
+    assert!(run.output.contains("imported 1, skipped 1, failed 2"), "{}", run.output);
+    let app = target.app().await;
+    assert!(accounts::login(&app, &fixture.bob.0, "Someone-Else-7", None).await.is_ok(), "the account here stays");
+    assert!(metering::authorize(&app, Some(&fixture.bob.2)).await.unwrap().is_none(), "the relay's key is not added");
+}
