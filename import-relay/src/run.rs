@@ -179,7 +179,7 @@ async fn seal(app: &App, planned: &PlannedUser, now: DateTime<Utc>) -> Result<Im
         id: id.clone(),
         email: planned.email.as_str().to_owned(),
         email_normalised: planned.email.normalised().to_owned(),
-        password_hash: planned.password_hash.clone(),
+        password_hash: planned.password_hash.clone().into(),
         master_key: StoredMasterKey {
             digest: master.digest(),
             ciphertext,

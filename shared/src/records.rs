@@ -160,7 +160,7 @@ impl From<&User> for UserItem {
             id: u.id.clone(),
             email: u.email.clone(),
             email_normalised: u.email_normalised.clone(),
-            password_hash: u.password_hash.clone(),
+            password_hash: u.password_hash.expose().to_owned(),
             master_key_digest: u.master_key.digest.0.clone(),
             master_key_ciphertext: u.master_key.ciphertext.clone(),
             master_key_prefix: u.master_key.prefix.clone(),
@@ -185,7 +185,7 @@ impl From<UserItem> for User {
             id: i.id,
             email: i.email,
             email_normalised: i.email_normalised,
-            password_hash: i.password_hash,
+            password_hash: i.password_hash.into(),
             master_key: StoredMasterKey {
                 digest: KeyDigest(i.master_key_digest),
                 ciphertext: i.master_key_ciphertext,

@@ -35,7 +35,7 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
         id,
         email: email.as_str().to_owned(),
         email_normalised: email.normalised().to_owned(),
-        password_hash,
+        password_hash: password_hash.into(),
         key_generation: 0,
         reset_token_digest: None,
         scoped_key_count: 0,
@@ -62,7 +62,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
     let normalised = normalise(email);
     let check = throttle::reserve_password_check(app, &normalised).await?;
     let user = app.store.user_by_email(&normalised).await?;
-    let stored = user.as_ref().map(|u| u.password_hash.as_str());
+    let stored = user.as_ref().map(|u| u.password_hash.expose());
     let correct = password::verify(app, password, stored).await?;
     throttle::settle_password_check(app, check, correct).await;
     let user = match (correct, user) {
@@ -81,7 +81,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
 /// delete account), from the same budget as logins.
 async fn check_own_password(app: &App, user: &User, password: &str) -> Result<bool, AuthError> {
     let check = throttle::reserve_password_check(app, &user.email_normalised).await?;
-    let correct = password::verify(app, password, Some(&user.password_hash)).await?;
+    let correct = password::verify(app, password, Some(user.password_hash.expose())).await?;
     throttle::settle_password_check(app, check, correct).await;
     Ok(correct)
 }
@@ -221,13 +221,15 @@ async fn reread(app: &App, user_id: &str) -> Result<User, AuthError> {
 }
 
 async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
-    if !app.hasher.needs_rehash(&user.password_hash) {
+    if !app.hasher.needs_rehash(user.password_hash.expose()) {
         return;
     }
     let result = match password::hash(app, password).await {
-        Ok(new_hash) => {
-            app.store.upgrade_password_hash(&user.id, &user.password_hash, &new_hash).await.map_err(AuthError::from)
-        }
+        Ok(new_hash) => app
+            .store
+            .upgrade_password_hash(&user.id, user.password_hash.expose(), &new_hash)
+            .await
+            .map_err(AuthError::from),
         Err(e) => Err(e),
     };
     match result {

@@ -2,7 +2,37 @@
 
 use crate::domain::keys::{KeyDigest, KeyKind};
 use chrono::{DateTime, Datelike, Utc};
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
+
+/// A stored password hash (PHC string). Not a password, but an offline guessing target:
+/// held as a `secrecy` secret, so `Debug` (a `?user` in a log line) shows `[REDACTED]`.
+#[derive(Debug, Clone)]
+pub struct StoredPasswordHash(SecretString);
+
+impl StoredPasswordHash {
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl From<String> for StoredPasswordHash {
+    fn from(phc: String) -> Self {
+        Self(phc.into())
+    }
+}
+
+impl From<&str> for StoredPasswordHash {
+    fn from(phc: &str) -> Self {
+        Self(phc.into())
+    }
+}
+
+impl PartialEq for StoredPasswordHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
 
 /// A user account. The password hash and the master key's ciphertext never leave the
 /// service; responses are built field by field, never by serialising this.
@@ -11,7 +41,9 @@ pub struct User {
     pub id: String,
     pub email: String,
     pub email_normalised: String,
-    pub password_hash: String,
+    /// The PHC string (argon2id, or a relay's bcrypt until its first login here): an
+    /// offline guessing target, so `Debug` shows it as `[REDACTED]`.
+    pub password_hash: StoredPasswordHash,
     pub master_key: StoredMasterKey,
     /// Bumped whenever the master key is replaced; scoped keys minted under an older
     /// generation stop working at that moment.
@@ -197,6 +229,16 @@ impl ImportedAccount {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_password_hash_never_shows_in_debug_output() {
+        let phc = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+        let hash = StoredPasswordHash::from(phc);
+        assert_eq!(hash.expose(), phc);
+        let shown = format!("{hash:?}");
+        assert!(!shown.contains("c2FsdHNhbHQ") && shown.contains("REDACTED"), "{shown}");
+        assert_eq!(hash, StoredPasswordHash::from(phc.to_owned()));
+    }
 
     #[test]
     fn counters_are_read_for_the_period_that_holds_now() {

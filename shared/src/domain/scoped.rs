@@ -8,7 +8,7 @@ use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::model::ScopedKey;
 use crate::domain::ports::EncryptionContext;
 use chrono::{DateTime, Utc};
-use zeroize::Zeroizing;
+use secrecy::{ExposeSecret, SecretString};
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_TEXT_CHARS: usize = 256;
@@ -24,7 +24,7 @@ pub struct NewScopedKey {
     pub expires_at: Option<DateTime<Utc>>,
     pub foundry_url: Option<String>,
     pub foundry_username: Option<String>,
-    pub foundry_password: Option<Zeroizing<String>>,
+    pub foundry_password: Option<SecretString>,
 }
 
 /// A created key with its plaintext, shown this once.
@@ -66,8 +66,8 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     let scoped_client_id = text("scopedClientId", new.scoped_client_id)?;
     let scoped_user_id = text("scopedUserId", new.scoped_user_id)?;
     let foundry_username = text("foundryUsername", new.foundry_username)?;
-    let foundry_password = new.foundry_password.filter(|p| !p.is_empty());
-    if foundry_password.as_ref().is_some_and(|p| p.chars().count() > MAX_TEXT_CHARS) {
+    let foundry_password = new.foundry_password.filter(|p| !p.expose_secret().is_empty());
+    if foundry_password.as_ref().is_some_and(|p| p.expose_secret().chars().count() > MAX_TEXT_CHARS) {
         return Err(AuthError::InvalidField(Field::TooLong("foundryPassword")));
     }
 
@@ -75,9 +75,11 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     let id = uuid::Uuid::new_v4().to_string();
     let key = ApiKey::generate(KeyKind::Scoped);
     let foundry_password_ciphertext = match foundry_password {
-        Some(password) => {
-            Some(app.cipher.encrypt(password.as_bytes(), &EncryptionContext::foundry_password(&user.id, &id)).await?)
-        }
+        Some(password) => Some(
+            app.cipher
+                .encrypt(password.expose_secret().as_bytes(), &EncryptionContext::foundry_password(&user.id, &id))
+                .await?,
+        ),
         None => None,
     };
     let record = ScopedKey {

@@ -18,6 +18,7 @@ use crate::http::{error_response, json_response};
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
+use secrecy::SecretString;
 use serde_json::Value;
 use std::collections::HashMap;
 use zeroize::Zeroizing;
@@ -371,7 +372,7 @@ async fn create_api_key(app: &App, req: &Request) -> Answer {
         expires_at: expires_at(body.value("expiresAt"))?,
         foundry_url: owned("foundryUrl")?,
         foundry_username: owned("foundryUsername")?,
-        foundry_password: owned("foundryPassword")?.map(Zeroizing::new),
+        foundry_password: owned("foundryPassword")?.map(SecretString::from),
     };
     let created = scoped::create(app, &caller, new).await?;
     let k = &created.record;
