@@ -189,7 +189,7 @@ async fn seal(app: &App, planned: &PlannedUser, now: DateTime<Utc>) -> Result<Im
         key_generation: 0,
         reset_token_digest: None,
         scoped_key_count: planned.scoped_keys.len() as u64,
-        subscription_status: planned.subscription_status.clone(),
+        subscription_status: planned.subscription_status.clone().into(),
         stripe_customer_id: planned.stripe_customer_id.clone(),
         subscription_id: planned.subscription_id.clone(),
         usage,

@@ -329,7 +329,7 @@ async fn import_and_use(fixture: &Fixture, source: Vec<String>, target: Target) 
 
     let alice = app.store.user_by_email(&fixture.alice.0.to_lowercase()).await.unwrap().unwrap();
     assert_eq!(alice.email, fixture.alice.0);
-    assert_eq!(alice.subscription_status, "active");
+    assert_eq!(alice.subscription_status, shared::domain::model::Subscription::Active);
     assert_eq!(alice.stripe_customer_id.as_deref(), Some(format!("cus_{}", fixture.run).as_str()));
     assert_eq!(alice.scoped_key_count, 3);
     let master = metering::authorize(&app, Some(&fixture.alice.2)).await.unwrap().expect("the relay's master key");

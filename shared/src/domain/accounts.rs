@@ -6,7 +6,7 @@ use crate::domain::email::{normalise, Email};
 use crate::domain::error::{AuthError, PortError, Required};
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::metrics::{self, Counter};
-use crate::domain::model::{ScopedKey, StoredMasterKey, Usage, User};
+use crate::domain::model::{ScopedKey, StoredMasterKey, Subscription, Usage, User};
 use crate::domain::ports::EncryptionContext;
 use crate::domain::throttle::{self, Rule};
 use crate::domain::{notify, password, with_current_user};
@@ -39,7 +39,7 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
         key_generation: 0,
         reset_token_digest: None,
         scoped_key_count: 0,
-        subscription_status: "free".into(),
+        subscription_status: Subscription::Free,
         stripe_customer_id: None,
         subscription_id: None,
         usage: Usage::default(),

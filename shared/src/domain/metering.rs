@@ -49,7 +49,7 @@ pub async fn decide(app: &App, presented: Option<&str>) -> Result<Result<Authori
     };
     let now = app.clock.now();
     let account_monthly_limit =
-        (caller.user.subscription_status != "active").then_some(app.settings.monthly_request_limit);
+        (!caller.user.subscription_status.is_active()).then_some(app.settings.monthly_request_limit);
     let request = Metered {
         user: &caller.user,
         entry: &caller.entry,

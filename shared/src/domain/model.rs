@@ -34,6 +34,42 @@ impl PartialEq for StoredPasswordHash {
     }
 }
 
+/// The account's subscription, as the relay's billing sets it: `active` lifts the monthly
+/// limit. Any other status it writes (`canceled`, `past_due`, ...) is kept as it is and
+/// counts as free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscription {
+    Free,
+    Active,
+    Other(String),
+}
+
+impl Subscription {
+    /// The status as the relay writes it and the contract answers it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Subscription::Free => "free",
+            Subscription::Active => "active",
+            Subscription::Other(status) => status,
+        }
+    }
+
+    /// Whether the account's monthly requests are unlimited.
+    pub fn is_active(&self) -> bool {
+        matches!(self, Subscription::Active)
+    }
+}
+
+impl From<String> for Subscription {
+    fn from(status: String) -> Self {
+        match status.as_str() {
+            "free" | "" => Subscription::Free,
+            "active" => Subscription::Active,
+            _ => Subscription::Other(status),
+        }
+    }
+}
+
 /// A user account. The password hash and the master key's ciphertext never leave the
 /// service; responses are built field by field, never by serialising this.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +88,7 @@ pub struct User {
     pub reset_token_digest: Option<String>,
     /// How many scoped keys the account has (capped by `SCOPED_KEYS_PER_ACCOUNT`).
     pub scoped_key_count: u64,
-    pub subscription_status: String,
+    pub subscription_status: Subscription,
     pub stripe_customer_id: Option<String>,
     pub subscription_id: Option<String>,
     pub usage: Usage,
@@ -229,6 +265,15 @@ impl ImportedAccount {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_subscription_status_reads_back_as_it_was_written() {
+        for (status, active) in [("free", false), ("active", true), ("past_due", false), ("canceled", false)] {
+            let subscription = Subscription::from(status.to_owned());
+            assert_eq!((subscription.as_str(), subscription.is_active()), (status, active));
+        }
+        assert_eq!(Subscription::from(String::new()), Subscription::Free);
+    }
 
     #[test]
     fn a_password_hash_never_shows_in_debug_output() {

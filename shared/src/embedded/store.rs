@@ -692,7 +692,7 @@ mod tests {
             key_generation: 3,
             reset_token_digest: None,
             scoped_key_count: 2,
-            subscription_status: "free".into(),
+            subscription_status: "free".to_owned(),
             stripe_customer_id: None,
             subscription_id: None,
             usage: [("month:2026-11".to_owned(), 7)].into_iter().collect(),

@@ -212,7 +212,7 @@ async fn register(app: &App, req: &Request) -> Answer {
             email: user.email.clone(),
             api_key: created.key.expose().to_owned(),
             created_at: user.created_at.into(),
-            subscription_status: user.subscription_status.clone(),
+            subscription_status: user.subscription_status.as_str().to_owned(),
         },
     ))
 }
@@ -250,11 +250,11 @@ async fn user_data(app: &App, req: &Request) -> Answer {
             api_key: caller.key.expose().to_owned(),
             requests_this_month: user.usage.this_month(app.clock.now()),
             requests_today: user.usage.today(app.clock.now()),
-            subscription_status: user.subscription_status.clone(),
+            subscription_status: user.subscription_status.as_str().to_owned(),
             limits: PlanLimits {
                 daily_limit: app.settings.daily_request_limit,
                 monthly_limit: app.settings.monthly_request_limit,
-                unlimited_monthly: user.subscription_status == "active",
+                unlimited_monthly: user.subscription_status.is_active(),
             },
         },
     ))
@@ -296,7 +296,7 @@ async fn export_data(app: &App, req: &Request) -> Answer {
                 updated_at: user.updated_at.into(),
             },
             subscription: ExportedSubscription {
-                status: user.subscription_status.clone(),
+                status: user.subscription_status.as_str().to_owned(),
                 stripe_customer_id: user.stripe_customer_id.clone(),
                 subscription_id: user.subscription_id.clone(),
             },

@@ -90,7 +90,7 @@ fn new_user(email: &str) -> User {
         key_generation: 0,
         reset_token_digest: None,
         scoped_key_count: 0,
-        subscription_status: "free".into(),
+        subscription_status: shared::domain::model::Subscription::Free,
         stripe_customer_id: None,
         subscription_id: None,
         usage: Usage::default(),
