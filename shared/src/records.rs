@@ -292,20 +292,7 @@ impl KeyItem {
 
     /// The index entry of an account's master key.
     pub(crate) fn master(user_id: &str, digest: &KeyDigest, generation: u64) -> Self {
-        Self {
-            pk: key_pk(digest),
-            user_id: user_id.to_owned(),
-            kind: KeyKind::Master,
-            scoped_key_id: None,
-            generation,
-            expires_at: None,
-            enabled: true,
-            monthly_limit: None,
-            daily_limit: None,
-            scoped_client_id: None,
-            scoped_user_id: None,
-            usage: BTreeMap::new(),
-        }
+        Self::from(&KeyEntry::master(user_id, digest, generation))
     }
 }
 

@@ -179,6 +179,26 @@ pub struct KeyEntry {
     pub usage: Usage,
 }
 
+impl KeyEntry {
+    /// The entry of an account's master key, minted under `generation`.
+    pub fn master(user_id: &str, digest: &KeyDigest, generation: u64) -> Self {
+        Self {
+            digest: digest.clone(),
+            user_id: user_id.to_owned(),
+            kind: KeyKind::Master,
+            scoped_key_id: None,
+            generation,
+            expires_at: None,
+            enabled: true,
+            monthly_limit: None,
+            daily_limit: None,
+            scoped_client_id: None,
+            scoped_user_id: None,
+            usage: Usage::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScopedKey {
     pub id: String,
@@ -242,20 +262,7 @@ pub struct ImportedAccount {
 impl ImportedAccount {
     /// The index entries of the account's keys: the master key's, then each scoped key's.
     pub fn entries(&self) -> Vec<KeyEntry> {
-        let master = KeyEntry {
-            digest: self.user.master_key.digest.clone(),
-            user_id: self.user.id.clone(),
-            kind: KeyKind::Master,
-            scoped_key_id: None,
-            generation: self.user.key_generation,
-            expires_at: None,
-            enabled: true,
-            monthly_limit: None,
-            daily_limit: None,
-            scoped_client_id: None,
-            scoped_user_id: None,
-            usage: Usage::default(),
-        };
+        let master = KeyEntry::master(&self.user.id, &self.user.master_key.digest, self.user.key_generation);
         let scoped = self.scoped_keys.iter().map(|(key, usage)| KeyEntry { usage: usage.clone(), ..key.entry() });
         std::iter::once(master).chain(scoped).collect()
     }
