@@ -34,129 +34,66 @@ impl From<DateTime<Utc>> for Timestamp {
     }
 }
 
-/// The stable, machine-readable `code` of every error body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "openapi", derive(ToSchema), schema(rename_all = "snake_case"))]
-pub enum ErrorCode {
-    InvalidJson,
-    InvalidBody,
-    UnsupportedContentType,
-    PayloadTooLarge,
-    MissingFields,
-    InvalidEmail,
-    PasswordTooShort,
-    PasswordNoUppercase,
-    PasswordNoLowercase,
-    PasswordNoNumber,
-    PasswordTooLong,
-    PasswordTooCommon,
-    InvalidName,
-    InvalidMonthlyLimit,
-    InvalidDailyLimit,
-    InvalidExpiresAt,
-    InvalidFoundryUrl,
-    FieldTooLong,
-    ApiKeyRequired,
-    InvalidApiKey,
-    MasterKeyRequired,
-    InvalidCredentials,
-    InvalidPassword,
-    CurrentPasswordIncorrect,
-    EmailConfirmationRequired,
-    RegistrationDisabled,
-    UserExists,
-    InvalidResetToken,
-    ApiKeyNotFound,
-    ScopedKeyLimitReached,
-    RateLimited,
-    ServiceUnavailable,
-    InternalError,
-    NotFound,
-    MethodNotAllowed,
+/// Declares [`ErrorCode`] from one list of variants and their wire strings, and with it
+/// `ErrorCode::ALL` and `ErrorCode::as_str`.
+macro_rules! error_codes {
+    ($($code:ident => $text:literal,)*) => {
+        /// The stable, machine-readable `code` of every error body.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[cfg_attr(feature = "openapi", derive(ToSchema), schema(rename_all = "snake_case"))]
+        pub enum ErrorCode {
+            $($code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $text,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub const ALL: [ErrorCode; 35] = {
-        use ErrorCode::*;
-        [
-            InvalidJson,
-            InvalidBody,
-            UnsupportedContentType,
-            PayloadTooLarge,
-            MissingFields,
-            InvalidEmail,
-            PasswordTooShort,
-            PasswordNoUppercase,
-            PasswordNoLowercase,
-            PasswordNoNumber,
-            PasswordTooLong,
-            PasswordTooCommon,
-            InvalidName,
-            InvalidMonthlyLimit,
-            InvalidDailyLimit,
-            InvalidExpiresAt,
-            InvalidFoundryUrl,
-            FieldTooLong,
-            ApiKeyRequired,
-            InvalidApiKey,
-            MasterKeyRequired,
-            InvalidCredentials,
-            InvalidPassword,
-            CurrentPasswordIncorrect,
-            EmailConfirmationRequired,
-            RegistrationDisabled,
-            UserExists,
-            InvalidResetToken,
-            ApiKeyNotFound,
-            ScopedKeyLimitReached,
-            RateLimited,
-            ServiceUnavailable,
-            InternalError,
-            NotFound,
-            MethodNotAllowed,
-        ]
-    };
-
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            InvalidJson => "invalid_json",
-            InvalidBody => "invalid_body",
-            UnsupportedContentType => "unsupported_content_type",
-            PayloadTooLarge => "payload_too_large",
-            MissingFields => "missing_fields",
-            InvalidEmail => "invalid_email",
-            PasswordTooShort => "password_too_short",
-            PasswordNoUppercase => "password_no_uppercase",
-            PasswordNoLowercase => "password_no_lowercase",
-            PasswordNoNumber => "password_no_number",
-            PasswordTooLong => "password_too_long",
-            PasswordTooCommon => "password_too_common",
-            InvalidName => "invalid_name",
-            InvalidMonthlyLimit => "invalid_monthly_limit",
-            InvalidDailyLimit => "invalid_daily_limit",
-            InvalidExpiresAt => "invalid_expires_at",
-            InvalidFoundryUrl => "invalid_foundry_url",
-            FieldTooLong => "field_too_long",
-            ApiKeyRequired => "api_key_required",
-            InvalidApiKey => "invalid_api_key",
-            MasterKeyRequired => "master_key_required",
-            InvalidCredentials => "invalid_credentials",
-            InvalidPassword => "invalid_password",
-            CurrentPasswordIncorrect => "current_password_incorrect",
-            EmailConfirmationRequired => "email_confirmation_required",
-            RegistrationDisabled => "registration_disabled",
-            UserExists => "user_exists",
-            InvalidResetToken => "invalid_reset_token",
-            ApiKeyNotFound => "api_key_not_found",
-            ScopedKeyLimitReached => "scoped_key_limit_reached",
-            RateLimited => "rate_limited",
-            ServiceUnavailable => "service_unavailable",
-            InternalError => "internal_error",
-            NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
-        }
-    }
+error_codes! {
+    InvalidJson => "invalid_json",
+    InvalidBody => "invalid_body",
+    UnsupportedContentType => "unsupported_content_type",
+    PayloadTooLarge => "payload_too_large",
+    MissingFields => "missing_fields",
+    InvalidEmail => "invalid_email",
+    PasswordTooShort => "password_too_short",
+    PasswordNoUppercase => "password_no_uppercase",
+    PasswordNoLowercase => "password_no_lowercase",
+    PasswordNoNumber => "password_no_number",
+    PasswordTooLong => "password_too_long",
+    PasswordTooCommon => "password_too_common",
+    InvalidName => "invalid_name",
+    InvalidMonthlyLimit => "invalid_monthly_limit",
+    InvalidDailyLimit => "invalid_daily_limit",
+    InvalidExpiresAt => "invalid_expires_at",
+    InvalidFoundryUrl => "invalid_foundry_url",
+    FieldTooLong => "field_too_long",
+    ApiKeyRequired => "api_key_required",
+    InvalidApiKey => "invalid_api_key",
+    MasterKeyRequired => "master_key_required",
+    InvalidCredentials => "invalid_credentials",
+    InvalidPassword => "invalid_password",
+    CurrentPasswordIncorrect => "current_password_incorrect",
+    EmailConfirmationRequired => "email_confirmation_required",
+    RegistrationDisabled => "registration_disabled",
+    UserExists => "user_exists",
+    InvalidResetToken => "invalid_reset_token",
+    ApiKeyNotFound => "api_key_not_found",
+    ScopedKeyLimitReached => "scoped_key_limit_reached",
+    RateLimited => "rate_limited",
+    ServiceUnavailable => "service_unavailable",
+    InternalError => "internal_error",
+    NotFound => "not_found",
+    MethodNotAllowed => "method_not_allowed",
 }
 
 impl Serialize for ErrorCode {
