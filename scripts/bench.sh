@@ -22,15 +22,9 @@ functions=(register login regenerate-key user-data export-data delete-account ch
   reset-password validate-reset-token create-api-key list-api-keys delete-api-key authorizer)
 key_only=(user-data list-api-keys delete-api-key authorizer)
 
-if ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "==> installing wrk" >&2
-    apt-get install -y -qq wrk >/dev/null
-  else
-    echo "wrk is needed (apt-get install wrk)" >&2
-    exit 1
-  fi
-fi
+root=$PWD
+source scripts/lib.sh
+command -v wrk >/dev/null || apt_install wrk
 
 echo "==> building release (each function on its own, with its own features)" >&2
 for f in "${functions[@]}"; do

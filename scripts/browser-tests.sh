@@ -11,25 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-if [ ! -x /usr/bin/chromium ]; then
-  echo "==> installing chromium (apt)"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "chromium is missing: install Debian's chromium package (apt-get install chromium) as root" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-fi
-
+source scripts/lib.sh
+[ -x /usr/bin/chromium ] || apt_install chromium
+install_venv browser requirements-browser.txt
 venv="$root/.tools/browser"
-requirements="$root/scripts/requirements-browser.txt"
-if ! cmp -s "$requirements" "$venv/requirements.txt"; then
-  echo "==> installing requirements-browser.txt into .tools/browser"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$venv/requirements.txt"
-fi
 
 # The same build as scripts/test.sh's (so nothing is rebuilt there), which includes `local`.
 cargo build --workspace --quiet

@@ -14,15 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
+source scripts/lib.sh
+install_venv schemathesis requirements-openapi.txt
 venv="$root/.tools/schemathesis"
-requirements="$root/scripts/requirements-openapi.txt"
-if ! cmp -s "$requirements" "$venv/requirements.txt"; then
-  echo "==> installing requirements-openapi.txt into .tools/schemathesis"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$venv/requirements.txt"
-fi
 python="$venv/bin/python"
 
 # The same build as scripts/test.sh's (so nothing is rebuilt there), which includes `local`.

@@ -10,13 +10,7 @@ postgres_start() {
   local bin
   bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1) || true
   if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
-    echo "==> installing postgresql (apt)"
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "PostgreSQL is missing: install Debian's postgresql package (apt-get install postgresql) as root" >&2
-      return 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    apt_install postgresql || return 1
     bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
   fi
   local as=()

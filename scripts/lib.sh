@@ -1,0 +1,26 @@
+# Sourced by the scripts: installing what they need. Expects $root (the checkout).
+
+# install_venv VENV REQUIREMENTS: a virtualenv .tools/VENV with scripts/REQUIREMENTS,
+# (re)installed when its pins change.
+install_venv() {
+  local venv="$root/.tools/$1" requirements="$root/scripts/$2"
+  if ! cmp -s "$requirements" "$venv/requirements.txt"; then
+    echo "==> installing $2 into .tools/$1"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+  fi
+}
+
+# apt_install PACKAGE: installs Debian's PACKAGE, which only root may do; otherwise says
+# what is missing and fails.
+apt_install() {
+  echo "==> installing $1 (apt)" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "$1 is missing: install Debian's $1 package (apt-get install $1) as root" >&2
+    return 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
