@@ -100,6 +100,23 @@ impl HashPool {
         }
     }
 
+    /// Queues a job that says when it starts, then holds its worker until `release` says go
+    /// (test-only: for tests of the bound and of the queue).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn hold(
+        &self,
+        started: &std::sync::mpsc::Sender<()>,
+        release: &Arc<Mutex<Receiver<()>>>,
+    ) -> Result<impl std::future::Future<Output = Result<(), PoolError>>, PoolError> {
+        let (started, release) = (started.clone(), Arc::clone(release));
+        self.submit(move |_| {
+            let _ = started.send(());
+            if let Ok(release) = release.lock() {
+                let _ = release.recv();
+            }
+        })
+    }
+
     /// Runs `job` on a worker with that worker's memory.
     pub async fn run<T, F>(&self, job: F) -> Result<T, PoolError>
     where
@@ -150,20 +167,6 @@ mod tests {
     use crate::domain::password::{Argon2Hasher, PasswordHasher};
     use std::sync::mpsc;
 
-    /// Jobs that report when they start and hold their worker until released.
-    fn held(
-        pool: &HashPool,
-        started: &mpsc::Sender<()>,
-        release: &Arc<Mutex<mpsc::Receiver<()>>>,
-    ) -> impl std::future::Future<Output = Result<(), PoolError>> {
-        let (started, release) = (started.clone(), Arc::clone(release));
-        pool.submit(move |_| {
-            let _ = started.send(());
-            let _ = release.lock().unwrap().recv();
-        })
-        .unwrap()
-    }
-
     #[tokio::test]
     async fn no_more_hashes_run_at_once_than_there_are_workers() {
         let pool = Arc::new(HashPool::new(Some(2), 64));
@@ -187,12 +190,12 @@ mod tests {
         let (started_tx, started) = mpsc::channel();
         let (release_tx, release) = mpsc::channel();
         let release = Arc::new(Mutex::new(release));
-        let first = held(&pool, &started_tx, &release);
+        let first = pool.hold(&started_tx, &release).unwrap();
         started.recv().unwrap();
-        let second = held(&pool, &started_tx, &release);
+        let second = pool.hold(&started_tx, &release).unwrap();
         started.recv().unwrap();
         let running = [first, second];
-        let queued = held(&pool, &started_tx, &release);
+        let queued = pool.hold(&started_tx, &release).unwrap();
 
         // When one more job comes, it is refused without waiting.
         assert!(matches!(pool.submit(|_| ()), Err(PoolError::Full)));

@@ -339,20 +339,6 @@ async fn delete_account_leaves_nothing_of_the_account_in_any_table() {
     h.register_as(&account.email, PASSWORD).await;
 }
 
-/// Holds one of the pool's places until `release` says go; `started` tells it began.
-fn held(
-    pool: &shared::domain::pool::HashPool,
-    started: &std::sync::mpsc::Sender<()>,
-    release: &std::sync::Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
-) -> impl std::future::Future<Output = Result<(), shared::domain::pool::PoolError>> {
-    let (started, release) = (started.clone(), std::sync::Arc::clone(release));
-    pool.submit(move |_| {
-        let _ = started.send(());
-        let _ = release.lock().unwrap().recv();
-    })
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_login_arriving_at_a_full_hashing_queue_is_answered_503_with_retry_after() {
     // Given an app whose one hashing worker is held and whose queue is full.
@@ -364,9 +350,9 @@ async fn a_login_arriving_at_a_full_hashing_queue_is_answered_503_with_retry_aft
     let (started_tx, started) = std::sync::mpsc::channel();
     let (release_tx, release) = std::sync::mpsc::channel();
     let release = std::sync::Arc::new(std::sync::Mutex::new(release));
-    let running = held(&h.app.hash_pool, &started_tx, &release);
+    let running = h.app.hash_pool.hold(&started_tx, &release).unwrap();
     started.recv().unwrap();
-    let queued = held(&h.app.hash_pool, &started_tx, &release);
+    let queued = h.app.hash_pool.hold(&started_tx, &release).unwrap();
 
     // When a login comes (for an unknown email: the decoy verification uses the pool too).
     let reply = h.send(call(Endpoint::Login).json(json!({"email": unique_email(), "password": PASSWORD}))).await;
