@@ -1,5 +1,6 @@
 //! Settings read from the environment once, at init.
 
+use crate::domain::service_key::ServiceKeyDigests;
 pub use crate::domain::settings::Settings;
 use crate::domain::throttle::{parse_limits, Limit, Throttling};
 use std::time::Duration;
@@ -92,6 +93,8 @@ impl Settings {
             },
             hash_queue: usize::try_from(number("HASH_QUEUE", DEFAULT_HASH_QUEUE)?)
                 .map_err(|e| invalid("HASH_QUEUE", e.to_string()))?,
+            service_key_digests: ServiceKeyDigests::parse(lookup("SERVICE_KEY_DIGESTS").as_deref())
+                .map_err(|e| invalid("SERVICE_KEY_DIGESTS", e.to_string()))?,
         })
     }
 
@@ -201,6 +204,21 @@ mod tests {
         assert_eq!(throttling.account_failures, Limit::new(3, 60));
         assert_eq!(throttling.reset_emails, vec![Limit::new(2, 60), Limit::new(4, 600)]);
         assert_eq!(throttling.auth_per_address, Throttling::default().auth_per_address);
+    }
+
+    #[test]
+    fn service_key_digests_are_read_and_bad_ones_named_without_their_value() {
+        let settings = Config::from_lookup(env(FULL)).unwrap().settings;
+        assert!(!settings.service_key_digests.is_open(), "closed unless configured");
+        let digest = "ab".repeat(32);
+        let mut pairs = FULL.to_vec();
+        pairs.push(("SERVICE_KEY_DIGESTS", &digest));
+        assert!(Config::from_lookup(env(&pairs)).unwrap().settings.service_key_digests.is_open());
+        let mut pairs = FULL.to_vec();
+        pairs.push(("SERVICE_KEY_DIGESTS", "fsv_secretsecret"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "SERVICE_KEY_DIGESTS", .. }));
+        assert!(!err.to_string().contains("secretsecret"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use crate::domain::keys::{ApiKey, KeyKind};
-use crate::domain::metrics::Decision;
+use crate::domain::meter::{is_expired, Decision};
 use crate::domain::model::{KeyEntry, User};
 
 /// An authenticated caller: the account and the key it presented.
@@ -26,7 +26,7 @@ pub async fn authenticate(app: &App, presented: Option<&str>) -> Result<Caller, 
 }
 
 /// As [`authenticate`], with the reason of a refusal (for the authorizer's metrics):
-/// `Missing`, `Malformed`, `Unknown`, `Revoked` or `Expired`.
+/// `Missing`, `Malformed`, `Unknown`, `Revoked`, `Disabled` or `Expired`.
 pub async fn identify(app: &App, presented: Option<&str>) -> Result<Result<Caller, Decision>, AuthError> {
     let Some(presented) = presented else {
         return Ok(Err(Decision::Missing));
@@ -45,8 +45,11 @@ pub async fn identify(app: &App, presented: Option<&str>) -> Result<Result<Calle
     };
     let refusal = match entry.kind {
         KeyKind::Master => (user.master_key.digest != digest).then_some(Decision::Revoked),
-        KeyKind::Scoped if !entry.enabled || entry.generation != user.key_generation => Some(Decision::Revoked),
-        KeyKind::Scoped => entry.expires_at.is_some_and(|at| app.clock.now() >= at).then_some(Decision::Expired),
+        KeyKind::Scoped if entry.generation != user.key_generation => Some(Decision::Revoked),
+        KeyKind::Scoped if !entry.enabled => Some(Decision::Disabled),
+        KeyKind::Scoped => {
+            entry.expires_at.is_some_and(|at| is_expired(at, app.clock.now())).then_some(Decision::Expired)
+        }
     };
     Ok(match refusal {
         Some(reason) => Err(reason),

@@ -10,9 +10,9 @@ use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-const RANDOM_CHARS: usize = 36;
-const CHECKSUM_CHARS: usize = 6;
-const PREFIX_LEN: usize = 4;
+pub(crate) const RANDOM_CHARS: usize = 36;
+pub(crate) const CHECKSUM_CHARS: usize = 6;
+pub(crate) const PREFIX_LEN: usize = 4;
 /// What `keyPrefix` shows: the kind prefix and eight random characters.
 const DISPLAY_CHARS: usize = PREFIX_LEN + 8;
 /// The length of a key imported from the Node relay (32 random bytes, hex-encoded).
@@ -118,7 +118,8 @@ fn is_legacy(candidate: &str) -> bool {
     candidate.len() == LEGACY_CHARS && candidate.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn checksum(payload: &str) -> String {
+/// The 6-character base62 CRC-32 of `payload` that ends every key of this service.
+pub(crate) fn checksum(payload: &str) -> String {
     let mut n = crc32fast::hash(payload.as_bytes());
     let mut out = [b'0'; CHECKSUM_CHARS];
     for slot in out.iter_mut().rev() {

@@ -1,14 +1,37 @@
-//! The enforcement point for the relay's own routes: resolve the key, keep every cap,
-//! count the request. A refused request is never counted.
+//! The enforcement point for the relay's requests, behind both doors (the gateway's
+//! authorizer and `POST /auth/verify`): resolve the key, keep every cap, count the
+//! request. A refused request is never counted.
 
 use crate::domain::app::App;
-use crate::domain::auth::identify;
 use crate::domain::error::AuthError;
-use crate::domain::keys::KeyKind;
-use crate::domain::metrics::{self, Counter, Decision};
-use crate::domain::ports::Metered;
+use crate::domain::keys::{ApiKey, KeyKind};
+use crate::domain::meter::{Decision, Meter, Metered, Refusal};
+use crate::domain::metrics::{self, Counter};
+use crate::domain::model::{KeyEntry, Subscription, User};
+use chrono::{DateTime, Utc};
 
-/// Who is calling, for the route behind the authorizer.
+/// One request of the relay, as the door saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The key the relay's client presented (`x-api-key`).
+    pub key: Option<&'a str>,
+    /// The Foundry client and user the request targets, when it names them.
+    pub client_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    /// How many requests it counts as.
+    pub cost: u64,
+    /// `false`: decide, and count nothing.
+    pub count: bool,
+}
+
+impl<'a> Ask<'a> {
+    /// One request of `key`, counted.
+    pub fn key(key: Option<&'a str>) -> Self {
+        Self { key, client_id: None, user_id: None, cost: 1, count: true }
+    }
+}
+
+/// Who is calling, for the route behind the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
     pub user_id: String,
@@ -18,61 +41,86 @@ pub struct Authorization {
     pub scoped_user_id: Option<String>,
     /// The key's requests this month (scoped), or the account's (master), this one included.
     pub requests_this_month: u64,
+    /// Today's requests of the key (scoped) or of the account (master), this one included.
+    pub requests_today: u64,
     /// The cap behind that count, if any.
     pub monthly_limit: Option<u64>,
     /// The key's daily cap (scoped, if it has one), or the account's (master).
     pub daily_limit: Option<u64>,
+    /// When the scoped key stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub subscription_status: Subscription,
 }
 
-/// `Ok(None)` for a missing, malformed, unknown, revoked, disabled or expired key and for
-/// a request over any cap: the key's monthly and daily limits, the account's daily limit,
-/// and the account's monthly limit unless its subscription is active. Costs the two reads of
-/// authentication and one conditional write per counter item (the account; for a scoped
-/// key its index entry too), no transaction: a busy key's requests never conflict with
-/// each other. No KMS and no argon2.
-/// Each decision is counted by its reason ([`Decision`]).
-pub async fn authorize(app: &App, presented: Option<&str>) -> Result<Option<Authorization>, AuthError> {
-    let decided = decide(app, presented).await;
+impl Authorization {
+    fn of(entry: KeyEntry, user: &User, app: &App, now: DateTime<Utc>) -> Self {
+        let (usage, monthly_limit, daily_limit) = match entry.kind {
+            KeyKind::Master => (
+                &user.usage,
+                (!user.subscription_status.is_active()).then_some(app.settings.monthly_request_limit),
+                Some(app.settings.daily_request_limit),
+            ),
+            KeyKind::Scoped => (&entry.usage, entry.monthly_limit, entry.daily_limit),
+        };
+        Self {
+            user_id: user.id.clone(),
+            kind: entry.kind,
+            requests_this_month: usage.this_month(now),
+            requests_today: usage.today(now),
+            monthly_limit,
+            daily_limit,
+            expires_at: entry.expires_at,
+            subscription_status: user.subscription_status.clone(),
+            scoped_key_id: entry.scoped_key_id,
+            scoped_client_id: entry.scoped_client_id,
+            scoped_user_id: entry.scoped_user_id,
+        }
+    }
+}
+
+/// `Ok(None)` for a missing, malformed, unknown, revoked, disabled or expired key, a key
+/// bound to another client or user than the request names, and a request over any cap:
+/// the key's monthly and daily limits, the account's daily limit, and the account's
+/// monthly limit unless its subscription is active. Each decision is counted by its
+/// reason ([`Decision`]). Costs two store calls when admitted (see the `Metering` port);
+/// a malformed key costs none. No KMS and no argon2.
+pub async fn authorize(app: &App, ask: Ask<'_>) -> Result<Option<Authorization>, AuthError> {
+    Ok(decide(app, ask).await?.ok())
+}
+
+/// As [`authorize`], with the reason of a refusal.
+pub async fn decide(app: &App, ask: Ask<'_>) -> Result<Result<Authorization, Refusal>, AuthError> {
+    let decided = decide_uncounted(app, ask).await;
     metrics::count(Counter::Authorizer(match &decided {
         Ok(Ok(_)) => Decision::Admitted,
-        Ok(Err(reason)) => *reason,
+        Ok(Err(refusal)) => refusal.reason,
         Err(_) => Decision::Error,
     }));
-    decided.map(Result::ok)
+    decided
 }
 
-/// As [`authorize`], with the reason of a refusal, and uncounted.
-pub async fn decide(app: &App, presented: Option<&str>) -> Result<Result<Authorization, Decision>, AuthError> {
-    let caller = match identify(app, presented).await? {
-        Ok(caller) => caller,
-        Err(reason) => return Ok(Err(reason)),
+async fn decide_uncounted(app: &App, ask: Ask<'_>) -> Result<Result<Authorization, Refusal>, AuthError> {
+    let Some(presented) = ask.key else {
+        return Ok(Err(Refusal::because(Decision::Missing)));
     };
+    let Some(key) = ApiKey::parse(presented.trim()) else {
+        return Ok(Err(Refusal::because(Decision::Malformed)));
+    };
+    let digest = key.digest();
     let now = app.clock.now();
-    let account_monthly_limit =
-        (!caller.user.subscription_status.is_active()).then_some(app.settings.monthly_request_limit);
-    let request = Metered {
-        user: &caller.user,
-        entry: &caller.entry,
+    let meter = Meter {
+        digest: &digest,
+        kind: (!key.is_legacy()).then(|| key.kind()),
         now,
+        cost: ask.cost,
+        count: ask.count,
+        client_id: ask.client_id,
+        user_id: ask.user_id,
         daily_limit: app.settings.daily_request_limit,
-        monthly_limit: account_monthly_limit,
+        monthly_limit: app.settings.monthly_request_limit,
     };
-    let Some(requests_this_month) = app.store.count_request(&request).await? else {
-        return Ok(Err(Decision::Cap));
-    };
-    let entry = &caller.entry;
-    let (monthly_limit, daily_limit) = match entry.kind {
-        KeyKind::Master => (account_monthly_limit, Some(app.settings.daily_request_limit)),
-        KeyKind::Scoped => (entry.monthly_limit, entry.daily_limit),
-    };
-    Ok(Ok(Authorization {
-        user_id: caller.user.id.clone(),
-        kind: entry.kind,
-        scoped_key_id: entry.scoped_key_id.clone(),
-        scoped_client_id: entry.scoped_client_id.clone(),
-        scoped_user_id: entry.scoped_user_id.clone(),
-        requests_this_month,
-        monthly_limit,
-        daily_limit,
-    }))
+    Ok(match app.store.meter(&meter).await? {
+        Metered::Admitted { entry, user } => Ok(Authorization::of(entry, &user, app, now)),
+        Metered::Refused(refusal) => Err(refusal),
+    })
 }

@@ -10,54 +10,10 @@
 //! Dimensions hold only names from fixed lists (a route, a rule, a reason, a service):
 //! never a key, a password, an email address, an account id or a client address.
 
+pub use crate::domain::meter::Decision;
 use crate::domain::throttle::Rule;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-/// Why the authorizer admitted or refused a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Admitted,
-    /// Over a cap: the key's monthly limit, the account's daily or monthly limit.
-    Cap,
-    /// No `x-api-key` at all.
-    Missing,
-    /// Not a key of this service (format or checksum), refused before any read.
-    Malformed,
-    /// Well formed, but no such key (or its account is gone).
-    Unknown,
-    /// A replaced master key, or a scoped key disabled or of an older master key.
-    Revoked,
-    Expired,
-    /// A dependency failed: refused without a verdict (fails closed).
-    Error,
-}
-
-impl Decision {
-    pub const ALL: [Decision; 8] = [
-        Decision::Admitted,
-        Decision::Cap,
-        Decision::Missing,
-        Decision::Malformed,
-        Decision::Unknown,
-        Decision::Revoked,
-        Decision::Expired,
-        Decision::Error,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Decision::Admitted => "admitted",
-            Decision::Cap => "cap",
-            Decision::Missing => "missing",
-            Decision::Malformed => "malformed",
-            Decision::Unknown => "unknown",
-            Decision::Revoked => "revoked",
-            Decision::Expired => "expired",
-            Decision::Error => "error",
-        }
-    }
-}
 
 /// The AWS services the functions depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

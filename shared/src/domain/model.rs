@@ -138,6 +138,20 @@ impl Usage {
     }
 }
 
+impl Usage {
+    /// Counts `cost` requests at `now` on the day's and the month's counters, after
+    /// dropping the stale ones.
+    pub fn add(&mut self, now: DateTime<Utc>, cost: u64) {
+        for stale in self.stale_periods(now) {
+            self.counts.remove(&stale);
+        }
+        for period in [day_period(now), month_period(now)] {
+            *self.counts.entry(period).or_insert(0) += cost;
+        }
+        self.last_request_at = Some(now);
+    }
+}
+
 /// The UTC day that holds `now`, as a counter name.
 pub fn day_period(now: DateTime<Utc>) -> String {
     // Plain integer formatting: chrono's format strings are parsed anew on every call, and

@@ -3,6 +3,7 @@
 
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
+use crate::domain::meter::{Meter, Metered};
 use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::throttle::{Limit, Verdict};
 use crate::domain::token::StoredResetToken;
@@ -117,30 +118,16 @@ pub trait Throttle: Send + Sync {
     async fn throttle_secret(&self) -> PortResult<Zeroizing<Vec<u8>>>;
 }
 
-/// One request to count, with the caps it must stay within.
-#[derive(Debug)]
-pub struct Metered<'a> {
-    pub user: &'a User,
-    /// The key that made the request; a scoped key's own caps are its `monthly_limit` and
-    /// `daily_limit`.
-    pub entry: &'a KeyEntry,
-    pub now: DateTime<Utc>,
-    pub daily_limit: u64,
-    /// The account's monthly cap; `None` for an active subscription.
-    pub monthly_limit: Option<u64>,
-}
-
 #[async_trait]
 pub trait Metering: Send + Sync {
-    /// Counts one request on the account's day and month counters and, for a scoped key,
-    /// on the key's day and month counters, only while every counter is under its cap and the key
-    /// is still the account's: never one request over a cap, whatever the concurrency.
-    /// No transaction: one conditional single-item write per counter item (the account;
-    /// for a scoped key its index entry first, undone when the account refuses), so that
-    /// the requests of one busy key never conflict with each other. Counters of past
-    /// periods are removed as it counts. Answers the month's count of the key (scoped) or
-    /// of the account (master) with this request, or `None` when refused.
-    async fn count_request(&self, request: &Metered<'_>) -> PortResult<Option<u64>>;
+    /// Decides one request of a key by the rules of [`crate::domain::meter`] and, when it
+    /// is admitted and `meter.count`, counts its cost on the key (a scoped key's own day
+    /// and month) and on the account (its day and month), atomically per item and only
+    /// while every cap has room: never one request over a cap, whatever the concurrency.
+    /// A refused request is not counted. No transaction: one conditional single-item
+    /// write per counter item, so the requests of one busy key never conflict with each
+    /// other. Answers the entry and the account as counted, or the refusal with its reason.
+    async fn meter(&self, meter: &Meter<'_>) -> PortResult<Metered>;
 }
 
 /// Everything a store offers; what the app state holds.

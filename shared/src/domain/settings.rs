@@ -1,5 +1,6 @@
 //! The settings the domain runs by; `config` reads them from the environment.
 
+use crate::domain::service_key::ServiceKeyDigests;
 use crate::domain::throttle::Throttling;
 use std::time::Duration;
 use url::Url;
@@ -22,4 +23,7 @@ pub struct Settings {
     pub hash_workers: Option<usize>,
     /// Hashes that may wait for a worker (`HASH_QUEUE`) before requests are answered 503.
     pub hash_queue: usize,
+    /// The service keys `POST /auth/verify` accepts (`SERVICE_KEY_DIGESTS`); none: the
+    /// route answers 404.
+    pub service_key_digests: ServiceKeyDigests,
 }

@@ -5,9 +5,9 @@
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::keys::KeyKind;
-use crate::domain::model::{day_period, month_period};
-use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
-use crate::domain::ports::{KeyIndex, Metered, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
+use crate::domain::meter::{verdict, Meter, Metered};
+use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
+use crate::domain::ports::{KeyIndex, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::domain::throttle::{fixed_window, Decision, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
@@ -608,67 +608,51 @@ impl EmbeddedStore {
     }
 }
 
-/// Adds one to each of `periods` after dropping the stale ones; answers `period`'s count.
-fn count(usage: &mut std::collections::BTreeMap<String, u64>, now: DateTime<Utc>, periods: &[&String]) {
-    let read = Usage { counts: usage.clone(), last_request_at: None };
-    for stale in read.stale_periods(now) {
-        usage.remove(&stale);
-    }
-    for period in periods {
-        *usage.entry((*period).clone()).or_insert(0) += 1;
-    }
-}
-
 #[async_trait]
 impl Metering for EmbeddedStore {
-    async fn count_request(&self, request: &Metered<'_>) -> PortResult<Option<u64>> {
-        let (day, month) = (day_period(request.now), month_period(request.now));
-        let (user_pk, key_pk) = (user_pk(&request.user.id), key_pk(&request.entry.digest));
-        let (kind, digest, generation) = (request.entry.kind, request.entry.digest.0.clone(), request.entry.generation);
-        let (now, daily_limit, monthly_limit) = (request.now, request.daily_limit, request.monthly_limit);
-        let (key_limit, key_daily_limit) = (request.entry.monthly_limit, request.entry.daily_limit);
+    /// The rules of [`crate::domain::meter`] applied in one write transaction (redb
+    /// serialises writers): exact under any concurrency.
+    async fn meter(&self, meter: &Meter<'_>) -> PortResult<Metered> {
+        if !meter.count {
+            return Ok(verdict(self.key_entry_and_account(meter.digest).await?, meter));
+        }
+        let digest = meter.digest.clone();
+        let (client_id, user_id) = (meter.client_id.map(str::to_owned), meter.user_id.map(str::to_owned));
+        let (kind, now, cost, daily_limit, monthly_limit) =
+            (meter.kind, meter.now, meter.cost, meter.daily_limit, meter.monthly_limit);
         self.write(move |tx| {
-            let Some(mut account) = tx.get::<UserItem>(&user_pk)? else {
-                return Ok(None);
+            let meter = Meter {
+                digest: &digest,
+                kind,
+                now,
+                cost,
+                count: true,
+                client_id: client_id.as_deref(),
+                user_id: user_id.as_deref(),
+                daily_limit,
+                monthly_limit,
             };
-            let still_the_accounts = match kind {
-                KeyKind::Master => account.master_key_digest == digest,
-                KeyKind::Scoped => account.key_generation == generation,
+            let entry = tx.get::<KeyItem>(&key_pk(&digest))?.map(|item| item.into_entry(&digest));
+            let found = match entry {
+                Some(entry) => {
+                    let user = tx.get::<UserItem>(&user_pk(&entry.user_id))?.map(User::from);
+                    Some((entry, user))
+                }
+                None => None,
             };
-            let read =
-                |usage: &std::collections::BTreeMap<String, u64>, period: &str| usage.get(period).copied().unwrap_or(0);
-            if !still_the_accounts
-                || read(&account.usage, &day) >= daily_limit
-                || monthly_limit.is_some_and(|limit| read(&account.usage, &month) >= limit)
-            {
-                return Ok(None);
-            }
-            count(&mut account.usage, now, &[&day, &month]);
-            account.last_request_at = Some(now);
-            tx.put(&user_pk, &account)?;
-            if kind == KeyKind::Master {
-                return Ok(Some(read(&account.usage, &month)));
-            }
-            let Some(mut entry) = tx.get::<KeyItem>(&key_pk)? else {
-                return Err(PortError::Conflict);
+            let (mut entry, mut user) = match verdict(found, &meter) {
+                Metered::Admitted { entry, user } => (entry, user),
+                refused => return Ok(refused),
             };
-            if !entry.enabled
-                || entry.generation != generation
-                || key_limit.is_some_and(|limit| read(&entry.usage, &month) >= limit)
-                || key_daily_limit.is_some_and(|limit| read(&entry.usage, &day) >= limit)
-            {
-                // Aborts the transaction: the account's count above is not kept either.
-                return Err(PortError::Conflict);
+            user.usage.add(now, cost);
+            tx.put(&user_pk(&user.id), &UserItem::from(&user))?;
+            if entry.kind == KeyKind::Scoped {
+                entry.usage.add(now, cost);
+                tx.put(&key_pk(&digest), &KeyItem::from(&entry))?;
             }
-            count(&mut entry.usage, now, &[&day, &month]);
-            tx.put(&key_pk, &entry)?;
-            Ok(Some(read(&entry.usage, &month)))
+            Ok(Metered::Admitted { entry, user })
         })
         .await
-        .or_else(|e| match e {
-            PortError::Conflict => Ok(None),
-            other => Err(other),
-        })
     }
 }
 

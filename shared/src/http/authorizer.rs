@@ -3,7 +3,7 @@
 
 use crate::domain::app::App;
 use crate::domain::keys::KeyKind;
-use crate::domain::metering::authorize;
+use crate::domain::metering::{authorize, Ask, Authorization};
 use crate::http::schema::{AuthorizerContext, CapOrEmpty, KeyType};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
@@ -26,6 +26,25 @@ fn answer(context: Option<AuthorizerContext>) -> AuthorizerResponse {
     response
 }
 
+/// The context a relay route receives about an admitted request (the authorizer's
+/// `context`, the gateway's `x-foundry-auth-*` headers).
+pub fn context(a: &Authorization) -> AuthorizerContext {
+    AuthorizerContext {
+        user_id: a.user_id.clone(),
+        key_type: match a.kind {
+            KeyKind::Master => KeyType::Master,
+            KeyKind::Scoped => KeyType::Scoped,
+        },
+        scoped_key_id: a.scoped_key_id.clone().unwrap_or_default(),
+        scoped_client_id: a.scoped_client_id.clone().unwrap_or_default(),
+        scoped_user_id: a.scoped_user_id.clone().unwrap_or_default(),
+        requests_this_month: a.requests_this_month,
+        requests_today: a.requests_today,
+        monthly_limit: CapOrEmpty(a.monthly_limit),
+        daily_limit: CapOrEmpty(a.daily_limit),
+    }
+}
+
 /// Admits with the caller's context, or refuses. A failure of a dependency is logged and
 /// refuses (fails closed).
 pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request) -> AuthorizerResponse {
@@ -34,20 +53,10 @@ pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request)
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .or_else(|| request.identity_source.as_ref().and_then(|s| s.first()).map(String::as_str));
-    match authorize(app, key).await {
-        Ok(Some(a)) => answer(Some(AuthorizerContext {
-            user_id: a.user_id,
-            key_type: match a.kind {
-                KeyKind::Master => KeyType::Master,
-                KeyKind::Scoped => KeyType::Scoped,
-            },
-            scoped_key_id: a.scoped_key_id.unwrap_or_default(),
-            scoped_client_id: a.scoped_client_id.unwrap_or_default(),
-            scoped_user_id: a.scoped_user_id.unwrap_or_default(),
-            requests_this_month: a.requests_this_month,
-            monthly_limit: CapOrEmpty(a.monthly_limit),
-            daily_limit: CapOrEmpty(a.daily_limit),
-        })),
+    let query = |name: &str| request.query_string_parameters.get(name).map(String::as_str);
+    let ask = Ask { client_id: query("clientId"), user_id: query("userId"), ..Ask::key(key) };
+    match authorize(app, ask).await {
+        Ok(Some(a)) => answer(Some(context(&a))),
         Ok(None) => answer(None),
         Err(error) => {
             tracing::error!(%error, "authorizer refused a request it could not check");

@@ -2,6 +2,7 @@
 
 pub mod authorizer;
 pub mod error;
+pub mod gateway;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod request;

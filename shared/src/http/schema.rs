@@ -363,7 +363,7 @@ impl ToSchema for CapOrEmpty {}
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "userId": "71ea7eec-a986-4a81-85a4-195cc03e88da", "keyType": "scoped",
     "scopedKeyId": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "scopedClientId": "client-1",
-    "scopedUserId": "", "requestsThisMonth": 12, "monthlyLimit": 500, "dailyLimit": ""
+    "scopedUserId": "", "requestsThisMonth": 12, "requestsToday": 3, "monthlyLimit": 500, "dailyLimit": ""
 })))]
 pub struct AuthorizerContext {
     /// The account.
@@ -377,6 +377,8 @@ pub struct AuthorizerContext {
     pub scoped_user_id: String,
     /// This month's requests of the key (scoped) or of the account (master), this one included.
     pub requests_this_month: u64,
+    /// Today's (UTC) requests of the key (scoped) or of the account (master), this one included.
+    pub requests_today: u64,
     /// The cap behind that count; `""` when there is none.
     #[cfg_attr(feature = "openapi", schema(value_type = CapOrEmpty))]
     pub monthly_limit: CapOrEmpty,

@@ -5,7 +5,7 @@ use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Datelike;
 use serde_json::{json, Value};
-use shared::domain::metrics::Decision;
+use shared::domain::meter::Decision;
 use shared::http::Endpoint;
 
 /// `events/authorizer.json` (the event API Gateway sends for a request to one of the
@@ -92,14 +92,14 @@ async fn the_context_tells_the_route_who_is_calling() {
         h.authorize(Some(&scoped)).await,
         json!({"isAuthorized": true, "context": {
             "userId": account.id, "keyType": "scoped", "scopedKeyId": id, "scopedClientId": "client-7",
-            "scopedUserId": "gm-3", "requestsThisMonth": 1, "monthlyLimit": 40, "dailyLimit": "",
+            "scopedUserId": "gm-3", "requestsThisMonth": 1, "requestsToday": 1, "monthlyLimit": 40, "dailyLimit": "",
         }})
     );
     assert_eq!(
         h.authorize(Some(&account.key)).await,
         json!({"isAuthorized": true, "context": {
             "userId": account.id, "keyType": "master", "scopedKeyId": "", "scopedClientId": "",
-            "scopedUserId": "", "requestsThisMonth": 2, "monthlyLimit": 250, "dailyLimit": 1000,
+            "scopedUserId": "", "requestsThisMonth": 2, "requestsToday": 2, "monthlyLimit": 250, "dailyLimit": 1000,
         }})
     );
     let (_, unlimited) = h.scoped_key(&account.key, json!({"name": "no cap"})).await;
@@ -209,9 +209,9 @@ async fn monthly_caps_roll_over_with_the_calendar_month_and_spare_active_subscri
 
 /// The reason the authorizer's metrics count a decision under.
 async fn reason(h: &Harness, key: Option<&str>) -> Decision {
-    match shared::domain::metering::decide(&h.app, key).await.unwrap() {
+    match shared::domain::metering::decide(&h.app, shared::domain::metering::Ask::key(key)).await.unwrap() {
         Ok(_) => Decision::Admitted,
-        Err(reason) => reason,
+        Err(refusal) => refusal.reason,
     }
 }
 

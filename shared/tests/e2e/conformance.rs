@@ -4,11 +4,13 @@
 use chrono::{Duration, Timelike, Utc};
 use futures::future::join_all;
 use shared::domain::error::PortError;
+use shared::domain::keys::KeyDigest;
 use shared::domain::keys::{ApiKey, KeyKind};
+use shared::domain::meter::{Decision, Meter, Metered};
 use shared::domain::model::{ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
 use shared::domain::throttle::Limit;
 use shared::domain::token::{ResetToken, StoredResetToken};
-use shared::ports::{Metered, Store};
+use shared::ports::Store;
 use std::sync::Arc;
 
 /// A store under test, with whatever must live as long as it.
@@ -62,7 +64,11 @@ conformance!(
     metering_is_exact_under_concurrency,
     metering_counts_nothing_it_refuses,
     metering_refuses_a_key_revoked_meanwhile,
-    metering_drops_the_counters_of_past_periods,
+    metering_keeps_past_periods_out_of_the_current_counts,
+    a_cost_is_counted_whole_or_not_at_all,
+    deciding_without_counting_counts_nothing,
+    a_key_bound_to_a_client_and_user_refuses_others,
+    disabled_and_expired_keys_are_refused_with_their_reason,
     the_scoped_key_cap_is_exact_under_concurrency,
     key_entries_are_read_in_one_batch_in_the_order_asked,
     revoking_scoped_keys_keeps_the_master_key,
@@ -348,23 +354,43 @@ async fn throttle_blocks_only_grow_until_lifted(store: &Arc<dyn Store>) {
     assert_eq!(store.blocked_until(&key, now).await.unwrap(), None);
 }
 
-fn metered<'a>(
-    user: &'a User,
-    entry: &'a shared::domain::model::KeyEntry,
-    daily: u64,
-    monthly: Option<u64>,
-) -> Metered<'a> {
-    Metered { user, entry, now: Utc::now(), daily_limit: daily, monthly_limit: monthly }
+/// One request of the key with `digest`, counted, under the account caps given.
+fn meter(digest: &KeyDigest, kind: KeyKind, daily: u64, monthly: u64) -> Meter<'_> {
+    Meter {
+        digest,
+        kind: Some(kind),
+        now: Utc::now(),
+        cost: 1,
+        count: true,
+        client_id: None,
+        user_id: None,
+        daily_limit: daily,
+        monthly_limit: monthly,
+    }
 }
+
+/// The month's count of the key (scoped) or of the account (master) after an admitted
+/// request, or the reason of a refusal.
+async fn metered(store: &Arc<dyn Store>, meter: &Meter<'_>) -> Result<u64, Decision> {
+    match store.meter(meter).await.unwrap() {
+        Metered::Admitted { entry, user } => Ok(match entry.kind {
+            KeyKind::Master => user.usage.this_month(meter.now),
+            KeyKind::Scoped => entry.usage.this_month(meter.now),
+        }),
+        Metered::Refused(refusal) => Err(refusal.reason),
+    }
+}
+
+const NO_CAP: u64 = 1_000_000;
 
 async fn metering_is_exact_under_concurrency(store: &Arc<dyn Store>) {
     let user = created(store).await;
-    let entry = store.key_entry(&user.master_key.digest).await.unwrap().unwrap();
-    let request = metered(&user, &entry, 10, None);
-    let counted = join_all((0..30).map(|_| store.count_request(&request))).await;
-    let mut counts: Vec<u64> = counted.into_iter().filter_map(Result::unwrap).collect();
+    let request = meter(&user.master_key.digest, KeyKind::Master, 10, NO_CAP);
+    let counted = join_all((0..30).map(|_| metered(store, &request))).await;
+    let mut counts: Vec<u64> = counted.iter().filter_map(|c| c.ok()).collect();
     counts.sort_unstable();
     assert_eq!(counts, (1..=10).collect::<Vec<_>>(), "ten counted, each seeing its own count");
+    assert!(counted.iter().all(|c| matches!(c, Ok(_) | Err(Decision::Cap))));
     let usage = reread(store, &user).await.usage;
     assert_eq!((usage.today(request.now), usage.this_month(request.now)), (10, 10));
     assert!(usage.last_request_at.is_some());
@@ -375,19 +401,20 @@ async fn metering_counts_nothing_it_refuses(store: &Arc<dyn Store>) {
     let mut key = scoped_key(&user);
     key.monthly_limit = Some(2);
     store.create_scoped_key(&user, &key, CAP).await.unwrap();
-    for expected in [Some(1), Some(2), None, None] {
-        let entry = store.key_entry(&key.digest).await.unwrap().unwrap();
-        assert_eq!(store.count_request(&metered(&user, &entry, 100, Some(100))).await.unwrap(), expected);
+    let request = meter(&key.digest, KeyKind::Scoped, 100, 100);
+    for expected in [Ok(1), Ok(2), Err(Decision::Cap), Err(Decision::Cap)] {
+        assert_eq!(metered(store, &request).await, expected);
     }
-    let now = Utc::now();
+    let Metered::Refused(refusal) = store.meter(&request).await.unwrap() else { panic!("refused") };
+    assert_eq!(refusal.resets_at, Some(shared::domain::meter::next_month(request.now)), "the month's cap refused");
+    let now = request.now;
     assert_eq!(store.key_entry(&key.digest).await.unwrap().unwrap().usage.this_month(now), 2);
     assert_eq!(reread(store, &user).await.usage.this_month(now), 2, "refused requests are not counted");
     // The account's monthly cap refuses too, and counts nothing on the key either.
     let mut other = scoped_key(&user);
     other.monthly_limit = None;
     store.create_scoped_key(&user, &other, CAP).await.unwrap();
-    let entry = store.key_entry(&other.digest).await.unwrap().unwrap();
-    assert_eq!(store.count_request(&metered(&user, &entry, 100, Some(2))).await.unwrap(), None);
+    assert_eq!(metered(store, &meter(&other.digest, KeyKind::Scoped, 100, 2)).await, Err(Decision::Cap));
     assert_eq!(store.key_entry(&other.digest).await.unwrap().unwrap().usage.this_month(now), 0);
 }
 
@@ -396,12 +423,13 @@ async fn a_scoped_keys_daily_limit_is_kept_and_refusals_count_nothing(store: &Ar
     let mut key = scoped_key(&user);
     (key.monthly_limit, key.daily_limit) = (Some(100), Some(2));
     store.create_scoped_key(&user, &key, CAP).await.unwrap();
-    for expected in [Some(1), Some(2), None, None] {
-        let entry = store.key_entry(&key.digest).await.unwrap().unwrap();
-        assert_eq!(entry.daily_limit, Some(2));
-        assert_eq!(store.count_request(&metered(&user, &entry, 100, None)).await.unwrap(), expected);
+    let request = meter(&key.digest, KeyKind::Scoped, 100, NO_CAP);
+    for expected in [Ok(1), Ok(2), Err(Decision::Cap), Err(Decision::Cap)] {
+        assert_eq!(metered(store, &request).await, expected);
     }
-    let now = Utc::now();
+    let Metered::Refused(refusal) = store.meter(&request).await.unwrap() else { panic!("refused") };
+    assert_eq!(refusal.resets_at, Some(shared::domain::meter::next_day(request.now)), "the day's cap refused");
+    let now = request.now;
     let usage = store.key_entry(&key.digest).await.unwrap().unwrap().usage;
     assert_eq!((usage.today(now), usage.this_month(now)), (2, 2));
     assert_eq!(reread(store, &user).await.usage.today(now), 2, "refused requests are not counted");
@@ -409,10 +437,80 @@ async fn a_scoped_keys_daily_limit_is_kept_and_refusals_count_nothing(store: &Ar
     let mut other = scoped_key(&user);
     other.daily_limit = Some(5);
     store.create_scoped_key(&user, &other, CAP).await.unwrap();
-    let entry = store.key_entry(&other.digest).await.unwrap().unwrap();
-    assert_eq!(store.count_request(&metered(&user, &entry, 2, None)).await.unwrap(), None);
+    assert_eq!(metered(store, &meter(&other.digest, KeyKind::Scoped, 2, NO_CAP)).await, Err(Decision::Cap));
     let usage = store.key_entry(&other.digest).await.unwrap().unwrap().usage;
     assert_eq!((usage.today(now), usage.this_month(now)), (0, 0));
+}
+
+async fn a_cost_is_counted_whole_or_not_at_all(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let mut key = scoped_key(&user);
+    key.monthly_limit = Some(5);
+    store.create_scoped_key(&user, &key, CAP).await.unwrap();
+    let mut request = meter(&key.digest, KeyKind::Scoped, 100, NO_CAP);
+    request.cost = 3;
+    assert_eq!(metered(store, &request).await, Ok(3));
+    assert_eq!(metered(store, &request).await, Err(Decision::Cap), "3 + 3 > 5: none of it");
+    request.cost = 2;
+    assert_eq!(metered(store, &request).await, Ok(5), "3 + 2 = 5: all of it");
+    let now = request.now;
+    assert_eq!(store.key_entry(&key.digest).await.unwrap().unwrap().usage.this_month(now), 5);
+    assert_eq!(reread(store, &user).await.usage.today(now), 5);
+    // The account's caps take a cost whole too.
+    let master = meter(&user.master_key.digest, KeyKind::Master, 7, NO_CAP);
+    let costly = Meter { cost: 3, ..master.clone() };
+    assert_eq!(metered(store, &costly).await, Err(Decision::Cap), "5 + 3 > 7");
+    assert_eq!(metered(store, &Meter { cost: 2, ..master }).await, Ok(7));
+}
+
+async fn deciding_without_counting_counts_nothing(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let mut key = scoped_key(&user);
+    key.monthly_limit = Some(1);
+    store.create_scoped_key(&user, &key, CAP).await.unwrap();
+    let counted = meter(&key.digest, KeyKind::Scoped, 100, NO_CAP);
+    let asked = Meter { count: false, ..counted.clone() };
+    assert_eq!(metered(store, &asked).await, Ok(0), "room for one, nothing counted");
+    assert_eq!(metered(store, &asked).await, Ok(0));
+    assert_eq!(metered(store, &counted).await, Ok(1));
+    assert_eq!(metered(store, &asked).await, Err(Decision::Cap), "no room left");
+    assert_eq!(reread(store, &user).await.usage.this_month(counted.now), 1);
+}
+
+async fn a_key_bound_to_a_client_and_user_refuses_others(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let mut key = scoped_key(&user);
+    (key.scoped_client_id, key.scoped_user_id) = (Some("world-a".into()), Some("gm".into()));
+    store.create_scoped_key(&user, &key, CAP).await.unwrap();
+    let request = meter(&key.digest, KeyKind::Scoped, 100, NO_CAP);
+    let other_client = Meter { client_id: Some("world-b"), ..request.clone() };
+    assert_eq!(metered(store, &other_client).await, Err(Decision::Client));
+    let other_user = Meter { client_id: Some("world-a"), user_id: Some("player"), ..request.clone() };
+    assert_eq!(metered(store, &other_user).await, Err(Decision::User));
+    let its_own = Meter { client_id: Some("world-a"), user_id: Some("gm"), ..request.clone() };
+    assert_eq!(metered(store, &its_own).await, Ok(1));
+    assert_eq!(metered(store, &request).await, Ok(2), "a request that names neither is the relay's to check");
+    assert_eq!(reread(store, &user).await.usage.this_month(request.now), 2, "refusals counted nothing");
+    let as_master = meter(&key.digest, KeyKind::Master, 100, NO_CAP);
+    assert_eq!(metered(store, &as_master).await, Err(Decision::Unknown), "a scoped key's digest under frm_");
+}
+
+async fn disabled_and_expired_keys_are_refused_with_their_reason(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let mut off = scoped_key(&user);
+    off.enabled = false;
+    store.create_scoped_key(&user, &off, CAP).await.unwrap();
+    assert_eq!(metered(store, &meter(&off.digest, KeyKind::Scoped, 100, NO_CAP)).await, Err(Decision::Disabled));
+    let mut old = scoped_key(&user);
+    old.expires_at = Some(Utc::now() - Duration::seconds(1));
+    store.create_scoped_key(&user, &old, CAP).await.unwrap();
+    assert_eq!(metered(store, &meter(&old.digest, KeyKind::Scoped, 100, NO_CAP)).await, Err(Decision::Expired));
+    let mut later = scoped_key(&user);
+    later.expires_at = Some(Utc::now() + Duration::hours(1));
+    store.create_scoped_key(&user, &later, CAP).await.unwrap();
+    assert_eq!(metered(store, &meter(&later.digest, KeyKind::Scoped, 100, NO_CAP)).await, Ok(1));
+    let unknown = ApiKey::generate(KeyKind::Scoped).digest();
+    assert_eq!(metered(store, &meter(&unknown, KeyKind::Scoped, 100, NO_CAP)).await, Err(Decision::Unknown));
 }
 
 async fn an_imported_account_is_written_whole_or_not_at_all(store: &Arc<dyn Store>) {
@@ -453,38 +551,29 @@ async fn an_imported_account_is_written_whole_or_not_at_all(store: &Arc<dyn Stor
 
 async fn metering_refuses_a_key_revoked_meanwhile(store: &Arc<dyn Store>) {
     let user = created(store).await;
-    let entry = store.key_entry(&user.master_key.digest).await.unwrap().unwrap();
-    let master = ApiKey::generate(KeyKind::Master);
-    let new = StoredMasterKey {
-        digest: master.digest(),
-        ciphertext: vec![6],
-        prefix: master.display_prefix(),
-        created_at: Utc::now(),
-    };
-    store.replace_master_key(&user, &new, Utc::now()).await.unwrap();
-    assert_eq!(store.count_request(&metered(&user, &entry, 100, None)).await.unwrap(), None);
-    assert_eq!(reread(store, &user).await.usage.today(Utc::now()), 0);
+    let key = scoped_key(&user);
+    store.create_scoped_key(&user, &key, CAP).await.unwrap();
+    store.revoke_scoped_keys(&user, Utc::now()).await.unwrap();
+    let request = meter(&key.digest, KeyKind::Scoped, 100, NO_CAP);
+    assert_eq!(metered(store, &request).await, Err(Decision::Revoked), "minted under the old generation");
+    assert_eq!(store.key_entry(&key.digest).await.unwrap().unwrap().usage.this_month(request.now), 0, "taken back");
+    assert_eq!(reread(store, &user).await.usage.today(request.now), 0);
 }
 
-async fn metering_drops_the_counters_of_past_periods(store: &Arc<dyn Store>) {
+async fn metering_keeps_past_periods_out_of_the_current_counts(store: &Arc<dyn Store>) {
     let user = created(store).await;
-    let entry = store.key_entry(&user.master_key.digest).await.unwrap().unwrap();
-    let long_ago = Utc::now() - Duration::days(75);
-    let old = Metered { user: &user, entry: &entry, now: long_ago, daily_limit: 10, monthly_limit: None };
-    assert_eq!(store.count_request(&old).await.unwrap(), Some(1));
-    let user = reread(store, &user).await;
-    assert_eq!(user.usage.counts.len(), 2);
-    let request = metered(&user, &entry, 10, None);
-    assert_eq!(store.count_request(&request).await.unwrap(), Some(1));
+    let request = meter(&user.master_key.digest, KeyKind::Master, 10, NO_CAP);
+    // Requests on seven days, each after an idle gap: every one of them leaves counters behind.
+    for gap in (1..=7).rev() {
+        let past = Meter { now: request.now - Duration::days(32 + 3 * gap), ..request.clone() };
+        assert_eq!(metered(store, &past).await.map(|_| ()), Ok(()));
+    }
+    assert_eq!(metered(store, &request).await, Ok(1), "a new month's count starts at one");
     let usage = reread(store, &user).await.usage;
-    let mut periods: Vec<&String> = usage.counts.keys().collect();
-    periods.sort();
-    let now = request.now;
-    assert_eq!(
-        periods,
-        [&shared::domain::model::day_period(now), &shared::domain::model::month_period(now)],
-        "only the current day and month are kept"
-    );
+    assert_eq!((usage.today(request.now), usage.this_month(request.now)), (1, 1));
+    let current = [shared::domain::model::day_period(request.now), shared::domain::model::month_period(request.now)];
+    let older = usage.counts.keys().filter(|p| !current.contains(p)).count();
+    assert!(older <= 4, "at most four counters of past periods stay: {:?}", usage.counts);
 }
 
 async fn the_scoped_key_cap_is_exact_under_concurrency(store: &Arc<dyn Store>) {

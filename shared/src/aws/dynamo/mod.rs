@@ -4,20 +4,20 @@
 //! Users table (`pk`): `USER#<id>` the account, `EMAIL#<normalised>` the email reservation,
 //! `KEY#<sha256>` the key index. Scoped keys table: `userId` + `keyId`. Reset tokens
 //! table: `tokenHash`, with `expiresAt` (epoch seconds) as its TTL attribute.
+//! Metering, the hot path of every relay request, is in [`metering`].
+
+mod metering;
 
 use super::sdk_error;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
-use crate::domain::keys::KeyKind;
-use crate::domain::model::{day_period, month_period};
 use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
-use crate::domain::ports::{KeyIndex, Metered, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
+use crate::domain::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::domain::throttle::{fixed_window, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -785,168 +785,4 @@ fn not_applied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool
         "RequestLimitExceeded",
     ];
     err.code().is_some_and(|code| CODES.contains(&code))
-}
-
-/// The counters one request adds to, with what it must find there.
-struct Count<'a> {
-    key: Item,
-    periods: Vec<&'a str>,
-    caps: Vec<(&'a str, u64)>,
-    /// A guard of its own (the key is still the account's), with its values.
-    guard: &'a str,
-    values: Item,
-    stale: Vec<String>,
-    /// The period whose count is answered.
-    answer: &'a str,
-}
-
-impl DynamoStore {
-    /// One conditional `UpdateItem` that adds one to every period of `count` while each
-    /// capped one is under its cap and the guard holds, and drops the stale periods.
-    /// Answers the new count of `count.answer`, or `None` when refused.
-    ///
-    /// Counting is not idempotent, so the SDK does not resend it after an ambiguous
-    /// failure (which may have counted); only answers that say nothing was applied are
-    /// tried again. An ambiguous failure refuses the request (fails closed).
-    async fn count_once(&self, count: Count<'_>, now: DateTime<Utc>) -> PortResult<Option<u64>> {
-        let mut names = HashMap::from([("#usage".to_owned(), "usage".to_owned())]);
-        let mut values = count.values;
-        values.insert(":zero".into(), n(0));
-        values.insert(":one".into(), n(1));
-        values.insert(":now".into(), time(now));
-        let mut conditions = vec![count.guard.to_owned()];
-        let mut sets = Vec::new();
-        for (i, period) in count.periods.iter().enumerate() {
-            names.insert(format!("#p{i}"), (*period).to_owned());
-            sets.push(format!("#usage.#p{i} = if_not_exists(#usage.#p{i}, :zero) + :one"));
-            if let Some((_, cap)) = count.caps.iter().find(|(p, _)| p == period) {
-                values.insert(format!(":cap{i}"), n(*cap));
-                conditions.push(format!("(attribute_not_exists(#usage.#p{i}) OR #usage.#p{i} < :cap{i})"));
-            }
-        }
-        sets.push("lastRequestAt = :now".to_owned());
-        let mut expression = format!("SET {}", sets.join(", "));
-        if !count.stale.is_empty() {
-            let removes: Vec<String> = count
-                .stale
-                .iter()
-                .enumerate()
-                .map(|(i, period)| {
-                    names.insert(format!("#s{i}"), period.clone());
-                    format!("#usage.#s{i}")
-                })
-                .collect();
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.tables.users)
-            .set_key(Some(count.key))
-            .update_expression(expression)
-            .condition_expression(conditions.join(" AND "))
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::UpdatedNew);
-        let once = || {
-            request
-                .clone()
-                .customize()
-                .config_override(aws_sdk_dynamodb::config::Config::builder().retry_config(RetryConfig::disabled()))
-                .send()
-        };
-        match conditional(once).await? {
-            Written::Done(out) => {
-                let usage = out.attributes().and_then(|a| a.get("usage")).and_then(|u| u.as_m().ok());
-                let counted = usage.and_then(|u| u.get(count.answer)).and_then(|v| v.as_n().ok());
-                Ok(Some(counted.and_then(|v| v.parse().ok()).unwrap_or(1)))
-            }
-            Written::Refused(_) => Ok(None),
-        }
-    }
-
-    /// Counts the request on the account (its day and month), while the key is still
-    /// the account's and the account is under its caps.
-    async fn count_on_account(&self, request: &Metered<'_>, day: &str, month: &str) -> PortResult<Option<u64>> {
-        let (guard, values) = match request.entry.kind {
-            KeyKind::Master => {
-                ("masterKeyDigest = :digest", HashMap::from([(":digest".to_owned(), s(&request.entry.digest.0))]))
-            }
-            KeyKind::Scoped => (
-                "keyGeneration = :generation",
-                HashMap::from([(":generation".to_owned(), n(request.entry.generation))]),
-            ),
-        };
-        let mut caps = vec![(day, request.daily_limit)];
-        caps.extend(request.monthly_limit.map(|limit| (month, limit)));
-        let count = Count {
-            key: pk(user_pk(&request.user.id)),
-            periods: vec![day, month],
-            caps,
-            guard,
-            values,
-            stale: request.user.usage.stale_periods(request.now),
-            answer: month,
-        };
-        self.count_once(count, request.now).await
-    }
-
-    /// Counts the request on a scoped key's index entry (its day and month), while the key
-    /// exists, is enabled and under its own caps.
-    async fn count_on_key(&self, request: &Metered<'_>, day: &str, month: &str) -> PortResult<Option<u64>> {
-        let entry = request.entry;
-        let caps = entry.monthly_limit.map(|limit| (month, limit)).into_iter();
-        let count = Count {
-            key: pk(key_pk(&entry.digest)),
-            periods: vec![day, month],
-            caps: caps.chain(entry.daily_limit.map(|limit| (day, limit))).collect(),
-            guard: "attribute_exists(pk) AND enabled = :enabled AND generation = :generation",
-            values: HashMap::from([
-                (":enabled".to_owned(), AttributeValue::Bool(true)),
-                (":generation".to_owned(), n(request.entry.generation)),
-            ]),
-            stale: request.entry.usage.stale_periods(request.now),
-            answer: month,
-        };
-        self.count_once(count, request.now).await
-    }
-
-    /// Takes back a count on a scoped key that the account then refused.
-    async fn uncount_on_key(&self, request: &Metered<'_>, day: &str, month: &str) {
-        let undo = self
-            .client
-            .update_item()
-            .table_name(&self.tables.users)
-            .key("pk", s(key_pk(&request.entry.digest)))
-            .update_expression("SET #usage.#month = #usage.#month - :one, #usage.#day = #usage.#day - :one")
-            .condition_expression("attribute_exists(pk) AND #usage.#month > :zero AND #usage.#day > :zero")
-            .expression_attribute_names("#usage", "usage")
-            .expression_attribute_names("#month", month)
-            .expression_attribute_names("#day", day)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0));
-        if let Err(error) = conditional(|| undo.clone().send()).await {
-            tracing::warn!(%error, "taking back a scoped key's count failed; it counts one request too many");
-        }
-    }
-}
-
-#[async_trait]
-impl Metering for DynamoStore {
-    async fn count_request(&self, request: &Metered<'_>) -> PortResult<Option<u64>> {
-        let (day, month) = (day_period(request.now), month_period(request.now));
-        if request.entry.kind == KeyKind::Master {
-            return self.count_on_account(request, &day, &month).await;
-        }
-        let Some(key_month) = self.count_on_key(request, &day, &month).await? else {
-            return Ok(None);
-        };
-        match self.count_on_account(request, &day, &month).await {
-            Ok(Some(_)) => Ok(Some(key_month)),
-            refused_or_failed => {
-                self.uncount_on_key(request, &day, &month).await;
-                refused_or_failed.map(|_| None)
-            }
-        }
-    }
 }

@@ -1,0 +1,355 @@
+//! Metering on DynamoDB: the hot path of every relay request, at two calls.
+//!
+//! An admitted request costs two calls and no transaction. A scoped key's: one
+//! conditional `UpdateItem` of its index entry (it exists, is a scoped key, enabled, not
+//! expired, bound to the request's client and user, under its own caps) and one of the
+//! account (the key's generation is the account's, the account's caps have room). A
+//! master key's: one consistent `GetItem` of its index entry (which names the account)
+//! and the account's `UpdateItem` (the key is still the account's master key). Each write
+//! returns the item as it wrote it (`ALL_NEW`), so nothing is read before counting; a
+//! failed condition returns the item as it was (`ALL_OLD`), from which
+//! [`crate::domain::meter`] names the reason. A malformed key never gets here.
+//!
+//! Counters are named by their UTC period (`day:2026-12-02`, `month:2026-12`), so a new
+//! day starts from zero with no read; each write also removes yesterday's and last
+//! month's. Counters of older periods stay behind only after an idle gap; when a write
+//! returns more than [`LEFTOVERS_KEPT`] of them, one more write removes them, so that the
+//! items stay small (a third call, once in several idle gaps of one key).
+
+use super::{conditional, from_item, n, pk, s, time, DynamoStore, Item, Written};
+use crate::domain::clock::iso;
+use crate::domain::error::PortError;
+use crate::domain::keys::KeyKind;
+use crate::domain::meter::{account_refusal, entry_refusal, verdict, Decision, Meter, Metered, Refusal};
+use crate::domain::model::{day_period, month_period, previous_periods, KeyEntry, User};
+use crate::domain::ports::{KeyIndex, Metering, PortResult};
+use crate::records::{key_pk, user_pk, KeyItem, UserItem};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use std::collections::HashMap;
+
+/// How many counters of past periods an item may keep before a write removes them.
+pub(crate) const LEFTOVERS_KEPT: usize = 4;
+
+/// The period names one request works with.
+struct Periods {
+    day: String,
+    month: String,
+    yesterday: String,
+    last_month: String,
+}
+
+impl Periods {
+    fn of(meter: &Meter<'_>) -> Self {
+        let (yesterday, last_month) = previous_periods(meter.now);
+        Self { day: day_period(meter.now), month: month_period(meter.now), yesterday, last_month }
+    }
+}
+
+/// One counting `UpdateItem` being put together: names and values by placeholder, the
+/// conditions that must all hold.
+struct CountingWrite {
+    names: HashMap<String, String>,
+    values: Item,
+    conditions: Vec<String>,
+    sets: Vec<String>,
+}
+
+impl CountingWrite {
+    /// Adds `cost` to the day's and the month's counter and drops yesterday's and last
+    /// month's, on an item that must exist.
+    fn new(periods: &Periods, cost: u64) -> Self {
+        let names = HashMap::from([
+            ("#usage".to_owned(), "usage".to_owned()),
+            ("#day".to_owned(), periods.day.clone()),
+            ("#month".to_owned(), periods.month.clone()),
+            ("#yesterday".to_owned(), periods.yesterday.clone()),
+            ("#lastMonth".to_owned(), periods.last_month.clone()),
+        ]);
+        let values = HashMap::from([(":zero".to_owned(), n(0)), (":cost".to_owned(), n(cost))]);
+        let sets = vec![
+            "#usage.#day = if_not_exists(#usage.#day, :zero) + :cost".to_owned(),
+            "#usage.#month = if_not_exists(#usage.#month, :zero) + :cost".to_owned(),
+        ];
+        Self { names, values, conditions: vec!["attribute_exists(pk)".to_owned()], sets }
+    }
+
+    /// `#name = :value` (names are placeholders: `kind`, `enabled`, `user` ... include
+    /// DynamoDB reserved words).
+    fn equals(&mut self, attribute: &str, value: AttributeValue) {
+        self.names.insert(format!("#{attribute}"), attribute.to_owned());
+        self.values.insert(format!(":{attribute}"), value);
+        self.conditions.push(format!("#{attribute} = :{attribute}"));
+    }
+
+    /// The key is bound to no value of `attribute`, or to `asked`'s (when the request
+    /// names one).
+    fn bound_to(&mut self, attribute: &str, asked: Option<&str>) {
+        let Some(asked) = asked else {
+            return;
+        };
+        self.names.insert(format!("#{attribute}"), attribute.to_owned());
+        self.values.insert(format!(":{attribute}"), s(asked));
+        self.conditions.push(format!("(attribute_not_exists(#{attribute}) OR #{attribute} = :{attribute})"));
+    }
+
+    /// The counter of `period` (`#day`, `#month`) leaves room for `cost` under `cap`.
+    fn room(&mut self, period: &str, cap: u64, cost: u64) -> String {
+        match cap.checked_sub(cost) {
+            Some(most) => {
+                let value = format!(":most{}", &period[1..]);
+                self.values.insert(value.clone(), n(most));
+                format!("(attribute_not_exists(#usage.{period}) OR #usage.{period} <= {value})")
+            }
+            // No room for that cost, ever: a condition that never holds on an item that exists.
+            None => "attribute_not_exists(pk)".to_owned(),
+        }
+    }
+
+    /// The counter of `period` is under the cap the item itself holds in `attribute`
+    /// (room for one; a larger cost is checked on what the write returns).
+    fn under_own_cap(&mut self, period: &str, attribute: &str) {
+        self.names.insert(format!("#{attribute}"), attribute.to_owned());
+        self.conditions.push(format!(
+            "(attribute_not_exists(#{attribute}) OR attribute_not_exists(#usage.{period}) OR #usage.{period} < #{attribute})"
+        ));
+    }
+
+    fn expression(&self) -> String {
+        format!("SET {} REMOVE #usage.#yesterday, #usage.#lastMonth", self.sets.join(", "))
+    }
+}
+
+/// What counting on a key's index entry gave.
+enum KeyCount {
+    Counted(KeyEntry),
+    /// A relay key (no kind in its text) whose entry is a master key's: nothing counted.
+    Master(KeyEntry),
+    Refused(Refusal),
+}
+
+impl DynamoStore {
+    /// Sends one counting write, once: counting is not idempotent, so neither the SDK nor
+    /// this code resends it after an ambiguous failure (which may have counted; the
+    /// request is refused, failing closed). Answers that say nothing was applied
+    /// (in-flight transaction, throttling) are tried again.
+    async fn count(&self, key: Item, write: CountingWrite) -> PortResult<Written<Item>> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(key))
+            .update_expression(write.expression())
+            .condition_expression(write.conditions.join(" AND "))
+            .set_expression_attribute_names(Some(write.names))
+            .set_expression_attribute_values(Some(write.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let once = || {
+            request
+                .clone()
+                .customize()
+                .config_override(aws_sdk_dynamodb::config::Config::builder().retry_config(RetryConfig::disabled()))
+                .send()
+        };
+        Ok(match conditional(once).await? {
+            Written::Done(out) => Written::Done(out.attributes.unwrap_or_default()),
+            Written::Refused(old) => Written::Refused(old),
+        })
+    }
+
+    /// Counts on a scoped key's index entry (or finds that a relay key is a master key).
+    async fn count_on_key(&self, meter: &Meter<'_>, periods: &Periods) -> PortResult<KeyCount> {
+        let mut write = CountingWrite::new(periods, meter.cost);
+        write.equals("kind", s("scoped"));
+        write.equals("enabled", AttributeValue::Bool(true));
+        write.names.insert("#expiresAt".into(), "expiresAt".into());
+        write.values.insert(":now".into(), s(iso(meter.now)));
+        // Whole-second timestamps compare as text; see `meter::is_expired`.
+        write.conditions.push("(attribute_not_exists(#expiresAt) OR #expiresAt > :now)".into());
+        write.bound_to("scopedClientId", meter.client_id);
+        write.bound_to("scopedUserId", meter.user_id);
+        write.under_own_cap("#month", "monthlyLimit");
+        write.under_own_cap("#day", "dailyLimit");
+        match self.count(pk(key_pk(meter.digest)), write).await? {
+            Written::Done(item) => {
+                let entry = from_item::<KeyItem>(item)?.into_entry(meter.digest);
+                self.tidy(pk(key_pk(meter.digest)), &entry.usage.counts, periods).await;
+                // A cost above one was admitted for room for one: check all of it.
+                match entry_refusal(&entry, meter, meter.cost) {
+                    None => Ok(KeyCount::Counted(entry)),
+                    Some(refusal) => {
+                        self.take_back(meter, periods).await;
+                        Ok(KeyCount::Refused(refusal))
+                    }
+                }
+            }
+            Written::Refused(None) => Ok(KeyCount::Refused(Refusal::because(Decision::Unknown))),
+            Written::Refused(Some(old)) => {
+                let entry = from_item::<KeyItem>(old)?.into_entry(meter.digest);
+                if entry.kind == KeyKind::Master && meter.kind.is_none() {
+                    return Ok(KeyCount::Master(entry));
+                }
+                entry_refusal(&entry, meter, 0).map(KeyCount::Refused).ok_or_else(disagreement)
+            }
+        }
+    }
+
+    /// Counts on the account, while `entry` is still its key and its caps have room.
+    async fn count_on_account(
+        &self,
+        meter: &Meter<'_>,
+        periods: &Periods,
+        entry: &KeyEntry,
+    ) -> PortResult<Result<User, Refusal>> {
+        let mut write = CountingWrite::new(periods, meter.cost);
+        match entry.kind {
+            KeyKind::Master => write.equals("masterKeyDigest", s(&entry.digest.0)),
+            KeyKind::Scoped => write.equals("keyGeneration", n(entry.generation)),
+        }
+        let day = write.room("#day", meter.daily_limit, meter.cost);
+        let month = write.room("#month", meter.monthly_limit, meter.cost);
+        write.names.insert("#subscription".into(), "subscriptionStatus".into());
+        write.values.insert(":active".into(), s("active"));
+        write.conditions.push(day);
+        write.conditions.push(format!("(#subscription = :active OR {month})"));
+        write.values.insert(":now".into(), time(meter.now));
+        write.sets.push("lastRequestAt = :now".into());
+        match self.count(pk(user_pk(&entry.user_id)), write).await? {
+            Written::Done(item) => {
+                let user = User::from(from_item::<UserItem>(item)?);
+                self.tidy(pk(user_pk(&user.id)), &user.usage.counts, periods).await;
+                Ok(Ok(user))
+            }
+            Written::Refused(None) => Ok(Err(Refusal::because(Decision::Unknown))),
+            Written::Refused(Some(old)) => {
+                let user = User::from(from_item::<UserItem>(old)?);
+                account_refusal(&user, entry, meter, 0).map(Err).ok_or_else(disagreement)
+            }
+        }
+    }
+
+    /// Takes back what [`Self::count_on_key`] counted, when the request was refused after
+    /// all. Sent once, as counting is: a lost answer leaves the key one request too many
+    /// (logged), never one too few.
+    async fn take_back(&self, meter: &Meter<'_>, periods: &Periods) {
+        let undo = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(pk(key_pk(meter.digest))))
+            .update_expression("SET #usage.#month = #usage.#month - :cost, #usage.#day = #usage.#day - :cost")
+            .condition_expression("attribute_exists(pk) AND #usage.#month >= :cost AND #usage.#day >= :cost")
+            .expression_attribute_names("#usage", "usage")
+            .expression_attribute_names("#month", &periods.month)
+            .expression_attribute_names("#day", &periods.day)
+            .expression_attribute_values(":cost", n(meter.cost));
+        let once = || {
+            undo.clone()
+                .customize()
+                .config_override(aws_sdk_dynamodb::config::Config::builder().retry_config(RetryConfig::disabled()))
+                .send()
+        };
+        if let Err(error) = conditional(once).await {
+            tracing::warn!(%error, "taking back a scoped key's count failed; it counts too many");
+        }
+    }
+
+    /// Removes the counters of older periods an idle gap left on an item, once there are
+    /// more than [`LEFTOVERS_KEPT`] (best effort: they are never read as current ones).
+    async fn tidy(&self, key: Item, counts: &std::collections::BTreeMap<String, u64>, periods: &Periods) {
+        let leftovers: Vec<&String> = counts.keys().filter(|p| **p != periods.day && **p != periods.month).collect();
+        if leftovers.len() <= LEFTOVERS_KEPT {
+            return;
+        }
+        let mut names = HashMap::from([("#usage".to_owned(), "usage".to_owned())]);
+        let mut removes = Vec::new();
+        for (i, period) in leftovers.into_iter().enumerate() {
+            names.insert(format!("#p{i}"), period.clone());
+            removes.push(format!("#usage.#p{i}"));
+        }
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(key))
+            .update_expression(format!("REMOVE {}", removes.join(", ")))
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_names(Some(names));
+        if let Err(error) = conditional(|| request.clone().send()).await {
+            tracing::warn!(%error, "removing old counters failed; the next write tries again");
+        }
+    }
+}
+
+/// A condition refused what the rules admit: the two disagree (a bug), so refuse.
+fn disagreement() -> PortError {
+    PortError::Other("a metering condition refused what the metering rules admit".into())
+}
+
+#[async_trait]
+impl Metering for DynamoStore {
+    async fn meter(&self, meter: &Meter<'_>) -> PortResult<Metered> {
+        if !meter.count {
+            return Ok(verdict(self.key_entry_and_account(meter.digest).await?, meter));
+        }
+        let periods = Periods::of(meter);
+        let (entry, counted_on_key) = if meter.kind == Some(KeyKind::Master) {
+            let Some(entry) = self.key_entry(meter.digest).await? else {
+                return Ok(Metered::Refused(Refusal::because(Decision::Unknown)));
+            };
+            if let Some(refusal) = entry_refusal(&entry, meter, 0) {
+                return Ok(Metered::Refused(refusal));
+            }
+            (entry, false)
+        } else {
+            match self.count_on_key(meter, &periods).await? {
+                KeyCount::Counted(entry) => (entry, true),
+                KeyCount::Master(entry) => (entry, false),
+                KeyCount::Refused(refusal) => return Ok(Metered::Refused(refusal)),
+            }
+        };
+        let outcome = self.count_on_account(meter, &periods, &entry).await;
+        if counted_on_key && !matches!(outcome, Ok(Ok(_))) {
+            self.take_back(meter, &periods).await;
+        }
+        Ok(match outcome? {
+            Ok(user) => Metered::Admitted { entry, user },
+            Err(refusal) => Metered::Refused(refusal),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counting_expression_adds_the_cost_and_drops_the_previous_periods() {
+        let periods = Periods {
+            day: "day:2026-12-02".into(),
+            month: "month:2026-12".into(),
+            yesterday: "day:2026-12-01".into(),
+            last_month: "month:2026-11".into(),
+        };
+        let mut write = CountingWrite::new(&periods, 3);
+        assert_eq!(
+            write.expression(),
+            "SET #usage.#day = if_not_exists(#usage.#day, :zero) + :cost, \
+             #usage.#month = if_not_exists(#usage.#month, :zero) + :cost REMOVE #usage.#yesterday, #usage.#lastMonth"
+        );
+        assert_eq!(write.room("#day", 10, 3), "(attribute_not_exists(#usage.#day) OR #usage.#day <= :mostday)");
+        assert_eq!(write.values[":mostday"], n(7));
+        assert_eq!(write.room("#month", 2, 3), "attribute_not_exists(pk)", "a cost above the cap never fits");
+        write.bound_to("scopedClientId", None);
+        assert_eq!(write.conditions.len(), 1, "no client named: no condition");
+        write.bound_to("scopedClientId", Some("world"));
+        assert_eq!(write.conditions[1], "(attribute_not_exists(#scopedClientId) OR #scopedClientId = :scopedClientId)");
+        // Every placeholder used is defined, and every one defined is used (DynamoDB refuses both).
+        let text = format!("{} {}", write.expression(), write.conditions.join(" AND "));
+        for name in write.names.keys() {
+            assert!(text.contains(name.as_str()), "{name} unused");
+        }
+    }
+}

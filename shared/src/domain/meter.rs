@@ -1,0 +1,308 @@
+//! The rules of one metered request, as data and pure functions: what makes a key's
+//! request refused, and with which reason. Both stores apply them: the embedded store in
+//! one transaction, DynamoDB as the conditions of its counting writes (and, when a
+//! condition fails, on the item it returns, to name the reason). Nothing here reads a
+//! store or a clock.
+
+use crate::domain::keys::{KeyDigest, KeyKind};
+use crate::domain::model::{KeyEntry, User};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+
+/// Why a key's request was admitted or refused (the `Reason` of the authorizer's metric
+/// and verify's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Admitted,
+    /// Over a cap: the key's monthly or daily limit, the account's daily or monthly limit.
+    Cap,
+    /// No key at all.
+    Missing,
+    /// Not a key of this service (format or checksum), refused before any read.
+    Malformed,
+    /// Well formed, but no such key (or its account is gone).
+    Unknown,
+    /// A replaced master key, or a scoped key of an older master key.
+    Revoked,
+    /// A scoped key switched off (`enabled: false`).
+    Disabled,
+    Expired,
+    /// A scoped key bound to another Foundry client than the request's.
+    Client,
+    /// A scoped key bound to another Foundry user than the request's.
+    User,
+    /// A dependency failed: refused without a verdict (fails closed).
+    Error,
+}
+
+impl Decision {
+    pub const ALL: [Decision; 11] = [
+        Decision::Admitted,
+        Decision::Cap,
+        Decision::Missing,
+        Decision::Malformed,
+        Decision::Unknown,
+        Decision::Revoked,
+        Decision::Disabled,
+        Decision::Expired,
+        Decision::Client,
+        Decision::User,
+        Decision::Error,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Admitted => "admitted",
+            Decision::Cap => "cap",
+            Decision::Missing => "missing",
+            Decision::Malformed => "malformed",
+            Decision::Unknown => "unknown",
+            Decision::Revoked => "revoked",
+            Decision::Disabled => "disabled",
+            Decision::Expired => "expired",
+            Decision::Client => "client",
+            Decision::User => "user",
+            Decision::Error => "error",
+        }
+    }
+}
+
+/// A refused request: the reason and, for a cap, when the cap that refused frees up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Decision,
+    /// The start of the UTC day or month that frees the cap (`Cap` only).
+    pub resets_at: Option<DateTime<Utc>>,
+}
+
+impl Refusal {
+    pub fn because(reason: Decision) -> Self {
+        Self { reason, resets_at: None }
+    }
+}
+
+/// One request of a key, as the store meters it.
+#[derive(Debug, Clone)]
+pub struct Meter<'a> {
+    pub digest: &'a KeyDigest,
+    /// The kind the key's text names; `None` for a key imported from the relay (its entry says).
+    pub kind: Option<KeyKind>,
+    pub now: DateTime<Utc>,
+    /// How many requests this one counts as (1 to 1000).
+    pub cost: u64,
+    /// `false`: decide whether `cost` would be admitted, and count nothing.
+    pub count: bool,
+    /// The Foundry client and user the request targets, when it names them.
+    pub client_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    /// The account's caps (`DAILY_REQUEST_LIMIT`, `MONTHLY_REQUEST_LIMIT`; an active
+    /// subscription lifts the monthly one).
+    pub daily_limit: u64,
+    pub monthly_limit: u64,
+}
+
+/// What the store answers: the entry and the account as they are after counting (or, for
+/// `count: false`, as read), or the refusal.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "made once per request and taken apart at once")]
+pub enum Metered {
+    Admitted { entry: KeyEntry, user: User },
+    Refused(Refusal),
+}
+
+/// The start of the next UTC day after `now`.
+pub fn next_day(now: DateTime<Utc>) -> DateTime<Utc> {
+    let tomorrow = now.date_naive().succ_opt().unwrap_or(NaiveDate::MAX);
+    Utc.from_utc_datetime(&tomorrow.and_time(chrono::NaiveTime::MIN))
+}
+
+/// The start of the next UTC month after `now`.
+pub fn next_month(now: DateTime<Utc>) -> DateTime<Utc> {
+    let (year, month) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
+    let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MAX);
+    Utc.from_utc_datetime(&first.and_time(chrono::NaiveTime::MIN))
+}
+
+/// Whether a key that expires at `expires_at` is expired at `now`. Expiry is decided to
+/// the second (a key expires at the start of its expiry second), as DynamoDB decides it
+/// in the counting condition, comparing whole-second timestamps as text.
+pub fn is_expired(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now.timestamp() >= expires_at.timestamp()
+}
+
+/// The caps of `counts` that `cost` more requests would pass, as the refusal they make:
+/// a cap refuses when `count + cost > cap`; when several refuse, the one that frees last.
+fn caps(now: DateTime<Utc>, cost: u64, day: (u64, Option<u64>), month: (u64, Option<u64>)) -> Option<Refusal> {
+    let over = |(count, cap): (u64, Option<u64>)| cap.is_some_and(|cap| count.saturating_add(cost) > cap);
+    let resets_at = if over(month) {
+        next_month(now)
+    } else if over(day) {
+        next_day(now)
+    } else {
+        return None;
+    };
+    Some(Refusal { reason: Decision::Cap, resets_at: Some(resets_at) })
+}
+
+/// The key's own verdict, from its index entry alone (before counting: `counted` is 0;
+/// after, on the entry as counted, it is the cost already added).
+pub fn entry_refusal(entry: &KeyEntry, meter: &Meter<'_>, counted: u64) -> Option<Refusal> {
+    if meter.kind.is_some_and(|kind| kind != entry.kind) {
+        return Some(Refusal::because(Decision::Unknown));
+    }
+    if entry.kind == KeyKind::Master {
+        return None;
+    }
+    let bound = |scope: &Option<String>, asked: Option<&str>| matches!((scope.as_deref(), asked), (Some(scope), Some(asked)) if scope != asked);
+    let reason = if !entry.enabled {
+        Decision::Disabled
+    } else if entry.expires_at.is_some_and(|at| is_expired(at, meter.now)) {
+        Decision::Expired
+    } else if bound(&entry.scoped_client_id, meter.client_id) {
+        Decision::Client
+    } else if bound(&entry.scoped_user_id, meter.user_id) {
+        Decision::User
+    } else {
+        let usage = &entry.usage;
+        let day = (usage.today(meter.now).saturating_sub(counted), entry.daily_limit);
+        let month = (usage.this_month(meter.now).saturating_sub(counted), entry.monthly_limit);
+        return caps(meter.now, meter.cost, day, month);
+    };
+    Some(Refusal::because(reason))
+}
+
+/// The account's verdict on a request of `entry`: the key must still be the account's, and
+/// the account's caps must have room (`counted` as for [`entry_refusal`]).
+pub fn account_refusal(user: &User, entry: &KeyEntry, meter: &Meter<'_>, counted: u64) -> Option<Refusal> {
+    let still_the_accounts = match entry.kind {
+        KeyKind::Master => user.master_key.digest == entry.digest,
+        KeyKind::Scoped => user.key_generation == entry.generation,
+    };
+    if !still_the_accounts {
+        return Some(Refusal::because(Decision::Revoked));
+    }
+    let monthly_limit = (!user.subscription_status.is_active()).then_some(meter.monthly_limit);
+    let day = (user.usage.today(meter.now).saturating_sub(counted), Some(meter.daily_limit));
+    let month = (user.usage.this_month(meter.now).saturating_sub(counted), monthly_limit);
+    caps(meter.now, meter.cost, day, month)
+}
+
+/// The verdict on a request of a key, from its index entry and account as read (`None`:
+/// no such key): what the embedded store applies in one transaction, and what both stores
+/// answer for `count: false`.
+pub fn verdict(found: Option<(KeyEntry, Option<User>)>, meter: &Meter<'_>) -> Metered {
+    let unknown = Metered::Refused(Refusal::because(Decision::Unknown));
+    let Some((entry, user)) = found else {
+        return unknown;
+    };
+    if let Some(refusal) = entry_refusal(&entry, meter, 0) {
+        return Metered::Refused(refusal);
+    }
+    let Some(user) = user else {
+        return unknown;
+    };
+    match account_refusal(&user, &entry, meter, 0) {
+        Some(refusal) => Metered::Refused(refusal),
+        None => Metered::Admitted { entry, user },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::Usage;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    fn scoped(now: DateTime<Utc>, day: u64, month: u64) -> KeyEntry {
+        let mut entry = KeyEntry::master("u1", &KeyDigest("d".repeat(64)), 1);
+        entry.kind = KeyKind::Scoped;
+        entry.scoped_key_id = Some("k1".into());
+        entry.usage = Usage {
+            counts: [(crate::domain::model::day_period(now), day), (crate::domain::model::month_period(now), month)]
+                .into_iter()
+                .collect(),
+            last_request_at: None,
+        };
+        entry
+    }
+
+    fn meter(digest: &KeyDigest, now: DateTime<Utc>, cost: u64) -> Meter<'_> {
+        Meter {
+            digest,
+            kind: Some(KeyKind::Scoped),
+            now,
+            cost,
+            count: true,
+            client_id: None,
+            user_id: None,
+            daily_limit: 1000,
+            monthly_limit: 100,
+        }
+    }
+
+    #[test]
+    fn caps_free_up_at_the_start_of_the_next_utc_day_or_month() {
+        assert_eq!(next_day(at("2026-12-31T23:59:59Z")), at("2027-01-01T00:00:00Z"));
+        assert_eq!(next_month(at("2026-12-31T23:59:59Z")), at("2027-01-01T00:00:00Z"));
+        assert_eq!(next_month(at("2026-02-01T00:00:00Z")), at("2026-03-01T00:00:00Z"));
+        assert_eq!(next_day(at("2028-02-28T12:00:00Z")), at("2028-02-29T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_cost_is_admitted_only_when_every_cap_has_room_for_all_of_it() {
+        let now = at("2026-12-02T10:00:00Z");
+        let digest = KeyDigest("d".repeat(64));
+        let mut entry = scoped(now, 7, 40);
+        entry.daily_limit = Some(10);
+        entry.monthly_limit = Some(50);
+        assert_eq!(entry_refusal(&entry, &meter(&digest, now, 3), 0), None, "7 + 3 = 10: room");
+        let refused = entry_refusal(&entry, &meter(&digest, now, 4), 0).unwrap();
+        assert_eq!((refused.reason, refused.resets_at), (Decision::Cap, Some(at("2026-12-03T00:00:00Z"))));
+        entry.usage.counts.insert(crate::domain::model::month_period(now), 48);
+        let both = entry_refusal(&entry, &meter(&digest, now, 4), 0).unwrap();
+        assert_eq!(both.resets_at, Some(at("2027-01-01T00:00:00Z")), "the cap that frees last");
+        assert_eq!(entry_refusal(&entry, &meter(&digest, now, 4), 4), None, "judged after counting 4");
+    }
+
+    #[test]
+    fn a_key_bound_to_a_client_or_user_refuses_another_and_admits_when_none_is_named() {
+        let now = at("2026-12-02T10:00:00Z");
+        let digest = KeyDigest("d".repeat(64));
+        let mut entry = scoped(now, 0, 0);
+        entry.scoped_client_id = Some("world-a".into());
+        entry.scoped_user_id = Some("gm".into());
+        let mut ask = meter(&digest, now, 1);
+        assert_eq!(entry_refusal(&entry, &ask, 0), None);
+        ask.client_id = Some("world-b");
+        assert_eq!(entry_refusal(&entry, &ask, 0).unwrap().reason, Decision::Client);
+        ask.client_id = Some("world-a");
+        ask.user_id = Some("player");
+        assert_eq!(entry_refusal(&entry, &ask, 0).unwrap().reason, Decision::User);
+        ask.user_id = Some("gm");
+        assert_eq!(entry_refusal(&entry, &ask, 0), None);
+    }
+
+    #[test]
+    fn disabled_expired_and_kind_mismatches_are_named() {
+        let now = at("2026-12-02T10:00:00Z");
+        let digest = KeyDigest("d".repeat(64));
+        let mut entry = scoped(now, 0, 0);
+        entry.expires_at = Some(at("2026-12-02T10:00:00.5Z"));
+        assert_eq!(entry_refusal(&entry, &meter(&digest, now, 1), 0).unwrap().reason, Decision::Expired);
+        entry.expires_at = Some(at("2026-12-02T10:00:01Z"));
+        assert_eq!(entry_refusal(&entry, &meter(&digest, now, 1), 0), None);
+        entry.enabled = false;
+        assert_eq!(entry_refusal(&entry, &meter(&digest, now, 1), 0).unwrap().reason, Decision::Disabled);
+        let mut master = meter(&digest, now, 1);
+        master.kind = Some(KeyKind::Master);
+        assert_eq!(entry_refusal(&entry, &master, 0).unwrap().reason, Decision::Unknown);
+    }
+
+    #[test]
+    fn names_are_distinct() {
+        let names: std::collections::HashSet<_> = Decision::ALL.iter().map(|d| d.name()).collect();
+        assert_eq!(names.len(), Decision::ALL.len());
+    }
+}
