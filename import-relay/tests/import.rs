@@ -332,10 +332,16 @@ async fn import_and_use(fixture: &Fixture, source: Vec<String>, target: Target) 
     assert_eq!(alice.subscription_status, shared::domain::model::Subscription::Active);
     assert_eq!(alice.stripe_customer_id.as_deref(), Some(format!("cus_{}", fixture.run).as_str()));
     assert_eq!(alice.scoped_key_count, 3);
-    let master = metering::authorize(&app, Some(&fixture.alice.2)).await.unwrap().expect("the relay's master key");
+    let master = metering::authorize(&app, metering::Ask::key(Some(&fixture.alice.2)))
+        .await
+        .unwrap()
+        .expect("the relay's master key");
     assert_eq!(master.kind, KeyKind::Master);
     assert_eq!(master.requests_this_month, 41, "this month's 40 relay requests are carried over");
-    let bob = metering::authorize(&app, Some(&fixture.bob.2)).await.unwrap().expect("the relay's master key");
+    let bob = metering::authorize(&app, metering::Ask::key(Some(&fixture.bob.2)))
+        .await
+        .unwrap()
+        .expect("the relay's master key");
     assert_eq!(bob.requests_this_month, 1, "an old month's requests are not");
 
     let scoped = authorizer(&app, &fixture.live_key).await;
@@ -459,7 +465,7 @@ async fn a_dry_run_reports_the_same_and_writes_nothing() {
     let app = target.app().await;
     for (email, _, key) in [&fixture.alice, &fixture.bob] {
         assert!(app.store.user_by_email(&email.to_lowercase()).await.unwrap().is_none(), "no account written");
-        assert!(metering::authorize(&app, Some(key)).await.unwrap().is_none(), "no key written");
+        assert!(metering::authorize(&app, metering::Ask::key(Some(key))).await.unwrap().is_none(), "no key written");
     }
 }
 
@@ -496,5 +502,8 @@ async fn an_email_that_belongs_to_another_account_here_is_reported_and_skipped()
     assert!(run.output.contains("imported 1, skipped 1, failed 2"), "{}", run.output);
     let app = target.app().await;
     assert!(accounts::login(&app, &fixture.bob.0, "Someone-Else-7", None).await.is_ok(), "the account here stays");
-    assert!(metering::authorize(&app, Some(&fixture.bob.2)).await.unwrap().is_none(), "the relay's key is not added");
+    assert!(
+        metering::authorize(&app, metering::Ask::key(Some(&fixture.bob.2))).await.unwrap().is_none(),
+        "the relay's key is not added"
+    );
 }

@@ -135,6 +135,7 @@ fn throttling(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Throttl
         reset_per_address: one("THROTTLE_RESET_PER_ADDRESS", defaults.reset_per_address)?,
         reset_emails: limits("THROTTLE_RESET_EMAILS", defaults.reset_emails)?,
         account_management: one("THROTTLE_ACCOUNT_MANAGEMENT", defaults.account_management)?,
+        service_key_failures: one("THROTTLE_SERVICE_KEY_FAILURES", defaults.service_key_failures)?,
     }))
 }
 

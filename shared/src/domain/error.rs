@@ -22,6 +22,7 @@ pub enum Required {
     CurrentAndNewPassword,
     Password,
     Name,
+    Key,
 }
 
 /// Which optional field of a scoped key was not acceptable.
@@ -32,6 +33,8 @@ pub enum Field {
     DailyLimit,
     ExpiresAt,
     FoundryUrl,
+    /// verify's `cost`: not an integer from 1 to 1000.
+    Cost,
     /// A free-text field longer than [`crate::domain::scoped::MAX_TEXT_CHARS`].
     TooLong(&'static str),
 }
@@ -57,6 +60,8 @@ pub enum AuthError {
     MissingApiKey,
     #[error("API key invalid")]
     InvalidApiKey,
+    #[error("service key missing or wrong")]
+    ServiceKeyRequired,
     #[error("scoped key used on a master-key route")]
     MasterKeyRequired,
     #[error("scoped key tried to create a scoped key")]

@@ -42,10 +42,17 @@ pub fn rule_name(rule: Rule) -> &'static str {
         Rule::AuthPerAddress => "auth-per-address",
         Rule::ResetPerAddress => "reset-per-address",
         Rule::AccountManagement => "account-management",
+        Rule::ServiceKeyFailures => "service-key-failures",
     }
 }
 
-const RULES: [Rule; 4] = [Rule::AccountFailures, Rule::AuthPerAddress, Rule::ResetPerAddress, Rule::AccountManagement];
+const RULES: [Rule; 5] = [
+    Rule::AccountFailures,
+    Rule::AuthPerAddress,
+    Rule::ResetPerAddress,
+    Rule::AccountManagement,
+    Rule::ServiceKeyFailures,
+];
 
 /// One thing the service counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +73,8 @@ pub enum Counter {
     ResetEmailsSent,
     /// A reset link was not mailed: the address's budget of reset emails was spent.
     ResetEmailsSuppressed,
+    /// A verify request with a missing or wrong service key.
+    ServiceKeyRefused,
     /// A request refused by a throttle rule (dimension `Rule`).
     Throttled(Rule),
     /// An authorizer decision (dimension `Reason`).
@@ -75,7 +84,7 @@ pub enum Counter {
 }
 
 /// How many distinct counters there are.
-const COUNTERS: usize = 7 + 1 + RULES.len() + Decision::ALL.len() + Service::ALL.len();
+const COUNTERS: usize = 9 + RULES.len() + Decision::ALL.len() + Service::ALL.len();
 
 impl Counter {
     /// The metric name and, for keyed counters, the dimension and its value.
@@ -89,6 +98,7 @@ impl Counter {
             Counter::Lockouts => ("Lockouts", None),
             Counter::ResetEmailsSent => ("ResetEmailsSent", None),
             Counter::ResetEmailsSuppressed => ("ResetEmailsSuppressed", None),
+            Counter::ServiceKeyRefused => ("ServiceKeyRefused", None),
             Counter::Throttled(rule) => ("Throttled", Some(("Rule", rule_name(rule)))),
             Counter::Authorizer(decision) => ("AuthorizerDecisions", Some(("Reason", decision.name()))),
             Counter::DependencyFailures(service) => ("DependencyFailures", Some(("Service", service.name()))),
@@ -96,7 +106,7 @@ impl Counter {
     }
 
     fn index(self) -> usize {
-        let keyed = 8;
+        let keyed = 9;
         match self {
             Counter::Requests => 0,
             Counter::ClientErrors => 1,
@@ -106,6 +116,7 @@ impl Counter {
             Counter::Lockouts => 5,
             Counter::ResetEmailsSent => 6,
             Counter::ResetEmailsSuppressed => 7,
+            Counter::ServiceKeyRefused => 8,
             Counter::Throttled(rule) => keyed + RULES.iter().position(|r| *r == rule).unwrap_or(0),
             Counter::Authorizer(d) => keyed + RULES.len() + Decision::ALL.iter().position(|x| *x == d).unwrap_or(0),
             Counter::DependencyFailures(s) => {
@@ -125,6 +136,7 @@ impl Counter {
             Counter::Lockouts,
             Counter::ResetEmailsSent,
             Counter::ResetEmailsSuppressed,
+            Counter::ServiceKeyRefused,
         ];
         all.extend(RULES.map(Counter::Throttled));
         all.extend(Decision::ALL.map(Counter::Authorizer));

@@ -146,6 +146,54 @@ fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, Au
     Ok(value)
 }
 
+/// A scoped key's stored Foundry login, with the password decrypted: what a relay needs to
+/// start a headless Foundry session for the key.
+pub struct FoundryLogin {
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<zeroize::Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for FoundryLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FoundryLogin")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+/// The Foundry login of the scoped key `key_id` of account `user_id`, for the service
+/// key `reader` (its fingerprint): one read and, when a password is stored, one decryption
+/// under the account's and the key's encryption context. Each read is written to the log
+/// as an audit line (who read whose login; never the login itself). A key gone meanwhile
+/// has no login.
+pub async fn foundry_login(app: &App, user_id: &str, key_id: &str, reader: &str) -> Result<FoundryLogin, AuthError> {
+    let Some(key) = app.store.scoped_key(user_id, key_id).await? else {
+        return Ok(FoundryLogin { url: None, username: None, password: None });
+    };
+    let password = match &key.foundry_password_ciphertext {
+        Some(ciphertext) => {
+            let context = EncryptionContext::foundry_password(user_id, key_id);
+            let plaintext = app.cipher.decrypt(ciphertext, &context).await?;
+            let text = std::str::from_utf8(&plaintext)
+                .map_err(|_| PortError::Other(format!("the Foundry password of scoped key {key_id} is not UTF-8")))?;
+            Some(zeroize::Zeroizing::new(text.to_owned()))
+        }
+        None => None,
+    };
+    tracing::info!(
+        audit = "foundry-login-read",
+        service_key = reader,
+        user_id,
+        scoped_key_id = key_id,
+        has_password = password.is_some(),
+        "a relay read a scoped key's Foundry login"
+    );
+    Ok(FoundryLogin { url: key.foundry_url, username: key.foundry_username, password })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

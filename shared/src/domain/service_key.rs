@@ -92,6 +92,12 @@ impl ServiceKeyDigests {
     }
 }
 
+/// What names a service key in logs: the first 12 hex characters of its SHA-256, the
+/// start of the digest an operator configured (and no help in guessing the key).
+pub fn fingerprint(presented: &str) -> String {
+    hex::encode(&Sha256::digest(presented.as_bytes())[..6])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +115,8 @@ mod tests {
         assert!(!digests.accepts(""));
         assert!(!digests.accepts(&new.digest), "the digest itself is not the key");
         assert!(!format!("{new:?}").contains(new.key.as_str()));
+        assert!(new.digest.starts_with(&fingerprint(&new.key)));
+        assert_eq!(fingerprint(&new.key).len(), 12);
     }
 
     #[test]

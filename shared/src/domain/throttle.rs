@@ -107,6 +107,8 @@ pub enum Rule {
     AuthPerAddress,
     ResetPerAddress,
     AccountManagement,
+    /// Requests with a missing or wrong service key (verify), per client address.
+    ServiceKeyFailures,
 }
 
 /// The limits in force; `None` in [`crate::domain::settings::Settings`] when `THROTTLING=off`.
@@ -124,6 +126,8 @@ pub struct Throttling {
     pub reset_emails: Vec<Limit>,
     /// export-data, delete account and change-password per account.
     pub account_management: Limit,
+    /// Missing or wrong service keys per client address (verify); correct ones are not counted.
+    pub service_key_failures: Limit,
 }
 
 impl Default for Throttling {
@@ -135,6 +139,7 @@ impl Default for Throttling {
             reset_per_address: Limit::new(20, 15 * 60),
             reset_emails: vec![Limit::new(1, 60), Limit::new(5, 3600)],
             account_management: Limit::new(10, 3600),
+            service_key_failures: Limit::new(10, 15 * 60),
         }
     }
 }
@@ -187,6 +192,7 @@ pub async fn per_address(app: &App, rule: Rule, address: Option<&str>) -> Result
     };
     let (limit, name) = match rule {
         Rule::ResetPerAddress => (throttling.reset_per_address, "reset"),
+        Rule::ServiceKeyFailures => (throttling.service_key_failures, "service-key"),
         _ => (throttling.auth_per_address, "auth"),
     };
     // A request without an address (never through API Gateway) shares one budget.

@@ -94,6 +94,9 @@ impl From<&AuthError> for PublicError {
             }
             E::MissingApiKey => (StatusCode::UNAUTHORIZED, "API key is required".into(), ErrorCode::ApiKeyRequired),
             E::InvalidApiKey => (StatusCode::UNAUTHORIZED, "Invalid API key".into(), ErrorCode::InvalidApiKey),
+            E::ServiceKeyRequired => {
+                (StatusCode::UNAUTHORIZED, "A valid service key is required".into(), ErrorCode::ServiceKeyRequired)
+            }
             E::MasterKeyRequired => (
                 StatusCode::FORBIDDEN,
                 "Use your master API key to manage scoped keys.".into(),
@@ -157,6 +160,7 @@ fn required_message(which: Required) -> &'static str {
         Required::CurrentAndNewPassword => "Current password and new password are required",
         Required::Password => "Password required",
         Required::Name => "Name is required",
+        Required::Key => "key is required",
     }
 }
 
@@ -181,6 +185,7 @@ fn rate_limit_message(rule: Rule) -> &'static str {
         Rule::AuthPerAddress => "Too many authentication attempts from this IP, please try again after 15 minutes",
         Rule::ResetPerAddress => "Too many password reset attempts from this IP, please try again later",
         Rule::AccountManagement => "Too many account management requests, please try again later",
+        Rule::ServiceKeyFailures => "Too many requests with a wrong service key from this IP, please try again later",
     }
 }
 
@@ -193,6 +198,10 @@ fn field_message(field: Field) -> (Cow<'static, str>, ErrorCode) {
             ("expiresAt must be an RFC 3339 timestamp in the future".into(), ErrorCode::InvalidExpiresAt)
         }
         Field::FoundryUrl => ("foundryUrl must be an http(s) URL".into(), ErrorCode::InvalidFoundryUrl),
+        Field::Cost => (
+            format!("cost must be a whole number from 1 to {}", crate::http::routes::MAX_COST).into(),
+            ErrorCode::InvalidCost,
+        ),
         Field::TooLong(name) => (format!("{name} must be at most 256 characters").into(), ErrorCode::FieldTooLong),
     }
 }

@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 description of the thirteen routes, generated from the code: the paths,
+//! The OpenAPI 3.1 description of the routes, generated from the code: the paths,
 //! methods and operation ids come from the route table ([`Endpoint`]), the response bodies
 //! from the types the handlers answer with (`http::schema`), the error codes from
 //! [`ErrorCode`], the limits from the constants the validation uses. Served by the local
@@ -20,7 +20,9 @@ use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ContentBuilder, HttpMethod, InfoBuilder, LicenseBuilder, ObjectBuilder, OpenApi, Paths, Ref, Required,
@@ -30,6 +32,8 @@ use utoipa::{OpenApi as _, ToSchema};
 
 /// The security scheme of every key-authenticated route.
 const MASTER_KEY: &str = "masterKey";
+/// The security scheme of `/auth/verify`.
+const SERVICE_KEY: &str = "serviceKey";
 
 const MASTER_KEY_EXAMPLE: &str = "frm_IFAn33AjJyE6832Q4SH6bZs9OFVPpdCai87q0bJ792";
 const EMAIL_EXAMPLE: &str = "gm@example.com";
@@ -102,6 +106,33 @@ struct PasswordReset {
     password: String,
 }
 
+/// POST /auth/verify
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct VerifyRequest {
+    /// The key the relay's client presented in `x-api-key`, as it was; `""` when it
+    /// presented none (answered `valid: false`, reason `missing`).
+    #[schema(example = "frs_mvPL5OTAgbuMTlzHrFNtJZAvXoy27EMWLNUx25Mppi")]
+    key: String,
+    /// The Foundry client the request targets (the relay's `clientId`): a key bound to
+    /// another client is refused with reason `client`.
+    #[schema(example = "fvtt_a1b2c3")]
+    client_id: Option<String>,
+    /// The Foundry user the request acts as: a key bound to another is refused (`user`).
+    user_id: Option<String>,
+    /// How many requests this one counts as; admitted only when every cap has room for all of it.
+    #[schema(minimum = 1, maximum = 1000, default = 1)]
+    cost: Option<u64>,
+    /// `false`: decide without counting (for a relay that caches the answer and reports
+    /// its usage later with `cost`).
+    #[schema(default = true)]
+    count: Option<bool>,
+    /// `true`: a valid scoped key's answer carries its Foundry login, the password decrypted.
+    #[schema(default = false)]
+    credentials: Option<bool>,
+}
+
 /// The document: see the module's comment.
 #[derive(utoipa::OpenApi)]
 #[openapi(components(schemas(
@@ -124,12 +155,25 @@ struct PasswordReset {
     ResetRequest,
     PasswordReset,
     crate::http::schema::AuthorizerContext,
+    crate::http::schema::Verification,
+    crate::http::schema::VerifiedKey,
+    crate::http::schema::RefusedKey,
+    crate::http::schema::Reason,
+    VerifyRequest,
 )))]
 struct Components;
 
 /// The schemas of request bodies: the only ones whose optional fields may be left out.
-const REQUEST_SCHEMAS: [&str; 7] =
-    ["NewAccount", "Credentials", "AccountDeletion", "PasswordChange", "ResetRequest", "PasswordReset", "NewScopedKey"];
+const REQUEST_SCHEMAS: [&str; 8] = [
+    "NewAccount",
+    "Credentials",
+    "AccountDeletion",
+    "PasswordChange",
+    "ResetRequest",
+    "PasswordReset",
+    "NewScopedKey",
+    "VerifyRequest",
+];
 
 /// The document as JSON, pretty-printed with a final newline: the bytes of `openapi.json`.
 pub fn document_json() -> String {
@@ -164,6 +208,19 @@ fn openapi() -> OpenApi {
                  query string is never accepted.",
             ))),
         );
+        components.add_security_scheme(
+            SERVICE_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A relay's service key (`fsv_…`), as `authorization: Bearer <key>`; the service \
+                         keeps only its SHA-256 (`SERVICE_KEY_DIGESTS`). Without one configured, \
+                         `/auth/verify` answers 404.",
+                    ))
+                    .build(),
+            ),
+        );
         components.schemas.insert("NewScopedKey".into(), new_scoped_key_schema().into());
     }
     doc.tags = Some(
@@ -171,6 +228,7 @@ fn openapi() -> OpenApi {
             ("account", "Registering, signing in and the account itself"),
             ("password reset", "Resetting a forgotten password by email"),
             ("scoped keys", "Keys with a scope and limits, made by the master key"),
+            ("relay", "The relay asks whether a key may make a request"),
         ]
         .into_iter()
         .map(|(name, description)| TagBuilder::new().name(name).description(Some(description)).build())
@@ -270,6 +328,9 @@ fn operation(endpoint: Endpoint) -> utoipa::openapi::path::Operation {
     let keyed = spec.key;
     if keyed {
         op = op.security(SecurityRequirement::new(MASTER_KEY, Vec::<String>::new()));
+    }
+    if endpoint == Verify {
+        op = op.security(SecurityRequirement::new(SERVICE_KEY, Vec::<String>::new()));
     }
     let mut errors: Vec<(u16, Vec<(ErrorCode, &str)>)> = Vec::new();
     let mut add =
@@ -390,6 +451,7 @@ const AUTH_PER_ADDRESS: &str = "Too many authentication attempts from this IP, p
 const ACCOUNT_FAILURES: &str = "Too many failed attempts, please try again later";
 const RESET_PER_ADDRESS: &str = "Too many password reset attempts from this IP, please try again later";
 const ACCOUNT_MANAGEMENT: &str = "Too many account management requests, please try again later";
+const SERVICE_KEY_FAILURES: &str = "Too many requests with a wrong service key from this IP, please try again later";
 
 const PASSWORD_RULE: [(u16, ErrorCode, &str); 6] = [
     (400, ErrorCode::PasswordTooShort, "Password must be at least 8 characters long"),
@@ -563,6 +625,31 @@ fn spec(endpoint: Endpoint) -> Spec {
             success: (200, "The keys", "ScopedKeyList", json!({"keys": [{"id": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "key": "frs_mvPL...", "name": "Discord bot", "scopedClientId": null, "scopedUserId": null, "monthlyLimit": 500, "dailyLimit": null, "requestsThisMonth": 0, "expiresAt": null, "isExpired": false, "enabled": true, "hasFoundryCredentials": false, "foundryUrl": null, "foundryUsername": null, "createdAt": created, "updatedAt": created}]})),
             errors: &[],
             throttles: &[],
+        },
+        Verify => Spec {
+            summary: "Decide and count one request of a key (for the relay)",
+            description: "The relay's key check: the same decision as the gateway's authorizer \
+(key, revocation, expiry, client and user binding, every cap), counted the same way (a refused \
+request is never counted). A refusal is answered 200 `valid: false` with its `reason`, so that \
+the relay can answer its own 401 / 429 as it always has. Costs two DynamoDB calls when admitted; \
+a malformed key none.",
+            tag: "relay",
+            key: false,
+            body: Some(("VerifyRequest", json!({"key": "frs_mvPL5OTAgbuMTlzHrFNtJZAvXoy27EMWLNUx25Mppi", "clientId": "fvtt_a1b2c3"}))),
+            path_parameter: None,
+            success: (200, "The verdict", "Verification", json!({
+                "valid": true, "userId": id, "keyType": "scoped", "scopedKeyId": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede",
+                "scopedClientId": "fvtt_a1b2c3", "scopedUserId": "", "requestsThisMonth": 12, "requestsToday": 3,
+                "monthlyLimit": 500, "dailyLimit": "", "expiresAt": null, "subscriptionStatus": "free",
+                "foundryUrl": null, "foundryUsername": null, "foundryPassword": null
+            })),
+            errors: &[
+                (400, ErrorCode::MissingFields, "key is required"),
+                (400, ErrorCode::InvalidCost, "cost must be a whole number from 1 to 1000"),
+                (401, ErrorCode::ServiceKeyRequired, "A valid service key is required"),
+                (404, ErrorCode::NotFound, "Not found"),
+            ],
+            throttles: &[SERVICE_KEY_FAILURES],
         },
         DeleteApiKey => Spec {
             summary: "Revoke a scoped key",
@@ -782,7 +869,13 @@ mod tests {
             let operation = operation_of(&doc, endpoint);
             let keyed = operation.get("security").is_some();
             assert!(!keyed || operation["responses"].get("401").is_some(), "{endpoint:?}");
-            if keyed {
+            if endpoint == Endpoint::Verify {
+                assert_eq!(operation["security"], json!([{ SERVICE_KEY: [] }]));
+                assert!(operation["responses"]["401"]["content"]["application/json"]["examples"]
+                    ["service_key_required"]
+                    .is_object());
+                assert!(operation["responses"]["404"].is_object(), "closed unless a service key is configured");
+            } else if keyed {
                 assert_eq!(operation["security"], json!([{ MASTER_KEY: [] }]), "{endpoint:?}");
                 assert!(operation["responses"]["403"]["content"]["application/json"]["examples"]
                     ["master_key_required"]
@@ -790,6 +883,7 @@ mod tests {
             }
         }
         assert_eq!(doc["components"]["securitySchemes"][MASTER_KEY]["name"], "x-api-key");
+        assert_eq!(doc["components"]["securitySchemes"][SERVICE_KEY]["scheme"], "bearer");
         assert!(operation_of(&doc, Endpoint::Register).get("security").is_none());
         assert!(operation_of(&doc, Endpoint::UserData).get("security").is_some());
     }

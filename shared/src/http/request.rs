@@ -49,6 +49,15 @@ impl JsonBody {
         Ok(self.string(field)?.filter(|s| !s.is_empty()))
     }
 
+    /// A boolean field: absent or `null` is `None`; any other type is a 400 naming it.
+    pub fn boolean(&self, field: &str) -> Result<Option<bool>, RequestError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(RequestError::InvalidBody(format!("{field} must be a boolean"))),
+        }
+    }
+
     pub fn value(&self, field: &str) -> Option<&Value> {
         self.0.get(field).filter(|v| !v.is_null())
     }

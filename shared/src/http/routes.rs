@@ -3,16 +3,20 @@
 use crate::domain::app::App;
 use crate::domain::auth::{authenticate, authenticate_master};
 use crate::domain::error::{AuthError, Field, PortError, Required};
+use crate::domain::metering::{self, Ask};
+use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{ScopedKey, User};
 use crate::domain::scoped::NewScopedKey;
-use crate::domain::throttle;
+use crate::domain::service_key::fingerprint;
+use crate::domain::throttle::{self, Rule};
 use crate::domain::{accounts, recovery, scoped};
+use crate::http::authorizer::context;
 use crate::http::error::Failure;
 use crate::http::request::{api_key, path_parameter, source_ip, JsonBody};
 use crate::http::schema::{
     CreatedScopedKey, DataExport, Deleted, ErrorBody, ErrorCode, ExportedApiAccess, ExportedScopedKey,
-    ExportedSubscription, ExportedUsage, ExportedUser, ListedScopedKey, LoggedIn, Message, PlanLimits, RegeneratedKey,
-    Registered, ScopedKeyList, TokenValidity, UserData,
+    ExportedSubscription, ExportedUsage, ExportedUser, ListedScopedKey, LoggedIn, Message, PlanLimits, Reason,
+    RefusedKey, RegeneratedKey, Registered, ScopedKeyList, TokenValidity, UserData, Verification, VerifiedKey,
 };
 use crate::http::{error_response, json_response};
 use chrono::{DateTime, Utc};
@@ -25,7 +29,7 @@ use zeroize::Zeroizing;
 
 type Answer = Result<Response<Body>, Failure>;
 
-/// The thirteen endpoints of the Auth API; each is one Lambda function.
+/// The endpoints of the Auth API; each is one Lambda function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Register,
@@ -41,10 +45,11 @@ pub enum Endpoint {
     CreateApiKey,
     ListApiKeys,
     DeleteApiKey,
+    Verify,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::Register,
         Endpoint::Login,
         Endpoint::RegenerateKey,
@@ -58,6 +63,7 @@ impl Endpoint {
         Endpoint::CreateApiKey,
         Endpoint::ListApiKeys,
         Endpoint::DeleteApiKey,
+        Endpoint::Verify,
     ];
 
     /// Method, path (path parameters in braces, as API Gateway writes them) and the name
@@ -78,6 +84,7 @@ impl Endpoint {
             CreateApiKey => (Method::POST, "/auth/api-keys", "create-api-key"),
             ListApiKeys => (Method::GET, "/auth/api-keys", "list-api-keys"),
             DeleteApiKey => (Method::DELETE, "/auth/api-keys/{id}", "delete-api-key"),
+            Verify => (Method::POST, "/auth/verify", "verify"),
         }
     }
 
@@ -110,6 +117,7 @@ impl Endpoint {
             CreateApiKey => create_api_key(app, &req).await,
             ListApiKeys => list_api_keys(app, &req).await,
             DeleteApiKey => delete_api_key(app, &req).await,
+            Verify => verify(app, &req).await,
         };
         answer.unwrap_or_else(|failure| {
             log_fault(self, &req, &failure);
@@ -192,6 +200,95 @@ pub async fn dispatch(app: &App, req: Request) -> Response<Body> {
     } else {
         json_response(StatusCode::NOT_FOUND, &ErrorBody { error: "Not found".into(), code: ErrorCode::NotFound })
     }
+}
+
+fn not_found() -> Response<Body> {
+    json_response(StatusCode::NOT_FOUND, &ErrorBody { error: "Not found".into(), code: ErrorCode::NotFound })
+}
+
+/// The relay asks whether a key may make a request, and this service decides and counts:
+/// the other door to the same decision as the gateway's authorizer (`metering::decide`).
+/// Its caller is a service (`authorization: Bearer <service key>`); with no service key
+/// configured the route does not exist (404).
+async fn verify(app: &App, req: &Request) -> Answer {
+    let accepted = &app.settings.service_key_digests;
+    if !accepted.is_open() {
+        return Ok(not_found());
+    }
+    let Some(service_key) = bearer(req).filter(|presented| accepted.accepts(presented)) else {
+        metrics::count(Counter::ServiceKeyRefused);
+        throttle::per_address(app, Rule::ServiceKeyFailures, source_ip(req).as_deref()).await?;
+        return Err(AuthError::ServiceKeyRequired.into());
+    };
+    let body = JsonBody::from_request(req)?;
+    let Some(key) = body.string("key")? else {
+        return Err(AuthError::Required(Required::Key).into());
+    };
+    let ask = Ask {
+        key: Some(key.trim()).filter(|k| !k.is_empty()),
+        client_id: body.non_empty("clientId")?,
+        user_id: body.non_empty("userId")?,
+        cost: cost(body.value("cost"))?,
+        count: body.boolean("count")?.unwrap_or(true),
+    };
+    let credentials = body.boolean("credentials")?.unwrap_or(false);
+    let authorization = match metering::decide(app, ask).await? {
+        Ok(authorization) => authorization,
+        Err(refusal) => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &Verification::Invalid(RefusedKey {
+                    valid: false,
+                    reason: Reason(refusal.reason),
+                    resets_at: refusal.resets_at.map(Into::into),
+                }),
+            ))
+        }
+    };
+    let login = match (&authorization.scoped_key_id, credentials) {
+        (Some(key_id), true) => {
+            let reader = fingerprint(service_key);
+            Some(scoped::foundry_login(app, &authorization.user_id, key_id, &reader).await?)
+        }
+        _ => None,
+    };
+    let (foundry_url, foundry_username, foundry_password) = match login {
+        Some(login) => (login.url, login.username, login.password.map(|p| p.as_str().to_owned())),
+        None => (None, None, None),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &Verification::Valid(Box::new(VerifiedKey {
+            valid: true,
+            expires_at: authorization.expires_at.map(Into::into),
+            subscription_status: authorization.subscription_status.as_str().to_owned(),
+            context: context(&authorization),
+            foundry_url,
+            foundry_username,
+            foundry_password,
+        })),
+    ))
+}
+
+/// The most a single verify may count (the relay's batch of requests).
+pub const MAX_COST: u64 = 1000;
+
+/// `cost`: an integer from 1 to [`MAX_COST`], 1 when absent.
+fn cost(value: Option<&Value>) -> Result<u64, AuthError> {
+    match value {
+        None => Ok(1),
+        Some(Value::Number(n)) => {
+            n.as_u64().filter(|c| (1..=MAX_COST).contains(c)).ok_or(AuthError::InvalidField(Field::Cost))
+        }
+        Some(_) => Err(AuthError::InvalidField(Field::Cost)),
+    }
+}
+
+/// The `authorization: Bearer <token>` of a request (the scheme's name in any case).
+fn bearer(req: &Request) -> Option<&str> {
+    let value = req.headers().get(lambda_http::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 fn email_and_password(body: &JsonBody) -> Result<(String, Zeroizing<String>), Failure> {

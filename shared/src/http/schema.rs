@@ -6,6 +6,7 @@
 //! never left out.
 
 use crate::domain::clock::iso;
+use crate::domain::meter::Decision;
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
@@ -79,6 +80,8 @@ error_codes! {
     FieldTooLong => "field_too_long",
     ApiKeyRequired => "api_key_required",
     InvalidApiKey => "invalid_api_key",
+    ServiceKeyRequired => "service_key_required",
+    InvalidCost => "invalid_cost",
     MasterKeyRequired => "master_key_required",
     InvalidCredentials => "invalid_credentials",
     InvalidPassword => "invalid_password",
@@ -385,6 +388,78 @@ pub struct AuthorizerContext {
     /// The daily cap of the key (scoped) or of the account (master); `""` when there is none.
     #[cfg_attr(feature = "openapi", schema(value_type = CapOrEmpty))]
     pub daily_limit: CapOrEmpty,
+}
+
+/// Why verify refused a key: a name of [`Decision`] (never `admitted` or `error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reason(pub Decision);
+
+impl Reason {
+    /// Every reason verify can answer.
+    pub fn all() -> impl Iterator<Item = &'static str> {
+        Decision::ALL.into_iter().filter(|d| !matches!(d, Decision::Admitted | Decision::Error)).map(Decision::name)
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.name())
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Reason {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(Reason::all())).into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl ToSchema for Reason {}
+
+/// POST /auth/verify: the key is good, and this request was counted (unless `count` was
+/// false). The authorizer's context, and more.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct VerifiedKey {
+    /// Always `true`.
+    pub valid: bool,
+    #[serde(flatten)]
+    pub context: AuthorizerContext,
+    /// When the scoped key stops working; `null`: never (and for a master key).
+    pub expires_at: Option<Timestamp>,
+    /// The account's subscription (`active` lifts the monthly limit).
+    pub subscription_status: String,
+    /// The scoped key's Foundry login, only with `credentials: true` (else `null`, and
+    /// `null` when the key has none).
+    pub foundry_url: Option<String>,
+    pub foundry_username: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    pub foundry_password: Option<String>,
+}
+
+/// POST /auth/verify: the key is refused, and nothing was counted.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RefusedKey {
+    /// Always `false`.
+    pub valid: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = Reason))]
+    pub reason: Reason,
+    /// For `cap`: the start of the UTC day or month that frees the cap that refused; else `null`.
+    pub resets_at: Option<Timestamp>,
+}
+
+/// POST /auth/verify
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub enum Verification {
+    Valid(Box<VerifiedKey>),
+    Invalid(RefusedKey),
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ async fn the_events_in_sequence_are_answered_as_the_contract_says() {
         (Endpoint::ResetPassword, 400),
         (Endpoint::ChangePassword, 200),
         (Endpoint::DeleteAccount, 200),
+        // The door is closed: the harness configures no service key.
+        (Endpoint::Verify, 404),
     ];
     assert_eq!(sequence.len(), Endpoint::ALL.len());
     for (endpoint, status) in sequence {

@@ -20,3 +20,4 @@ mod scoped_keys;
 mod support;
 mod template;
 mod throttling;
+mod verify;

@@ -3,6 +3,7 @@
 //! function only reads.
 
 use serde_yaml_ng::Value;
+use shared::http::gateway::{CONTEXT_HEADERS, GATEWAY_SECRET_HEADER};
 use shared::http::Endpoint;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -75,11 +76,19 @@ fn every_route_is_declared_once_on_the_function_that_serves_it() {
     let mut expected: BTreeMap<String, String> =
         Endpoint::ALL.iter().map(|e| (format!("{} {}", e.method(), e.path()), e.function_name().to_owned())).collect();
     // The account holders' web pages and their assets, served by the `web` function.
-    for path in ["/", "/signup", "/forgot-password", "/reset-password", "/account", "/assets/{proxy+}"] {
+    for path in PAGE_ROUTES {
         expected.insert(format!("GET {path}"), "web".to_owned());
     }
+    // The relay's check of its callers' keys, on the `verify` function (whether or not the
+    // route table names it yet).
+    let verify = expected.entry("POST /auth/verify".to_owned()).or_insert_with(|| "verify".to_owned());
+    assert_eq!(verify, "verify");
     assert_eq!(declared, expected);
 }
+
+/// The routes of the account holders' web pages and their assets (`pages::PAGES` and
+/// `pages::ASSETS`), all `GET`.
+const PAGE_ROUTES: [&str; 6] = ["/", "/signup", "/forgot-password", "/reset-password", "/account", "/assets/{proxy+}"];
 
 #[test]
 fn every_function_is_a_crate_with_an_event_file() {
@@ -111,7 +120,9 @@ fn functions_get_only_the_permissions_they_use() {
         assert_eq!(allowed.contains("ses:SendEmail"), sends_mail, "{binary}");
         let seals_keys = ["register", "regenerate-key", "create-api-key"].contains(&binary.as_str());
         assert_eq!(allowed.contains("kms:Encrypt"), seals_keys, "{binary}");
-        assert_eq!(allowed.contains("kms:Decrypt"), binary == "login", "{binary}");
+        // Master keys for login, a scoped key's Foundry password for verify.
+        let opens = ["login", "verify"].contains(&binary.as_str());
+        assert_eq!(allowed.contains("kms:Decrypt"), opens, "{binary}");
     }
 }
 
@@ -397,4 +408,167 @@ fn tracing_is_switched_by_a_parameter_for_every_function_that_may_send_traces() 
         let own = &function["Properties"]["Tracing"];
         assert_eq!(own.is_null(), binary != "web", "{binary}");
     }
+}
+
+#[test]
+fn the_relay_parameters_default_to_off_and_hide_their_secrets() {
+    let template = template();
+    let parameters = &template["Parameters"];
+    for (name, secret) in [("ServiceKeyDigests", true), ("RelayOrigin", false), ("GatewaySecret", true)] {
+        let parameter = &parameters[name];
+        assert_eq!(parameter["Type"], "String", "{name}");
+        assert_eq!(parameter["Default"], "", "{name}: off unless the operator sets it");
+        assert_eq!(parameter["NoEcho"].as_bool().unwrap_or(false), secret, "{name}");
+        assert!(parameter["Description"].as_str().is_some_and(|d| !d.is_empty()), "{name}");
+        let pattern = parameter["AllowedPattern"].as_str().unwrap_or_else(|| panic!("{name} has no pattern"));
+        assert!(pattern.starts_with("^(") && pattern.ends_with(")?$"), "{name}: the empty default matches");
+    }
+    // HasRelayOrigin: RelayOrigin is not empty.
+    let Value::Tagged(not) = &template["Conditions"]["HasRelayOrigin"] else { panic!("HasRelayOrigin") };
+    assert_eq!(not.tag, "Not");
+    let Value::Tagged(equals) = &not.value[0] else { panic!("HasRelayOrigin: !Not [!Equals ...]") };
+    assert_eq!(equals.tag, "Equals");
+    assert_eq!(reference(&equals.value[0]).as_deref(), Some("RelayOrigin"));
+    assert_eq!(equals.value[1], "");
+    // No relay without the secret that tells it the gateway's requests from others.
+    let rule = &template["Rules"]["GatewaySecretWithRelay"];
+    assert_eq!(rule["RuleCondition"], template["Conditions"]["HasRelayOrigin"]);
+    let assertions = rule["Assertions"].as_sequence().unwrap();
+    assert_eq!(assertions.len(), 1);
+    let Value::Tagged(not) = &assertions[0]["Assert"] else { panic!("the assertion is a !Not") };
+    assert_eq!(not.tag, "Not");
+    let Value::Tagged(equals) = &not.value[0] else { panic!("!Not [!Equals ...]") };
+    assert_eq!(reference(&equals.value[0]).as_deref(), Some("GatewaySecret"));
+    assert_eq!(equals.value[1], "");
+}
+
+#[test]
+fn the_verify_function_reads_keys_counts_requests_and_opens_only_foundry_passwords() {
+    let template = template();
+    let functions = functions(&template);
+    let verify = &functions["verify"];
+    let events = verify["Properties"]["Events"].as_mapping().unwrap();
+    assert_eq!(events.len(), 1);
+    let route = &events.values().next().unwrap()["Properties"];
+    assert_eq!((route["Method"].as_str(), route["Path"].as_str()), (Some("POST"), Some("/auth/verify")));
+    assert_eq!(reference(&route["ApiId"]).as_deref(), Some("AuthApi"));
+    assert!(route["Auth"].is_null(), "it checks its caller's service key itself");
+    // The digests go to verify alone.
+    let digests = &verify["Properties"]["Environment"]["Variables"]["SERVICE_KEY_DIGESTS"];
+    assert_eq!(reference(digests).as_deref(), Some("ServiceKeyDigests"));
+    assert!(template["Globals"]["Function"]["Environment"]["Variables"]["SERVICE_KEY_DIGESTS"].is_null());
+    for (binary, function) in &functions {
+        let own = &function["Properties"]["Environment"]["Variables"]["SERVICE_KEY_DIGESTS"];
+        assert_eq!(own.is_null(), binary != "verify", "{binary}");
+    }
+    // The throttle table as login uses it, the key index and the account read and counted,
+    // the scoped key read, and Decrypt of Foundry passwords: nothing else.
+    let throttle: BTreeSet<_> = grants(&functions["login"]).into_iter().filter(|(r, _)| r == "ThrottleTable").collect();
+    assert!(!throttle.is_empty());
+    let mut expected: BTreeSet<(String, String)> = [
+        ("UsersTable", "dynamodb:GetItem"),
+        ("UsersTable", "dynamodb:UpdateItem"),
+        ("ScopedKeysTable", "dynamodb:GetItem"),
+        ("AuthKey", "kms:Decrypt"),
+    ]
+    .iter()
+    .map(|(r, a)| (r.to_string(), a.to_string()))
+    .collect();
+    expected.extend(throttle);
+    assert_eq!(grants(verify), expected);
+    let statements: Vec<&Value> = verify["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|policy| policy["Statement"].as_sequence().unwrap())
+        .collect();
+    assert!(statements.iter().all(|s| s["Effect"] == "Allow"));
+    let kms = statements.iter().find(|s| s["Action"][0].as_str().is_some_and(|a| a.starts_with("kms:"))).unwrap();
+    assert_eq!(kms["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"], "foundry-password");
+}
+
+/// The relay's route in the API's OpenAPI body: `!If [HasRelayOrigin, path item, NoValue]`.
+fn relay_route(template: &Value) -> Value {
+    let path = &template["Resources"]["AuthApi"]["Properties"]["DefinitionBody"]["paths"]["/{proxy+}"];
+    let (condition, then, otherwise) = condition(path).expect("the relay's route is conditional");
+    assert_eq!(condition, "HasRelayOrigin");
+    assert_eq!(reference(&otherwise).as_deref(), Some("AWS::NoValue"), "no relay, no route");
+    let item = then.as_mapping().unwrap();
+    assert_eq!(item.len(), 1, "one operation: {item:?}");
+    then["x-amazon-apigateway-any-method"].clone()
+}
+
+#[test]
+fn with_a_relay_origin_every_other_path_goes_through_the_authorizer_to_the_relay() {
+    let template = template();
+    let api = &template["Resources"]["AuthApi"];
+    assert_eq!(api["Type"], "AWS::Serverless::HttpApi");
+    let route = relay_route(&template);
+    // ANY /{proxy+}, behind the authorizer every relay route uses.
+    let security = route["security"].as_sequence().unwrap();
+    assert_eq!(security.len(), 1);
+    let scheme = security[0].as_mapping().unwrap();
+    assert_eq!(scheme.len(), 1);
+    assert_eq!(scheme.keys().next().unwrap(), "ApiKeyAuthorizer");
+    assert!(api["Properties"]["Auth"]["Authorizers"]["ApiKeyAuthorizer"].is_mapping());
+    // Proxied as it came, path and query, to the relay's origin.
+    let integration = &route["x-amazon-apigateway-integration"];
+    assert_eq!(integration["type"], "http_proxy");
+    assert_eq!(integration["httpMethod"], "ANY");
+    assert_eq!(integration["payloadFormatVersion"], "1.0");
+    match &integration["uri"] {
+        Value::Tagged(sub) if sub.tag == "Sub" => assert_eq!(sub.value, "${RelayOrigin}/{proxy}"),
+        other => panic!("uri: {other:?}"),
+    }
+    // The relay's address through the gateway, when there is a relay.
+    let output = &template["Outputs"]["RelayUrl"];
+    assert_eq!(output["Condition"], "HasRelayOrigin");
+    assert!(!output["Value"].is_null());
+}
+
+#[test]
+fn the_relay_receives_the_authorizer_context_and_the_gateway_secret_as_headers() {
+    let template = template();
+    let route = relay_route(&template);
+    let parameters = route["x-amazon-apigateway-integration"]["requestParameters"].as_mapping().unwrap();
+    let mut expected: BTreeMap<String, Value> = CONTEXT_HEADERS
+        .iter()
+        .map(|(field, header)| {
+            (format!("overwrite:header.{header}"), Value::from(format!("$context.authorizer.{field}")))
+        })
+        .collect();
+    let secret = parameters
+        .get(format!("overwrite:header.{GATEWAY_SECRET_HEADER}").as_str())
+        .expect("the gateway secret is sent");
+    assert_eq!(reference(secret).as_deref(), Some("GatewaySecret"));
+    expected.insert(format!("overwrite:header.{GATEWAY_SECRET_HEADER}"), secret.clone());
+    let written: BTreeMap<String, Value> =
+        parameters.iter().map(|(key, value)| (key.as_str().unwrap().to_owned(), value.clone())).collect();
+    assert_eq!(written, expected, "exactly the headers of shared::http::gateway, overwriting a client's");
+}
+
+#[test]
+fn no_greedy_route_takes_the_relay_paths_from_the_relay_route() {
+    let template = template();
+    // The API's body declares nothing but the relay's route; the functions declare the rest.
+    let paths = template["Resources"]["AuthApi"]["Properties"]["DefinitionBody"]["paths"].as_mapping().unwrap();
+    assert_eq!(paths.keys().collect::<Vec<_>>(), ["/{proxy+}"]);
+    let mut greedy = Vec::new();
+    for (binary, function) in functions(&template) {
+        for event in function["Properties"]["Events"].as_mapping().into_iter().flat_map(|e| e.values()) {
+            let properties = &event["Properties"];
+            let (method, path) = (properties["Method"].as_str().unwrap(), properties["Path"].as_str().unwrap());
+            // API Gateway prefers `GET /{proxy+}` over `ANY /{proxy+}`: no catch-all of any method.
+            assert!(!["ANY", "any", "*"].contains(&method), "{binary}: {method} {path}");
+            assert_ne!(path, "$default", "{binary}");
+            if path.contains("+}") {
+                greedy.push(format!("{method} {path}"));
+            }
+        }
+        // The pages are there with or without a relay.
+        assert!(function["Condition"].is_null(), "{binary}");
+    }
+    // Only the assets' prefix is greedy, and it belongs to the pages alone.
+    assert_eq!(greedy, ["GET /assets/{proxy+}"]);
+    assert!(PAGE_ROUTES.contains(&"/assets/{proxy+}"));
 }

@@ -15,6 +15,7 @@ fn limits() -> Throttling {
         reset_per_address: Limit::new(1000, 900),
         reset_emails: vec![Limit::new(1, 60), Limit::new(5, 3600)],
         account_management: Limit::new(3, 3600),
+        service_key_failures: Limit::new(3, 900),
     }
 }
 
