@@ -1,9 +1,11 @@
 //! `local`: the whole Auth API on one port, with the very handlers and route table of the
 //! Lambda functions. By default over embedded adapters (no AWS account, no emulator);
 //! with `--aws`, over DynamoDB, SES v2 and KMS as configured by the usual environment.
+//! With `--relay-origin`, it also stands in front of a relay as API Gateway does.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod proxy;
 mod server;
 
 /// glibc's malloc spent a fifth of user-data's time under load (profiled); mimalloc's
@@ -13,6 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use shared::config::{parse_reset_url, Config, Settings};
+use shared::domain::service_key::{NewServiceKey, ServiceKeyDigests};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +45,20 @@ struct Args {
     /// Print the OpenAPI description of the API (the bytes of `openapi.json`) and exit.
     #[arg(long)]
     print_openapi: bool,
+    /// Forward every request outside /auth/*, /openapi.json and the pages to this relay
+    /// (an http or https origin), after the authorizer's decision, as API Gateway does.
+    #[arg(long, env = "RELAY_ORIGIN", value_name = "URL")]
+    relay_origin: Option<proxy::Origin>,
+    /// Sent to the relay in the x-foundry-auth-gateway header of every forwarded request.
+    #[arg(long, env = "GATEWAY_SECRET", value_name = "SECRET", hide_env_values = true)]
+    gateway_secret: Option<proxy::GatewaySecret>,
+    /// Print a fresh service key (for a relay) and the digest to configure, and exit.
+    #[arg(long)]
+    new_service_key: bool,
+    /// The SHA-256 digest of a service key accepted by POST /auth/verify (repeatable; added
+    /// to those of SERVICE_KEY_DIGESTS).
+    #[arg(long = "service-key-digest", value_name = "HEX")]
+    service_key_digests: Vec<String>,
 }
 
 #[tokio::main]
@@ -56,15 +73,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         print!("{}", shared::http::openapi::document_json());
         return Ok(());
     }
+    if args.new_service_key {
+        print_new_service_key();
+        return Ok(());
+    }
+    let digests = service_key_digests(&args.service_key_digests)?;
+    let relay = args.relay_origin.clone().map(|origin| proxy::Relay::new(origin, args.gateway_secret.clone()));
+    let relay = relay.transpose().map_err(|e| e.to_string())?;
     let (app, storage) = if args.aws {
-        let config = Config::from_env()?;
+        let mut config = Config::from_env()?;
+        config.settings.service_key_digests = digests;
         let storage = format!(
             "DynamoDB tables {}, {}, {}",
             config.users_table, config.scoped_keys_table, config.reset_tokens_table
         );
         (shared::aws::build_app(&config).await, storage)
     } else {
-        let settings = Settings::from_env(parse_reset_url(&args.reset_url)?)?;
+        let mut settings = Settings::from_env(parse_reset_url(&args.reset_url)?)?;
+        settings.service_key_digests = digests;
         let outbox = args.outbox.clone().unwrap_or_else(|| args.data.join("outbox"));
         let app = shared::embedded::build_app(&args.data, &outbox, &args.email_from, settings)?;
         (app, format!("data in {}, emails in {}", args.data.display(), outbox.display()))
@@ -73,10 +99,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("foundry-auth listening on http://{}", listener.local_addr()?);
     println!("{storage}");
-    let service = server::router(Arc::new(app)).into_make_service_with_connect_info::<SocketAddr>();
+    if let Some(relay) = &relay {
+        println!("relay routes forwarded to {}", relay.origin());
+    }
+    let service = server::router(Arc::new(app), relay).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
     println!("foundry-auth stopped");
     Ok(())
+}
+
+/// A service key is shown once, here, and only its digest is ever configured: the key
+/// goes to the relay, which presents it to `POST /auth/verify`.
+fn print_new_service_key() {
+    let new = NewServiceKey::generate();
+    println!("service key: {}", new.key.as_str());
+    println!("digest:      {}", new.digest);
+    println!(
+        "Configure the digest here (SERVICE_KEY_DIGESTS or --service-key-digest); give the key \
+         to the relay only and keep it secret: it is not stored anywhere."
+    );
+}
+
+/// The digests of `SERVICE_KEY_DIGESTS` and of the `--service-key-digest` options
+/// together (at most two in all). A refusal names the options, never a value.
+fn service_key_digests(options: &[String]) -> Result<ServiceKeyDigests, String> {
+    let environment = std::env::var("SERVICE_KEY_DIGESTS").unwrap_or_default();
+    let values = std::iter::once(environment.as_str()).chain(options.iter().map(String::as_str));
+    ServiceKeyDigests::parse(values).map_err(|e| format!("--service-key-digest / SERVICE_KEY_DIGESTS: {e}"))
 }
 
 /// Ctrl-C, or SIGTERM from a service manager.

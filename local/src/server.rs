@@ -2,8 +2,10 @@
 //! Gateway passes it to the Lambda functions: the same routing (404/405), the body size
 //! limit, the client address as `sourceIp`, and CORS for browser clients. The account
 //! holders' web pages are served beside the API, as the `web` function serves them, and
-//! so is the API's OpenAPI description, at `/openapi.json`.
+//! so is the API's OpenAPI description, at `/openapi.json`. With a relay behind it
+//! (`--relay-origin`), every other request goes to the relay through [`crate::proxy`].
 
+use crate::proxy::{self, Relay};
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -19,15 +21,25 @@ use shared::App;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub fn router(app: Arc<App>) -> Router {
-    Router::new().fallback(serve).with_state(app)
+/// What every request is served with: the app, and the relay behind this server, if any.
+#[derive(Clone)]
+struct Served {
+    app: Arc<App>,
+    relay: Option<Arc<Relay>>,
+}
+
+pub fn router(app: Arc<App>, relay: Option<Relay>) -> Router {
+    Router::new().fallback(serve).with_state(Served { app, relay: relay.map(Arc::new) })
 }
 
 async fn serve(
-    State(app): State<Arc<App>>,
+    State(Served { app, relay }): State<Served>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response<Body> {
+    if let Some(relay) = relay.filter(|_| proxy::forwards(request.method(), request.uri().path())) {
+        return relay.forward(&app, peer, request).await;
+    }
     let page = matches!(*request.method(), Method::GET | Method::HEAD) && pages::serves(request.uri().path());
     if page {
         return pages::respond(request.method(), request.uri().path()).map(Body::from);
@@ -109,6 +121,6 @@ fn preflight() -> Response<Body> {
     response
 }
 
-fn allow_any_origin(headers: &mut HeaderMap) {
+pub(crate) fn allow_any_origin(headers: &mut HeaderMap) {
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
 }
