@@ -5,6 +5,7 @@
 //! `EMAIL#<normalised email>` its email reservation, `KEY#<sha256>` the key index.
 
 use crate::domain::keys::{KeyDigest, KeyKind};
+use crate::domain::meter::AccountMeter;
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
 use crate::domain::token::StoredResetToken;
 use chrono::{DateTime, TimeZone, Utc};
@@ -66,6 +67,50 @@ pub(crate) struct UserItem {
     pub(crate) created_at: DateTime<Utc>,
     #[serde(deserialize_with = "rfc3339::required")]
     pub(crate) updated_at: DateTime<Utc>,
+}
+
+/// An account's meter (`METER#<id>`, DynamoDB only): the counters and what guards them,
+/// apart from the account so that the item every relay request writes stays under 1 KB
+/// whatever the account holds. Written with the account in every transaction that
+/// changes the master key, the key generation or the subscription; an account written
+/// before it existed gets it on its first metered request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MeterItem {
+    pub(crate) pk: String,
+    pub(crate) master_key_digest: String,
+    pub(crate) key_generation: u64,
+    #[serde(default)]
+    pub(crate) subscription_status: String,
+    #[serde(default)]
+    pub(crate) usage: BTreeMap<String, u64>,
+    #[serde(default, deserialize_with = "rfc3339::optional", skip_serializing_if = "Option::is_none")]
+    pub(crate) last_request_at: Option<DateTime<Utc>>,
+}
+
+impl MeterItem {
+    pub(crate) fn into_meter(self, user_id: &str) -> AccountMeter {
+        AccountMeter {
+            user_id: user_id.to_owned(),
+            master_key_digest: KeyDigest(self.master_key_digest),
+            key_generation: self.key_generation,
+            subscription_status: self.subscription_status.into(),
+            usage: Usage { counts: self.usage, last_request_at: self.last_request_at },
+        }
+    }
+}
+
+impl From<&User> for MeterItem {
+    fn from(u: &User) -> Self {
+        Self {
+            pk: meter_pk(&u.id),
+            master_key_digest: u.master_key.digest.0.clone(),
+            key_generation: u.key_generation,
+            subscription_status: u.subscription_status.as_str().to_owned(),
+            usage: u.usage.counts.clone(),
+            last_request_at: u.usage.last_request_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -147,6 +192,10 @@ pub(crate) fn user_pk(id: &str) -> String {
 
 pub(crate) fn email_pk(normalised: &str) -> String {
     format!("EMAIL#{normalised}")
+}
+
+pub(crate) fn meter_pk(user_id: &str) -> String {
+    format!("METER#{user_id}")
 }
 
 pub(crate) fn key_pk(digest: &KeyDigest) -> String {

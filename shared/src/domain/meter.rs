@@ -5,7 +5,7 @@
 //! store or a clock.
 
 use crate::domain::keys::{KeyDigest, KeyKind};
-use crate::domain::model::{KeyEntry, User};
+use crate::domain::model::{KeyEntry, Subscription, Usage, User};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
 /// Why a key's request was admitted or refused (the `Reason` of the authorizer's metric
@@ -100,12 +100,39 @@ pub struct Meter<'a> {
     pub monthly_limit: u64,
 }
 
-/// What the store answers: the entry and the account as they are after counting (or, for
-/// `count: false`, as read), or the refusal.
+/// What metering needs of an account, and all it writes: the counters, and what decides
+/// whether a key may still add to them. (DynamoDB keeps it as an item of its own beside
+/// the account, so that the item every request writes stays under 1 KB.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountMeter {
+    pub user_id: String,
+    /// The account's master key: the only master key that may count.
+    pub master_key_digest: KeyDigest,
+    /// Scoped keys of other generations may not count.
+    pub key_generation: u64,
+    /// `active` lifts the monthly cap.
+    pub subscription_status: Subscription,
+    pub usage: Usage,
+}
+
+impl From<&User> for AccountMeter {
+    fn from(user: &User) -> Self {
+        Self {
+            user_id: user.id.clone(),
+            master_key_digest: user.master_key.digest.clone(),
+            key_generation: user.key_generation,
+            subscription_status: user.subscription_status.clone(),
+            usage: user.usage.clone(),
+        }
+    }
+}
+
+/// What the store answers: the entry and the account's meter as they are after counting
+/// (or, for `count: false`, as read), or the refusal.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant, reason = "made once per request and taken apart at once")]
 pub enum Metered {
-    Admitted { entry: KeyEntry, user: User },
+    Admitted { entry: KeyEntry, account: AccountMeter },
     Refused(Refusal),
 }
 
@@ -172,9 +199,9 @@ pub fn entry_refusal(entry: &KeyEntry, meter: &Meter<'_>, counted: u64) -> Optio
 
 /// The account's verdict on a request of `entry`: the key must still be the account's, and
 /// the account's caps must have room (`counted` as for [`entry_refusal`]).
-pub fn account_refusal(user: &User, entry: &KeyEntry, meter: &Meter<'_>, counted: u64) -> Option<Refusal> {
+pub fn account_refusal(user: &AccountMeter, entry: &KeyEntry, meter: &Meter<'_>, counted: u64) -> Option<Refusal> {
     let still_the_accounts = match entry.kind {
-        KeyKind::Master => user.master_key.digest == entry.digest,
+        KeyKind::Master => user.master_key_digest == entry.digest,
         KeyKind::Scoped => user.key_generation == entry.generation,
     };
     if !still_the_accounts {
@@ -200,9 +227,10 @@ pub fn verdict(found: Option<(KeyEntry, Option<User>)>, meter: &Meter<'_>) -> Me
     let Some(user) = user else {
         return unknown;
     };
-    match account_refusal(&user, &entry, meter, 0) {
+    let account = AccountMeter::from(&user);
+    match account_refusal(&account, &entry, meter, 0) {
         Some(refusal) => Metered::Refused(refusal),
-        None => Metered::Admitted { entry, user },
+        None => Metered::Admitted { entry, account },
     }
 }
 

@@ -5,9 +5,9 @@
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use crate::domain::keys::{ApiKey, KeyKind};
-use crate::domain::meter::{Decision, Meter, Metered, Refusal};
+use crate::domain::meter::{AccountMeter, Decision, Meter, Metered, Refusal};
 use crate::domain::metrics::{self, Counter};
-use crate::domain::model::{KeyEntry, Subscription, User};
+use crate::domain::model::{KeyEntry, Subscription};
 use chrono::{DateTime, Utc};
 
 /// One request of the relay, as the door saw it.
@@ -53,7 +53,7 @@ pub struct Authorization {
 }
 
 impl Authorization {
-    fn of(entry: KeyEntry, user: &User, app: &App, now: DateTime<Utc>) -> Self {
+    fn of(entry: KeyEntry, user: &AccountMeter, app: &App, now: DateTime<Utc>) -> Self {
         let (usage, monthly_limit, daily_limit) = match entry.kind {
             KeyKind::Master => (
                 &user.usage,
@@ -63,7 +63,7 @@ impl Authorization {
             KeyKind::Scoped => (&entry.usage, entry.monthly_limit, entry.daily_limit),
         };
         Self {
-            user_id: user.id.clone(),
+            user_id: user.user_id.clone(),
             kind: entry.kind,
             requests_this_month: usage.this_month(now),
             requests_today: usage.today(now),
@@ -120,7 +120,7 @@ async fn decide_uncounted(app: &App, ask: Ask<'_>) -> Result<Result<Authorizatio
         monthly_limit: app.settings.monthly_request_limit,
     };
     Ok(match app.store.meter(&meter).await? {
-        Metered::Admitted { entry, user } => Ok(Authorization::of(entry, &user, app, now)),
+        Metered::Admitted { entry, account } => Ok(Authorization::of(entry, &account, app, now)),
         Metered::Refused(refusal) => Err(refusal),
     })
 }

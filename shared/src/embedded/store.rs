@@ -5,7 +5,7 @@
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::keys::KeyKind;
-use crate::domain::meter::{verdict, Meter, Metered};
+use crate::domain::meter::{verdict, AccountMeter, Meter, Metered};
 use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::ports::{KeyIndex, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::domain::throttle::{fixed_window, Decision, Limit, Verdict};
@@ -640,9 +640,12 @@ impl Metering for EmbeddedStore {
                 }
                 None => None,
             };
-            let (mut entry, mut user) = match verdict(found, &meter) {
-                Metered::Admitted { entry, user } => (entry, user),
+            let mut entry = match verdict(found.clone(), &meter) {
+                Metered::Admitted { entry, .. } => entry,
                 refused => return Ok(refused),
+            };
+            let Some((_, Some(mut user))) = found else {
+                return Ok(verdict(None, &meter));
             };
             user.usage.add(now, cost);
             tx.put(&user_pk(&user.id), &UserItem::from(&user))?;
@@ -650,7 +653,7 @@ impl Metering for EmbeddedStore {
                 entry.usage.add(now, cost);
                 tx.put(&key_pk(&digest), &KeyItem::from(&entry))?;
             }
-            Ok(Metered::Admitted { entry, user })
+            Ok(Metered::Admitted { entry, account: AccountMeter::from(&user) })
         })
         .await
     }

@@ -37,16 +37,19 @@ impl Harness {
         self.authorize(Some(key)).await["isAuthorized"].as_bool().unwrap()
     }
 
+    /// Sets the subscription as billing does: on the account and on its meter.
     async fn set_subscription(&self, user_id: &str, status: &str) {
-        self.dynamo()
-            .update_item()
-            .table_name(&self.config.users_table)
-            .key("pk", AttributeValue::S(format!("USER#{user_id}")))
-            .update_expression("SET subscriptionStatus = :s")
-            .expression_attribute_values(":s", AttributeValue::S(status.into()))
-            .send()
-            .await
-            .unwrap();
+        for item in [format!("USER#{user_id}"), format!("METER#{user_id}")] {
+            self.dynamo()
+                .update_item()
+                .table_name(&self.config.users_table)
+                .key("pk", AttributeValue::S(item))
+                .update_expression("SET subscriptionStatus = :s")
+                .expression_attribute_values(":s", AttributeValue::S(status.into()))
+                .send()
+                .await
+                .unwrap();
+        }
     }
 }
 
@@ -238,15 +241,17 @@ async fn every_decision_has_the_reason_its_metric_is_counted_under() {
     // A scoped key of an older master key whose index entry is still there: between a
     // master key's replacement and the retirement of its scoped keys.
     let (_, stale) = h.scoped_key(&account.key, json!({"name": "of the old master key"})).await;
-    h.dynamo()
-        .update_item()
-        .table_name(&h.config.users_table)
-        .key("pk", AttributeValue::S(format!("USER#{}", account.id)))
-        .update_expression("SET keyGeneration = keyGeneration + :one")
-        .expression_attribute_values(":one", AttributeValue::N("1".into()))
-        .send()
-        .await
-        .unwrap();
+    for item in [format!("USER#{}", account.id), format!("METER#{}", account.id)] {
+        h.dynamo()
+            .update_item()
+            .table_name(&h.config.users_table)
+            .key("pk", AttributeValue::S(item))
+            .update_expression("SET keyGeneration = keyGeneration + :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await
+            .unwrap();
+    }
     assert_eq!(reason(&h, Some(&stale)).await, Decision::Revoked);
     // Once replaced, the old master key and its scoped keys lose their index entries.
     let regenerated =

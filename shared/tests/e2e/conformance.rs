@@ -373,8 +373,8 @@ fn meter(digest: &KeyDigest, kind: KeyKind, daily: u64, monthly: u64) -> Meter<'
 /// request, or the reason of a refusal.
 async fn metered(store: &Arc<dyn Store>, meter: &Meter<'_>) -> Result<u64, Decision> {
     match store.meter(meter).await.unwrap() {
-        Metered::Admitted { entry, user } => Ok(match entry.kind {
-            KeyKind::Master => user.usage.this_month(meter.now),
+        Metered::Admitted { entry, account } => Ok(match entry.kind {
+            KeyKind::Master => account.usage.this_month(meter.now),
             KeyKind::Scoped => entry.usage.this_month(meter.now),
         }),
         Metered::Refused(refusal) => Err(refusal.reason),
@@ -573,7 +573,7 @@ async fn metering_keeps_past_periods_out_of_the_current_counts(store: &Arc<dyn S
     assert_eq!((usage.today(request.now), usage.this_month(request.now)), (1, 1));
     let current = [shared::domain::model::day_period(request.now), shared::domain::model::month_period(request.now)];
     let older = usage.counts.keys().filter(|p| !current.contains(p)).count();
-    assert!(older <= 4, "at most four counters of past periods stay: {:?}", usage.counts);
+    assert!(older <= 2, "at most two counters of past periods stay: {:?}", usage.counts);
 }
 
 async fn the_scoped_key_cap_is_exact_under_concurrency(store: &Arc<dyn Store>) {

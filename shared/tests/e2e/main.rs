@@ -12,6 +12,7 @@ mod authorizer;
 mod conformance;
 mod contention;
 mod events;
+mod hot_path;
 mod invariants;
 mod recovery;
 mod routing;

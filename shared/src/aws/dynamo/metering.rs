@@ -5,7 +5,9 @@
 //! expired, bound to the request's client and user, under its own caps) and one of the
 //! account (the key's generation is the account's, the account's caps have room). A
 //! master key's: one consistent `GetItem` of its index entry (which names the account)
-//! and the account's `UpdateItem` (the key is still the account's master key). Each write
+//! and the account's `UpdateItem` (the key is still the account's master key). The
+//! account's counters live in its meter item (`METER#<id>`, `records::MeterItem`), not in
+//! the account, so that every item written here stays under 1 KB (one write unit). Each write
 //! returns the item as it wrote it (`ALL_NEW`), so nothing is read before counting; a
 //! failed condition returns the item as it was (`ALL_OLD`), from which
 //! [`crate::domain::meter`] names the reason. A malformed key never gets here.
@@ -16,21 +18,25 @@
 //! returns more than [`LEFTOVERS_KEPT`] of them, one more write removes them, so that the
 //! items stay small (a third call, once in several idle gaps of one key).
 
-use super::{conditional, from_item, n, pk, s, time, DynamoStore, Item, Written};
+use super::{conditional, from_item, n, pk, retry_conflicts, s, sdk_error, time, to_item, DynamoStore, Item, Written};
 use crate::domain::clock::iso;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyKind;
-use crate::domain::meter::{account_refusal, entry_refusal, verdict, Decision, Meter, Metered, Refusal};
+use crate::domain::meter::{account_refusal, entry_refusal, verdict, AccountMeter, Decision, Meter, Metered, Refusal};
 use crate::domain::model::{day_period, month_period, previous_periods, KeyEntry, User};
 use crate::domain::ports::{KeyIndex, Metering, PortResult};
-use crate::records::{key_pk, user_pk, KeyItem, UserItem};
+use crate::records::{key_pk, meter_pk, user_pk, KeyItem, MeterItem, UserItem};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 
+/// The refusal of a key whose account is gone.
+const UNKNOWN: Refusal = Refusal { reason: Decision::Unknown, resets_at: None };
+
 /// How many counters of past periods an item may keep before a write removes them.
-pub(crate) const LEFTOVERS_KEPT: usize = 4;
+pub const LEFTOVERS_KEPT: usize = 2;
 
 /// The period names one request works with.
 struct Periods {
@@ -196,13 +202,51 @@ impl DynamoStore {
         }
     }
 
-    /// Counts on the account, while `entry` is still its key and its caps have room.
+    /// Counts on the account's meter, while `entry` is still its key and its caps have
+    /// room. An account older than meters gets its meter first (once).
     async fn count_on_account(
         &self,
         meter: &Meter<'_>,
         periods: &Periods,
         entry: &KeyEntry,
-    ) -> PortResult<Result<User, Refusal>> {
+    ) -> PortResult<Result<AccountMeter, Refusal>> {
+        match self.count_on_meter(meter, periods, entry).await? {
+            Err(None) if self.make_meter(&entry.user_id).await? => {
+                Ok(self.count_on_meter(meter, periods, entry).await?.map_err(|r| r.unwrap_or(UNKNOWN)))
+            }
+            other => Ok(other.map_err(|r| r.unwrap_or(UNKNOWN))),
+        }
+    }
+
+    /// Writes the meter of an account that has none from the account itself; `false` when
+    /// there is no such account. (Another request may have written it first: that one stays.)
+    async fn make_meter(&self, user_id: &str) -> PortResult<bool> {
+        let Some(item) = self.get(&self.tables.users, pk(user_pk(user_id))).await? else {
+            return Ok(false);
+        };
+        let user = User::from(from_item::<UserItem>(item)?);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.users)
+            .set_item(Some(to_item(&MeterItem::from(&user))?))
+            .condition_expression("attribute_not_exists(pk)");
+        match retry_conflicts(|| put.clone().send()).await {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                Ok(true)
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// One counting write of the meter; `Err(None)` when there is no meter.
+    async fn count_on_meter(
+        &self,
+        meter: &Meter<'_>,
+        periods: &Periods,
+        entry: &KeyEntry,
+    ) -> PortResult<Result<AccountMeter, Option<Refusal>>> {
         let mut write = CountingWrite::new(periods, meter.cost);
         match entry.kind {
             KeyKind::Master => write.equals("masterKeyDigest", s(&entry.digest.0)),
@@ -216,16 +260,17 @@ impl DynamoStore {
         write.conditions.push(format!("(#subscription = :active OR {month})"));
         write.values.insert(":now".into(), time(meter.now));
         write.sets.push("lastRequestAt = :now".into());
-        match self.count(pk(user_pk(&entry.user_id)), write).await? {
+        let key = pk(meter_pk(&entry.user_id));
+        match self.count(key.clone(), write).await? {
             Written::Done(item) => {
-                let user = User::from(from_item::<UserItem>(item)?);
-                self.tidy(pk(user_pk(&user.id)), &user.usage.counts, periods).await;
-                Ok(Ok(user))
+                let account = from_item::<MeterItem>(item)?.into_meter(&entry.user_id);
+                self.tidy(key, &account.usage.counts, periods).await;
+                Ok(Ok(account))
             }
-            Written::Refused(None) => Ok(Err(Refusal::because(Decision::Unknown))),
+            Written::Refused(None) => Ok(Err(None)),
             Written::Refused(Some(old)) => {
-                let user = User::from(from_item::<UserItem>(old)?);
-                account_refusal(&user, entry, meter, 0).map(Err).ok_or_else(disagreement)
+                let account = from_item::<MeterItem>(old)?.into_meter(&entry.user_id);
+                account_refusal(&account, entry, meter, 0).map(|r| Err(Some(r))).ok_or_else(disagreement)
             }
         }
     }
@@ -315,7 +360,7 @@ impl Metering for DynamoStore {
             self.take_back(meter, &periods).await;
         }
         Ok(match outcome? {
-            Ok(user) => Metered::Admitted { entry, user },
+            Ok(account) => Metered::Admitted { entry, account },
             Err(refusal) => Metered::Refused(refusal),
         })
     }

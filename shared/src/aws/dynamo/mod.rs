@@ -1,12 +1,14 @@
 //! DynamoDB as the store. Every multi-item change is one transaction; every read that
 //! decides access is strongly consistent.
 //!
-//! Users table (`pk`): `USER#<id>` the account, `EMAIL#<normalised>` the email reservation,
+//! Users table (`pk`): `USER#<id>` the account, `METER#<id>` its meter (counters and their
+//! guards, see `records::MeterItem`), `EMAIL#<normalised>` the email reservation,
 //! `KEY#<sha256>` the key index. Scoped keys table: `userId` + `keyId`. Reset tokens
 //! table: `tokenHash`, with `expiresAt` (epoch seconds) as its TTL attribute.
 //! Metering, the hot path of every relay request, is in [`metering`].
 
 mod metering;
+pub use metering::LEFTOVERS_KEPT;
 
 use super::sdk_error;
 use crate::domain::error::PortError;
@@ -15,7 +17,9 @@ use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey
 use crate::domain::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::domain::throttle::{fixed_window, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
-use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
+use crate::records::{
+    email_pk, key_pk, meter_pk, user_pk, EmailItem, KeyItem, MeterItem, ScopedKeyItem, TokenItem, UserItem,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -205,6 +209,60 @@ impl DynamoStore {
         Err(PortError::Unavailable("transaction contention persisted".into()))
     }
 
+    /// The meter's guards set to `digest` and `generation`, in the transaction that changes
+    /// them on the account. A meter not written yet (an account older than meters) is
+    /// made here from what was read of the account.
+    fn meter_guards(&self, user: &User, digest: &KeyDigest, generation: u64) -> PortResult<TransactWriteItem> {
+        let usage = to_item(&MeterItem::from(user))?.remove("usage").unwrap_or(AttributeValue::M(HashMap::new()));
+        let values = HashMap::from([
+            (":digest".to_owned(), s(&digest.0)),
+            (":generation".to_owned(), n(generation)),
+            (":subscription".to_owned(), s(user.subscription_status.as_str())),
+            (":usage".to_owned(), usage),
+        ]);
+        let update = Update::builder()
+            .table_name(&self.tables.users)
+            .set_key(Some(pk(meter_pk(&user.id))))
+            .update_expression(
+                "SET masterKeyDigest = :digest, keyGeneration = :generation, \
+                 subscriptionStatus = if_not_exists(subscriptionStatus, :subscription), \
+                 #usage = if_not_exists(#usage, :usage)",
+            )
+            .expression_attribute_names("#usage", "usage")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(PortError::other)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Strongly consistent reads of up to 100 items of one table in one call (more when
+    /// DynamoDB leaves some unprocessed), in no particular order.
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> PortResult<Vec<Item>> {
+        let mut found = Vec::new();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(PortError::other)?,
+        );
+        let mut attempt = 1;
+        while let Some(request) = pending.take() {
+            let out = self.client.batch_get_item().request_items(table, request).send().await.map_err(sdk_error)?;
+            found.extend(out.responses.unwrap_or_default().remove(table).unwrap_or_default());
+            // Keys DynamoDB did not get to this time (throughput), asked for again.
+            pending = out.unprocessed_keys.and_then(|mut u| u.remove(table));
+            if pending.is_some() {
+                if attempt >= WRITE_ATTEMPTS {
+                    return Err(PortError::Unavailable("batch reads kept coming back unprocessed".into()));
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+        Ok(found)
+    }
+
     async fn get(&self, table: &str, key: Item) -> PortResult<Option<Item>> {
         let out = self
             .client
@@ -229,16 +287,27 @@ impl UserStore for DynamoStore {
         self.transact(vec![
             put(table, to_item(&email)?, absent)?,
             put(table, to_item(&UserItem::from(user))?, absent)?,
+            put(table, to_item(&MeterItem::from(user))?, absent)?,
             put(table, to_item(&key)?, absent)?,
         ])
         .await
     }
 
+    /// The account and its meter, in one consistent batch read: the counters are the meter's
+    /// (an account written before meters existed keeps its own until its first request).
     async fn user(&self, id: &str) -> PortResult<Option<User>> {
-        self.get(&self.tables.users, pk(user_pk(id)))
-            .await?
-            .map(|item| from_item::<UserItem>(item).map(User::from))
-            .transpose()
+        let mut items = self.batch_get(&self.tables.users, vec![pk(user_pk(id)), pk(meter_pk(id))]).await?;
+        let meter_key = meter_pk(id);
+        let (meter, account): (Vec<Item>, Vec<Item>) =
+            items.drain(..).partition(|item| item.get("pk").and_then(|v| v.as_s().ok()) == Some(&meter_key));
+        let Some(account) = account.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut user = User::from(from_item::<UserItem>(account)?);
+        if let Some(meter) = meter.into_iter().next() {
+            user.usage = from_item::<MeterItem>(meter)?.into_meter(id).usage;
+        }
+        Ok(Some(user))
     }
 
     /// Two reads whether or not the email has an account, so that a login's timing does
@@ -274,6 +343,7 @@ impl UserStore for DynamoStore {
             )?,
             delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
             put(table, to_item(&entry)?, Some("attribute_not_exists(pk)"))?,
+            self.meter_guards(user, &new.digest, user.key_generation + 1)?,
         ])
         .await
     }
@@ -311,20 +381,24 @@ impl UserStore for DynamoStore {
     }
 
     async fn revoke_scoped_keys(&self, user: &User, now: DateTime<Utc>) -> PortResult<()> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.tables.users)
-            .set_key(Some(pk(user_pk(&user.id))))
-            .update_expression("SET keyGeneration = keyGeneration + :one, updatedAt = :now")
-            .condition_expression("masterKeyDigest = :digest")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", time(now))
-            .expression_attribute_values(":digest", s(&user.master_key.digest.0));
-        match conditional(|| request.clone().send()).await? {
-            Written::Done(_) => Ok(()),
-            Written::Refused(_) => Err(PortError::Conflict),
-        }
+        let next = user.key_generation + 1;
+        let values = HashMap::from([
+            (":next".to_owned(), n(next)),
+            (":now".to_owned(), time(now)),
+            (":digest".to_owned(), s(&user.master_key.digest.0)),
+            (":generation".to_owned(), n(user.key_generation)),
+        ]);
+        self.transact(vec![
+            update(
+                &self.tables.users,
+                pk(user_pk(&user.id)),
+                "SET keyGeneration = :next, updatedAt = :now",
+                "masterKeyDigest = :digest AND keyGeneration = :generation",
+                values,
+            )?,
+            self.meter_guards(user, &user.master_key.digest, next)?,
+        ])
+        .await
     }
 
     async fn delete_user(&self, user: &User) -> PortResult<()> {
@@ -336,6 +410,7 @@ impl UserStore for DynamoStore {
             delete(table, pk(user_pk(&user.id)), Some(&condition), Some(values))?,
             delete(table, pk(email_pk(&user.email_normalised)), None, None)?,
             delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
+            delete(table, pk(meter_pk(&user.id)), None, None)?,
         ];
         if let Some(digest) = &user.reset_token_digest {
             items.push(delete(&self.tables.reset_tokens, token_key(digest), None, None)?);
@@ -351,8 +426,11 @@ impl UserStore for DynamoStore {
         let user = &account.user;
         let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
         let absent = Some("attribute_not_exists(pk)");
-        let mut items =
-            vec![put(table, to_item(&email)?, absent)?, put(table, to_item(&UserItem::from(user))?, absent)?];
+        let mut items = vec![
+            put(table, to_item(&email)?, absent)?,
+            put(table, to_item(&UserItem::from(user))?, absent)?,
+            put(table, to_item(&MeterItem::from(user))?, absent)?,
+        ];
         for entry in account.entries() {
             items.push(put(table, to_item(&KeyItem::from(&entry))?, absent)?);
         }
@@ -386,36 +464,10 @@ impl KeyIndex for DynamoStore {
         let mut found: HashMap<String, KeyEntry> = HashMap::new();
         for chunk in digests.chunks(100) {
             let keys: Vec<Item> = chunk.iter().map(|d| pk(key_pk(d))).collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(PortError::other)?,
-            );
-            let mut attempt = 1;
-            while let Some(request) = pending.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.tables.users, request)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                for item in out.responses.unwrap_or_default().remove(&self.tables.users).unwrap_or_default() {
-                    let item = from_item::<KeyItem>(item)?;
-                    let digest = KeyDigest(item.pk.trim_start_matches("KEY#").to_owned());
-                    found.insert(digest.0.clone(), item.into_entry(&digest));
-                }
-                // Keys DynamoDB did not get to this time (throughput), asked for again.
-                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.tables.users));
-                if pending.is_some() {
-                    if attempt >= WRITE_ATTEMPTS {
-                        return Err(PortError::Unavailable("batch reads kept coming back unprocessed".into()));
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
+            for item in self.batch_get(&self.tables.users, keys).await? {
+                let item = from_item::<KeyItem>(item)?;
+                let digest = KeyDigest(item.pk.trim_start_matches("KEY#").to_owned());
+                found.insert(digest.0.clone(), item.into_entry(&digest));
             }
         }
         Ok(digests.iter().map(|d| found.remove(&d.0)).collect())
