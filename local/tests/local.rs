@@ -11,6 +11,10 @@ use std::process::{Child, Command, Stdio};
 #[path = "local/relay.rs"]
 mod relay;
 
+/// `POST /auth/verify` over HTTP.
+#[path = "local/verify.rs"]
+mod verify;
+
 const PASSWORD: &str = "Tavern-Brawl-42";
 
 /// A running `local` server over a data directory; stopped (SIGTERM) when dropped.
