@@ -6,6 +6,9 @@
 #     hello world built beside it with the same profile;
 #   - the local server (embedded store, THROTTLING=off) under wrk: throughput and p50/p99
 #     latency per route, user-data against a bare axum server answering a small JSON body;
+#   - POST /auth/verify under wrk on a second local server (a fresh service key's digest,
+#     request caps raised out of reach): the master key counted, then with "count": false,
+#     each against user-data of the same run;
 #   - login over one connection against one argon2 hash of the policy;
 #   - peak resident memory of the local server after 64 concurrent logins;
 #   - the stripped size of every function binary.
@@ -19,7 +22,7 @@ seconds=${BENCH_SECONDS:-10}
 starts=${BENCH_STARTS:-21}
 target="${CARGO_TARGET_DIR:-$PWD/target}/release"
 functions=(register login regenerate-key user-data export-data delete-account change-password forgot-password
-  reset-password validate-reset-token create-api-key list-api-keys delete-api-key authorizer)
+  reset-password validate-reset-token create-api-key list-api-keys delete-api-key authorizer verify)
 key_only=(user-data list-api-keys delete-api-key authorizer)
 
 root=$PWD
@@ -72,7 +75,7 @@ wait_port() {
   echo "nothing listens on $1" >&2
   return 1
 }
-# wrk_run NAME CONNECTIONS URL [LUA]: leaves "req/s p50_ms p99_ms non2xx" in $work/NAME.
+# wrk_run NAME CONNECTIONS URL [LUA]: leaves "req/s p50_ms p99_ms non2xx answered" in $work/NAME.
 wrk_run() {
   local name=$1 conns=$2 url=$3 script=${4:-}
   local threads=$((conns < 2 ? 1 : 2))
@@ -88,9 +91,10 @@ wrk_run() {
     $1 == "99%" { p99 = ms($2) }
     $1 == "Requests/sec:" { rps = $2 }
     /Non-2xx/ { bad = $NF }
-    END { printf "%d %.2f %.2f %d\n", rps, p50, p99, bad }' "$work/$name.out" >"$work/$name"
+    / requests in / { answered = $1 }
+    END { printf "%d %.2f %.2f %d %d\n", rps, p50, p99, bad, answered }' "$work/$name.out" >"$work/$name"
 }
-figures() { read -r rps p50 p99 bad <"$work/$1"; }
+figures() { read -r rps p50 p99 bad answered <"$work/$1"; }
 
 echo "==> bare axum" >&2
 "$target/bare-axum" 127.0.0.1:3901 >/dev/null 2>&1 &
@@ -146,12 +150,67 @@ echo "==> 64 concurrent logins" >&2
 wrk_run login-64 64 "$base/auth/login" "$work/login.lua"
 peak_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$local_pid/status")
 
+echo "==> verify (a second local server: a service key, caps out of reach)" >&2
+read -r service_key service_digest < <("$target/local" --new-service-key |
+  awk '/^service key:/ { k = $3 } /^digest:/ { d = $2 } END { print k, d }')
+THROTTLING=off MONTHLY_REQUEST_LIMIT=1000000000 DAILY_REQUEST_LIMIT=1000000000 "$target/local" \
+  --listen 127.0.0.1:3903 --data "$work/verify-data" --service-key-digest "$service_digest" \
+  >"$work/verify.log" 2>&1 &
+pids+=($!)
+wait_port 3903
+verify_base=http://127.0.0.1:3903
+verify_key=$(curl -sf "$verify_base/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.com","password":"Dragon-Hoard-2026"}' | sed -E 's/.*"apiKey":"([^"]+)".*/\1/')
+# verify_once BODY: one answer, which must be valid; leaves its requestsThisMonth in $counted.
+verify_once() {
+  local answer
+  answer=$(curl -sf "$verify_base/auth/verify" -H "authorization: Bearer $service_key" \
+    -H 'content-type: application/json' -d "$1")
+  if [[ $answer != *'"valid":true'* ]]; then
+    echo "verify answered $answer" >&2
+    return 1
+  fi
+  counted=$(sed -E 's/.*"requestsThisMonth":([0-9]+).*/\1/' <<<"$answer")
+}
+counting="{\"key\":\"$verify_key\"}"
+not_counting="{\"key\":\"$verify_key\",\"count\":false}"
+for mode in counting not_counting; do
+  cat >"$work/verify-$mode.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["authorization"] = "Bearer $service_key"
+wrk.headers["content-type"] = "application/json"
+wrk.body = '${!mode}'
+EOF
+done
+# Counted, every answered request adds one (a refusal would add none); not counted,
+# nothing moves.
+verify_once "$not_counting"
+before=$counted
+wrk_run verify 16 "$verify_base/auth/verify" "$work/verify-counting.lua"
+verify_once "$not_counting"
+figures verify
+verify_counted=$((counted - before))
+verify_valid=$([ "$verify_counted" -ge "$answered" ] && echo yes || echo NO)
+before=$counted
+wrk_run verify-not-counting 16 "$verify_base/auth/verify" "$work/verify-not_counting.lua"
+verify_once "$not_counting"
+not_counting_valid=$([ "$counted" -eq "$before" ] && echo yes || echo NO)
+
 figures bare
 bare_rps=$rps
 figures user-data
 row "GET /auth/user-data, 16 connections" "$rps req/s (p50 $p50 ms, p99 $p99 ms)" \
   "bare axum $bare_rps req/s" "$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')" \
   "≥ 50%: $(within 0.5 "$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN { print a / b }')" 1)"
+user_data_rps=$rps
+figures verify
+row "POST /auth/verify (master key, counted), 16 connections" "$rps req/s (p50 $p50 ms, p99 $p99 ms)" \
+  "user-data $user_data_rps req/s" "$(awk -v a="$rps" -v b="$user_data_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')" \
+  "non-2xx: $bad; every answer admitted and counted: $verify_valid ($answered answered, $verify_counted counted)"
+figures verify-not-counting
+row "POST /auth/verify (master key, \"count\": false), 16 connections" "$rps req/s (p50 $p50 ms, p99 $p99 ms)" \
+  "user-data $user_data_rps req/s" "$(awk -v a="$rps" -v b="$user_data_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')" \
+  "non-2xx: $bad; nothing counted: $not_counting_valid"
 figures api-keys
 row "GET /auth/api-keys (3 keys), 16 connections" "$rps req/s (p50 $p50 ms, p99 $p99 ms)" "" "" ""
 figures login

@@ -198,7 +198,7 @@ pub async fn dispatch(app: &App, req: Request) -> Response<Body> {
         }
         response
     } else {
-        json_response(StatusCode::NOT_FOUND, &ErrorBody { error: "Not found".into(), code: ErrorCode::NotFound })
+        not_found()
     }
 }
 

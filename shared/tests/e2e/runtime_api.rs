@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
+use shared::domain::service_key::NewServiceKey;
 use shared::http::Endpoint;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -136,6 +137,8 @@ async fn every_function_binary_serves_its_route_under_the_lambda_runtime_api() {
     let regenerating = h.register().await;
     let leaving = h.register().await;
     let changing = h.register().await;
+    // Verify is closed (404) until a service key's digest is configured.
+    let service = NewServiceKey::generate();
 
     let cases: Vec<(Endpoint, Call, u16)> = vec![
         (
@@ -175,11 +178,19 @@ async fn every_function_binary_serves_its_route_under_the_lambda_runtime_api() {
         (Endpoint::CreateApiKey, call(Endpoint::CreateApiKey).key(&main.key).json(json!({"name": "cli"})), 201),
         (Endpoint::ListApiKeys, call(Endpoint::ListApiKeys).key(&main.key), 200),
         (Endpoint::DeleteApiKey, call(Endpoint::DeleteApiKey).key(&main.key).param("id", &scoped_id), 200),
+        (
+            Endpoint::Verify,
+            call(Endpoint::Verify)
+                .header("authorization", &format!("Bearer {}", service.key.as_str()))
+                .json(json!({"key": main.key})),
+            200,
+        ),
     ];
     assert_eq!(cases.len(), Endpoint::ALL.len());
+    let env = [("RESET_RESPONSE_FLOOR_MS", "0"), ("SERVICE_KEY_DIGESTS", service.digest.as_str())];
     for (endpoint, request, status) in cases {
         let name = endpoint.function_name();
-        let outcome = invoke(name, request.event(), &[("RESET_RESPONSE_FLOOR_MS", "0")]).await;
+        let outcome = invoke(name, request.event(), &env).await;
         let answer = match outcome {
             Outcome::Response(answer) => answer,
             Outcome::Error(error) => panic!("{name} reported an error: {error}"),
@@ -352,6 +363,71 @@ async fn the_functions_print_their_decisions_as_emf_metrics_without_secrets() {
     let metric_lines: Vec<&str> = printed.lines().filter(|l| l.contains("\"_aws\":")).collect();
     assert!(metric_lines.len() >= 8, "{printed}");
     assert!(!metric_lines.iter().any(|l| l.contains(&account.id) || l.contains(&address)), "{metric_lines:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
+async fn the_verify_binary_checks_the_service_key_decides_counts_and_prints_its_metrics() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let service = NewServiceKey::generate();
+    let namespace = "FoundryAuth/verify-test";
+    let env = [("METRICS_NAMESPACE", namespace), ("SERVICE_KEY_DIGESTS", service.digest.as_str())];
+    // A wrong service key spends its address's budget: an address of this test's own.
+    let address = format!("198.51.100.{}", rand::random::<u8>());
+    let ask = |service_key: &str, body: Value| {
+        call(Endpoint::Verify)
+            .sent_from(&address)
+            .header("authorization", &format!("Bearer {service_key}"))
+            .json(body)
+            .event()
+    };
+    // The answer's status and body, and the EMF metrics printed with it.
+    let verify = |event: Value| async move {
+        let (outcome, out) = invoke_reading_stdout("verify", event, &env).await;
+        let Outcome::Response(answer) = outcome else { panic!("verify failed: {outcome:?}") };
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        (answer["statusCode"].as_u64().unwrap(), body, emf_metrics(&out, namespace), out)
+    };
+    let mut printed = String::new();
+
+    let (status, body, found, out) = verify(ask(&service.key, json!({"key": account.key}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["valid"], &body["requestsThisMonth"]), (&json!(true), &json!(1)), "{body}");
+    assert_eq!((&body["userId"], &body["keyType"]), (&json!(account.id), &json!("master")), "{body}");
+    assert_eq!(counted(&found, "AuthorizerDecisions", &[("Reason", "admitted")]), 1, "{out}");
+    assert_eq!(counted(&found, "Requests", &[("Route", "verify")]), 1, "{out}");
+    assert_eq!(counted(&found, "ServiceKeyRefused", &[("Route", "verify")]), 0, "{out}");
+    printed.push_str(&out);
+
+    let wrong = NewServiceKey::generate();
+    let (status, body, found, out) = verify(ask(&wrong.key, json!({"key": account.key}))).await;
+    assert_eq!((status, &body["code"]), (401, &json!("service_key_required")), "{body}");
+    assert_eq!(counted(&found, "ServiceKeyRefused", &[("Route", "verify")]), 1, "{out}");
+    assert_eq!(counted(&found, "ServiceKeyRefused", &[]), 1, "service-wide: {out}");
+    assert_eq!(counted(&found, "ClientErrors", &[("Route", "verify")]), 1, "{out}");
+    let decisions: u64 = found.iter().filter(|(name, ..)| name == "AuthorizerDecisions").map(|(.., n)| n).sum();
+    assert_eq!(decisions, 0, "no decision without the service key: {out}");
+    printed.push_str(&out);
+
+    // One character changed: the checksum no longer matches.
+    let last = if account.key.ends_with('A') { 'B' } else { 'A' };
+    let malformed = format!("{}{last}", &account.key[..account.key.len() - 1]);
+    let (status, body, found, out) = verify(ask(&service.key, json!({"key": malformed}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"valid": false, "reason": "malformed", "resetsAt": null}));
+    assert_eq!(counted(&found, "AuthorizerDecisions", &[("Reason", "malformed")]), 1, "{out}");
+    assert_eq!(counted(&found, "ServiceKeyRefused", &[("Route", "verify")]), 0, "{out}");
+    printed.push_str(&out);
+
+    // Only the admitted request was counted.
+    let data = h.send(call(Endpoint::UserData).key(&account.key)).await;
+    assert_eq!(data.body["requestsThisMonth"], 1, "{}", data.text);
+    // No key, service key or digest in anything the function printed.
+    for secret in [account.key.as_str(), malformed.as_str(), service.key.as_str(), wrong.key.as_str()] {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+    }
+    assert!(!printed.contains(service.digest.as_str()), "the digest printed:\n{printed}");
 }
 
 #[tokio::test]
