@@ -259,3 +259,29 @@ async fn every_decision_has_the_reason_its_metric_is_counted_under() {
     assert_eq!(regenerated.status, 200);
     assert_eq!(reason(&h, Some(&account.key)).await, Decision::Unknown);
 }
+
+#[tokio::test]
+async fn a_key_bound_to_a_client_or_user_is_refused_for_another_at_the_gateway() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let (_, bound) =
+        h.scoped_key(&account.key, json!({"name": "bot", "scopedClientId": "world-a", "scopedUserId": "gm"})).await;
+    // The relay's clients name the Foundry client and user in the query string.
+    let asking = |query: Value| {
+        let mut event = authorizer_event(Some(&bound));
+        event["queryStringParameters"] = query;
+        serde_json::from_value(event).unwrap()
+    };
+    let decide = |query: Value| {
+        let request = asking(query);
+        let app = &h.app;
+        async move { serde_json::to_value(shared::http::authorizer::respond(app, &request).await).unwrap() }
+    };
+    assert_eq!(decide(json!({"clientId": "world-b"})).await, REFUSED(), "another client");
+    assert_eq!(decide(json!({"clientId": "world-a", "userId": "player"})).await, REFUSED(), "another user");
+    let admitted = decide(json!({"clientId": "world-a", "userId": "gm"})).await;
+    assert_eq!((&admitted["isAuthorized"], &admitted["context"]["requestsThisMonth"]), (&json!(true), &json!(1)));
+    assert_eq!(decide(json!({})).await["isAuthorized"], true, "naming neither is the relay's to check");
+    let listed = h.send(call(Endpoint::ListApiKeys).key(&account.key)).await;
+    assert_eq!(listed.body["keys"][0]["requestsThisMonth"], 2, "the refusals were not counted");
+}
