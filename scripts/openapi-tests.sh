@@ -47,8 +47,14 @@ fi
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 echo "==> Schemathesis against a local server on 127.0.0.1:$port"
+# A service key, so that POST /auth/verify is open and fuzzed (every request carries it as
+# its bearer token; the other routes ignore it).
+service=$("$local_bin" --new-service-key)
+service_key=$(printf '%s\n' "$service" | awk '/^service key:/ {print $3}')
+service_digest=$(printf '%s\n' "$service" | awk '/^digest:/ {print $2}')
 THROTTLING=off RESET_RESPONSE_FLOOR_MS=0 RUST_LOG=warn \
-  "$local_bin" --listen "127.0.0.1:$port" --data "$work/data" >"$work/server.log" 2>&1 &
+  "$local_bin" --listen "127.0.0.1:$port" --data "$work/data" --service-key-digest "$service_digest" \
+  >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
   if "$python" -c "import urllib.request; urllib.request.urlopen('$base/openapi.json')" 2>/dev/null; then
@@ -77,6 +83,7 @@ status=0
     --checks all \
     --phases examples,coverage,fuzzing,stateful \
     --header "x-api-key: $key" \
+    --header "authorization: Bearer $service_key" \
     --max-examples "${OPENAPI_FUZZ_EXAMPLES:-40}" \
     --max-time "${OPENAPI_FUZZ_SECONDS:-180}" \
     --generation-database none \
