@@ -83,7 +83,7 @@ status=0
     --checks all \
     --phases examples,coverage,fuzzing,stateful \
     --header "x-api-key: $key" \
-    --header "authorization: Bearer $service_key" \
+    --header "Authorization: Bearer $service_key" \
     --max-examples "${OPENAPI_FUZZ_EXAMPLES:-40}" \
     --max-time "${OPENAPI_FUZZ_SECONDS:-180}" \
     --generation-database none \

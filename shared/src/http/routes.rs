@@ -275,13 +275,17 @@ pub const MAX_COST: u64 = 1000;
 
 /// `cost`: an integer from 1 to [`MAX_COST`], 1 when absent.
 fn cost(value: Option<&Value>) -> Result<u64, AuthError> {
-    match value {
-        None => Ok(1),
-        Some(Value::Number(n)) => {
-            n.as_u64().filter(|c| (1..=MAX_COST).contains(c)).ok_or(AuthError::InvalidField(Field::Cost))
+    let Some(value) = value else {
+        return Ok(1);
+    };
+    // A JSON integer may be written with a zero fraction (`365.0`), as JSON Schema counts it.
+    let whole = match value {
+        Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
         }
-        Some(_) => Err(AuthError::InvalidField(Field::Cost)),
-    }
+        _ => None,
+    };
+    whole.filter(|c| (1..=MAX_COST).contains(c)).ok_or(AuthError::InvalidField(Field::Cost))
 }
 
 /// The `authorization: Bearer <token>` of a request (the scheme's name in any case).

@@ -208,7 +208,9 @@ async fn a_cost_is_admitted_only_when_every_cap_has_room_for_all_of_it() {
     let over = h.verify(&service, json!({"key": account.key})).await;
     let next_month = shared::domain::meter::next_month(h.clock.now()).format("%Y-%m-%dT%H:%M:%SZ").to_string();
     assert_eq!(over, json!({"valid": false, "reason": "cap", "resetsAt": next_month}));
-    for cost in [json!(0), json!(1001), json!(2.5), json!("3")] {
+    let whole = h.verify(&service, json!({"key": scoped, "cost": 1.0, "count": false})).await;
+    assert_eq!(whole["reason"], "cap", "1.0 is a cost of 1 (and the key is at its cap)");
+    for cost in [json!(0), json!(1001), json!(2.5), json!(-1), json!("3"), json!([1])] {
         let reply = h.send(ask(&service.key, json!({"key": scoped, "cost": cost}))).await;
         reply.assert_error(400, "cost must be a whole number from 1 to 1000");
     }
