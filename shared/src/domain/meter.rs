@@ -75,6 +75,9 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// No such key, or its account is gone.
+    pub const UNKNOWN: Refusal = Refusal { reason: Decision::Unknown, resets_at: None };
+
     pub fn because(reason: Decision) -> Self {
         Self { reason, resets_at: None }
     }
@@ -174,7 +177,7 @@ fn caps(now: DateTime<Utc>, cost: u64, day: (u64, Option<u64>), month: (u64, Opt
 /// after, on the entry as counted, it is the cost already added).
 pub fn entry_refusal(entry: &KeyEntry, meter: &Meter<'_>, counted: u64) -> Option<Refusal> {
     if meter.kind.is_some_and(|kind| kind != entry.kind) {
-        return Some(Refusal::because(Decision::Unknown));
+        return Some(Refusal::UNKNOWN);
     }
     if entry.kind == KeyKind::Master {
         return None;
@@ -213,24 +216,27 @@ pub fn account_refusal(user: &AccountMeter, entry: &KeyEntry, meter: &Meter<'_>,
     caps(meter.now, meter.cost, day, month)
 }
 
-/// The verdict on a request of a key, from its index entry and account as read (`None`:
-/// no such key): what the embedded store applies in one transaction, and what both stores
-/// answer for `count: false`.
-pub fn verdict(found: Option<(KeyEntry, Option<User>)>, meter: &Meter<'_>) -> Metered {
-    let unknown = Metered::Refused(Refusal::because(Decision::Unknown));
-    let Some((entry, user)) = found else {
-        return unknown;
-    };
-    if let Some(refusal) = entry_refusal(&entry, meter, 0) {
-        return Metered::Refused(refusal);
+/// The refusal, if any, of a request of a key from its index entry and its account as read
+/// (`None`: the account is gone): what the embedded store applies in one transaction.
+pub fn refusal(entry: &KeyEntry, user: Option<&User>, meter: &Meter<'_>) -> Option<Refusal> {
+    if let Some(refusal) = entry_refusal(entry, meter, 0) {
+        return Some(refusal);
     }
     let Some(user) = user else {
-        return unknown;
+        return Some(Refusal::UNKNOWN);
     };
-    let account = AccountMeter::from(&user);
-    match account_refusal(&account, &entry, meter, 0) {
-        Some(refusal) => Metered::Refused(refusal),
-        None => Metered::Admitted { entry, account },
+    account_refusal(&AccountMeter::from(user), entry, meter, 0)
+}
+
+/// The verdict on a request of a key, from its index entry and account as read (`None`:
+/// no such key): what both stores answer for `count: false`.
+pub fn verdict(found: Option<(KeyEntry, Option<User>)>, meter: &Meter<'_>) -> Metered {
+    let Some((entry, user)) = found else {
+        return Metered::Refused(Refusal::UNKNOWN);
+    };
+    match (refusal(&entry, user.as_ref(), meter), user) {
+        (None, Some(user)) => Metered::Admitted { entry, account: AccountMeter::from(&user) },
+        (refused, _) => Metered::Refused(refused.unwrap_or(Refusal::UNKNOWN)),
     }
 }
 

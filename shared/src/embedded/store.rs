@@ -5,7 +5,7 @@
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::keys::KeyKind;
-use crate::domain::meter::{verdict, AccountMeter, Meter, Metered};
+use crate::domain::meter::{refusal, verdict, AccountMeter, Meter, Metered, Refusal};
 use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::ports::{KeyIndex, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
 use crate::domain::throttle::{fixed_window, Decision, Limit, Verdict};
@@ -690,20 +690,14 @@ impl Metering for EmbeddedStore {
                 daily_limit,
                 monthly_limit,
             };
-            let entry = tx.get::<KeyItem>(&key_pk(&digest))?.map(|item| item.into_entry(&digest));
-            let found = match entry {
-                Some(entry) => {
-                    let user = tx.get::<UserItem>(&user_pk(&entry.user_id))?.map(User::from);
-                    Some((entry, user))
-                }
-                None => None,
-            };
-            let mut entry = match verdict(found.clone(), &meter) {
-                Metered::Admitted { entry, .. } => entry,
-                refused => return Ok(refused),
-            };
-            let Some((_, Some(mut user))) = found else {
+            let Some(mut entry) = tx.get::<KeyItem>(&key_pk(&digest))?.map(|item| item.into_entry(&digest)) else {
                 return Ok(verdict(None, &meter));
+            };
+            let user = tx.get::<UserItem>(&user_pk(&entry.user_id))?.map(User::from);
+            let refused = refusal(&entry, user.as_ref(), &meter);
+            let (None, Some(mut user)) = (refused, user) else {
+                // `refusal` names a missing account `Unknown`: the `None` is never used.
+                return Ok(Metered::Refused(refused.unwrap_or(Refusal::UNKNOWN)));
             };
             user.usage.add(now, cost);
             tx.put(&user_pk(&user.id), &UserItem::from(&user))?;

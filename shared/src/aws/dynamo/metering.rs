@@ -22,7 +22,7 @@ use super::{conditional, from_item, n, pk, retry_conflicts, s, sdk_error, time, 
 use crate::domain::clock::iso;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyKind;
-use crate::domain::meter::{account_refusal, entry_refusal, verdict, AccountMeter, Decision, Meter, Metered, Refusal};
+use crate::domain::meter::{account_refusal, entry_refusal, verdict, AccountMeter, Meter, Metered, Refusal};
 use crate::domain::model::{day_period, month_period, previous_periods, KeyEntry, User};
 use crate::domain::ports::{KeyIndex, Metering, PortResult};
 use crate::records::{key_pk, meter_pk, user_pk, KeyItem, MeterItem, UserItem};
@@ -31,9 +31,6 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
-
-/// The refusal of a key whose account is gone.
-const UNKNOWN: Refusal = Refusal { reason: Decision::Unknown, resets_at: None };
 
 /// How many counters of past periods an item may keep before a write removes them.
 pub const LEFTOVERS_KEPT: usize = 2;
@@ -127,6 +124,12 @@ impl CountingWrite {
     }
 }
 
+/// The SDK's retries switched off, for a write that must not be applied twice (counting,
+/// taking a count back): an ambiguous failure is not resent.
+fn no_retries() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Config::builder().retry_config(RetryConfig::disabled())
+}
+
 /// What counting on a key's index entry gave.
 enum KeyCount {
     Counted(KeyEntry),
@@ -152,13 +155,7 @@ impl DynamoStore {
             .set_expression_attribute_values(Some(write.values))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let once = || {
-            request
-                .clone()
-                .customize()
-                .config_override(aws_sdk_dynamodb::config::Config::builder().retry_config(RetryConfig::disabled()))
-                .send()
-        };
+        let once = || request.clone().customize().config_override(no_retries()).send();
         Ok(match conditional(once).await? {
             Written::Done(out) => Written::Done(out.attributes.unwrap_or_default()),
             Written::Refused(old) => Written::Refused(old),
@@ -191,7 +188,7 @@ impl DynamoStore {
                     }
                 }
             }
-            Written::Refused(None) => Ok(KeyCount::Refused(Refusal::because(Decision::Unknown))),
+            Written::Refused(None) => Ok(KeyCount::Refused(Refusal::UNKNOWN)),
             Written::Refused(Some(old)) => {
                 let entry = from_item::<KeyItem>(old)?.into_entry(meter.digest);
                 if entry.kind == KeyKind::Master && meter.kind.is_none() {
@@ -212,9 +209,9 @@ impl DynamoStore {
     ) -> PortResult<Result<AccountMeter, Refusal>> {
         match self.count_on_meter(meter, periods, entry).await? {
             Err(None) if self.make_meter(&entry.user_id).await? => {
-                Ok(self.count_on_meter(meter, periods, entry).await?.map_err(|r| r.unwrap_or(UNKNOWN)))
+                Ok(self.count_on_meter(meter, periods, entry).await?.map_err(|r| r.unwrap_or(Refusal::UNKNOWN)))
             }
-            other => Ok(other.map_err(|r| r.unwrap_or(UNKNOWN))),
+            other => Ok(other.map_err(|r| r.unwrap_or(Refusal::UNKNOWN))),
         }
     }
 
@@ -290,12 +287,7 @@ impl DynamoStore {
             .expression_attribute_names("#month", &periods.month)
             .expression_attribute_names("#day", &periods.day)
             .expression_attribute_values(":cost", n(meter.cost));
-        let once = || {
-            undo.clone()
-                .customize()
-                .config_override(aws_sdk_dynamodb::config::Config::builder().retry_config(RetryConfig::disabled()))
-                .send()
-        };
+        let once = || undo.clone().customize().config_override(no_retries()).send();
         if let Err(error) = conditional(once).await {
             tracing::warn!(%error, "taking back a scoped key's count failed; it counts too many");
         }
@@ -342,7 +334,7 @@ impl Metering for DynamoStore {
         let periods = Periods::of(meter);
         let (entry, counted_on_key) = if meter.kind == Some(KeyKind::Master) {
             let Some(entry) = self.key_entry(meter.digest).await? else {
-                return Ok(Metered::Refused(Refusal::because(Decision::Unknown)));
+                return Ok(Metered::Refused(Refusal::UNKNOWN));
             };
             if let Some(refusal) = entry_refusal(&entry, meter, 0) {
                 return Ok(Metered::Refused(refusal));
