@@ -3,7 +3,8 @@
 use clap::{ArgGroup, Parser};
 use import_relay::{CredentialsKey, Options, Source};
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::config::{parse_reset_url, Config, Settings};
+use shared::config::{parse_reset_url, Config};
+use shared::domain::settings::Settings;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -4,11 +4,11 @@
 use crate::relay::{plan_user, CredentialsKey, PlannedUser, Problem, Reason};
 use crate::source::{Relay, Row};
 use chrono::{DateTime, Utc};
+use shared::domain::app::App;
 use shared::domain::error::PortError;
 use shared::domain::keys::KeyDigest;
 use shared::domain::model::{day_period, month_period, ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
-use shared::ports::EncryptionContext;
-use shared::App;
+use shared::domain::ports::EncryptionContext;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub struct Options {

@@ -9,12 +9,13 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Key};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
-use shared::config::{parse_reset_url, Config, Settings};
+use shared::config::{parse_reset_url, Config};
+use shared::domain::app::App;
 use shared::domain::keys::KeyKind;
+use shared::domain::ports::EncryptionContext;
+use shared::domain::settings::Settings;
 use shared::domain::{accounts, metering};
 use shared::http::Endpoint;
-use shared::ports::EncryptionContext;
-use shared::App;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -14,8 +14,9 @@ mod server;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use shared::config::{parse_reset_url, Config, Settings};
+use shared::config::{parse_reset_url, Config};
 use shared::domain::service_key::{NewServiceKey, ServiceKeyDigests};
+use shared::domain::settings::Settings;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

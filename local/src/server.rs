@@ -15,9 +15,9 @@ use lambda_http::aws_lambda_events::apigw::{
 };
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
+use shared::domain::app::App;
 use shared::http::error::RequestError;
 use shared::http::request::MAX_BODY_BYTES;
-use shared::App;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Settings read from the environment once, at init.
 
 use crate::domain::service_key::ServiceKeyDigests;
-pub use crate::domain::settings::Settings;
+use crate::domain::settings::Settings;
 use crate::domain::throttle::{parse_limits, Limit, Throttling};
 use std::time::Duration;
 use thiserror::Error;

@@ -79,7 +79,7 @@ fn publish(emf: &Emf) {
     }
 }
 
-fn init(function: &'static str) -> Result<Arc<crate::App>, Error> {
+fn init(function: &'static str) -> Result<Arc<crate::domain::app::App>, Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env().inspect_err(|error| {
         tracing::error!(%error, function, "configuration invalid");

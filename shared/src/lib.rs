@@ -1,7 +1,7 @@
 //! The Foundry relay Auth API: everything the Lambda functions (thirteen routes and the authorizer) share.
 //!
-//! - [`domain`]: the rules and operations, pure Rust over the [`ports`]; it owns the
-//!   [`App`] state, the settings and the port traits, and imports nothing else here.
+//! - [`domain`]: the rules and operations, pure Rust over the [`domain::ports`]; it owns the
+//!   [`domain::app::App`] state, the settings and the port traits, and imports nothing else here.
 //! - [`aws`]: the DynamoDB, SES v2 and KMS adapters.
 //! - [`http`]: request parsing, the one error mapping, and the route table.
 //! - [`lambda`]: `run(endpoint)`, a function's whole `main`.
@@ -16,7 +16,3 @@ pub mod embedded;
 pub mod http;
 pub mod lambda;
 mod records;
-
-pub use domain::app::App;
-/// The port traits (and what crosses them), where adapters and tests have always found them.
-pub use domain::ports;

@@ -8,9 +8,9 @@ use shared::domain::keys::KeyDigest;
 use shared::domain::keys::{ApiKey, KeyKind};
 use shared::domain::meter::{Decision, Meter, Metered};
 use shared::domain::model::{ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
+use shared::domain::ports::Store;
 use shared::domain::throttle::Limit;
 use shared::domain::token::{ResetToken, StoredResetToken};
-use shared::ports::Store;
 use std::sync::Arc;
 
 /// A store under test, with whatever must live as long as it.

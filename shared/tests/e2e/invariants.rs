@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 use shared::domain::error::PortError;
 use shared::domain::keys::KeyDigest;
 use shared::domain::model::StoredMasterKey;
+use shared::domain::ports::EncryptionContext;
 use shared::http::Endpoint;
-use shared::ports::EncryptionContext;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 

@@ -2,8 +2,8 @@
 
 use crate::support::*;
 use serde_json::json;
+use shared::domain::ports::EncryptionContext;
 use shared::http::Endpoint;
-use shared::ports::EncryptionContext;
 
 #[tokio::test]
 async fn create_answers_201_with_the_key_shown_once_and_nulls_for_absent_fields() {

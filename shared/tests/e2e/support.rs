@@ -15,12 +15,12 @@ use lambda_http::Body;
 use serde_json::{json, Value};
 use shared::aws::{build_app_with, sdk_config};
 use shared::config::Config;
+use shared::domain::app::App;
 use shared::domain::clock::ManualClock;
 use shared::domain::error::PortError;
 use shared::domain::password::{Argon2Hasher, PasswordHasher};
+use shared::domain::ports::{Mailer, OutgoingEmail, PortResult};
 use shared::http::Endpoint;
-use shared::ports::{Mailer, OutgoingEmail, PortResult};
-use shared::App;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
