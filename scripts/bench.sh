@@ -27,6 +27,7 @@ key_only=(user-data list-api-keys delete-api-key authorizer)
 
 root=$PWD
 source scripts/lib.sh
+use_pinned_toolchain
 command -v wrk >/dev/null || apt_install wrk
 
 echo "==> building release (each function on its own, with its own features)" >&2

@@ -24,3 +24,21 @@ apt_install() {
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
 }
+
+# use_pinned_toolchain: the toolchain rust-toolchain.toml names. When rustup does not have
+# it under that number but its stable toolchain is that very release (a machine with one
+# toolchain and no access to the Rust download servers), the number is linked to stable
+# instead of downloaded; otherwise rustup installs it as usual on the first cargo call.
+use_pinned_toolchain() {
+  command -v rustup >/dev/null 2>&1 || return 0
+  local channel
+  channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$root/rust-toolchain.toml")
+  [ -n "$channel" ] || return 0
+  if rustup toolchain list | grep -q "^$channel"; then
+    return 0
+  fi
+  if rustc +stable --version 2>/dev/null | grep -q "^rustc $channel "; then
+    echo "==> linking toolchain $channel to the installed stable toolchain (the same release)"
+    rustup toolchain link "$channel" "$(rustc +stable --print sysroot)"
+  fi
+}

@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 source scripts/lib.sh
+use_pinned_toolchain
 install_venv venv requirements-test.txt
 install_venv sam requirements-sam.txt
 venv="$root/.tools/venv"
@@ -39,6 +40,12 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo build (all functions)"
 cargo build --workspace --quiet
+
+# The quick loop first, exactly as a developer runs it: plain `cargo test` with no emulator,
+# no PostgreSQL and no AWS variables, so that it cannot silently start needing them. (It
+# builds what the full run below reuses.)
+echo "==> the quick loop: cargo test (no emulator)"
+env -u AWS_ENDPOINT_URL -u AWS_PROFILE -u FOUNDRY_AUTH_TEST_SCRIPT cargo test --workspace --quiet
 
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log="$root/.tools/moto.log"

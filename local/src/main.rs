@@ -3,8 +3,6 @@
 //! with `--aws`, over DynamoDB, SES v2 and KMS as configured by the usual environment.
 //! With `--relay-origin`, it also stands in front of a relay as API Gateway does.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 mod proxy;
 mod server;
 

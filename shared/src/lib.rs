@@ -5,8 +5,6 @@
 //! - [`aws`]: the DynamoDB, SES v2 and KMS adapters.
 //! - [`http`]: request parsing, the one error mapping, and the route table.
 //! - [`lambda`]: `run(endpoint)`, a function's whole `main`.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod aws;
 pub mod config;

@@ -3,7 +3,6 @@
 //! `/auth` routes of the same origin; there is no server logic here beyond choosing a file.
 //!
 //! Served by the local server beside the API and, in a deployment, by the `web` function.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use lambda_http::http::{header, HeaderValue, Method, Response, StatusCode};
 use std::convert::Infallible;
