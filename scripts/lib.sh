@@ -27,18 +27,21 @@ apt_install() {
 
 # use_pinned_toolchain: the toolchain rust-toolchain.toml names. When rustup does not have
 # it under that number but its stable toolchain is that very release (a machine with one
-# toolchain and no access to the Rust download servers), the number is linked to stable
-# instead of downloaded; otherwise rustup installs it as usual on the first cargo call.
+# toolchain and no access to the Rust download servers), the number is made to point at
+# stable, as rustup would lay it out (rustup's own `toolchain link` refuses release names);
+# otherwise rustup installs it as usual on the first cargo call.
 use_pinned_toolchain() {
   command -v rustup >/dev/null 2>&1 || return 0
-  local channel
+  local channel host sysroot
   channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$root/rust-toolchain.toml")
   [ -n "$channel" ] || return 0
-  if rustup toolchain list | grep -q "^$channel"; then
+  host=$(rustc +stable -vV 2>/dev/null | sed -n 's/^host: //p')
+  if rustup toolchain list | grep -q "^$channel-$host"; then
     return 0
   fi
   if rustc +stable --version 2>/dev/null | grep -q "^rustc $channel "; then
-    echo "==> linking toolchain $channel to the installed stable toolchain (the same release)"
-    rustup toolchain link "$channel" "$(rustc +stable --print sysroot)"
+    sysroot=$(rustc +stable --print sysroot)
+    echo "==> toolchain $channel is the installed stable toolchain: pointing $channel at it"
+    ln -s "$sysroot" "$(dirname "$sysroot")/$channel-$host"
   fi
 }
