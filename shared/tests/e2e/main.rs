@@ -14,6 +14,7 @@ mod contention;
 mod events;
 mod hot_path;
 mod invariants;
+mod recipe;
 mod recovery;
 mod routing;
 mod runtime_api;
