@@ -10,8 +10,8 @@
 //! Dimensions hold only names from fixed lists (a route, a rule, a reason, a service):
 //! never a key, a password, an email address, an account id or a client address.
 
+use crate::domain::limits::Rule;
 pub use crate::domain::meter::Decision;
-use crate::domain::throttle::Rule;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

@@ -1,7 +1,7 @@
 //! The settings the domain runs by; `config` reads them from the environment.
 
+use crate::domain::limits::Throttling;
 use crate::domain::service_key::ServiceKeyDigests;
-use crate::domain::throttle::Throttling;
 use std::time::Duration;
 use url::Url;
 

@@ -5,10 +5,10 @@
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::keys::KeyKind;
+use crate::domain::limits::{fixed_window, Decision, Limit, Verdict};
 use crate::domain::meter::{refusal, verdict, AccountMeter, Meter, Metered, Refusal};
 use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::ports::{KeyIndex, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
-use crate::domain::throttle::{fixed_window, Decision, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
 use async_trait::async_trait;
