@@ -8,6 +8,7 @@
 //! it with atomic conditional writes, so a limit holds under any concurrency and over any
 //! window, with no window boundary where a client could spend two budgets back to back.
 
+use crate::domain::named::named_enum;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -91,15 +92,35 @@ pub struct Verdict {
     pub retry_at: DateTime<Utc>,
 }
 
-/// Which rule refused a request; each has its own message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    AccountFailures,
-    AuthPerAddress,
-    ResetPerAddress,
-    AccountManagement,
-    /// Requests with a missing or wrong service key (verify), per client address.
-    ServiceKeyFailures,
+named_enum! {
+    /// Which rule refused a request; each has its own message, and its name is the `Rule`
+    /// dimension of the `Throttled` metric.
+    pub enum Rule {
+        /// Failed password checks per account.
+        AccountFailures => "account-failures",
+        /// register, login and regenerate-key per client address.
+        AuthPerAddress => "auth-per-address",
+        /// forgot-password, reset-password and validate-reset-token per client address.
+        ResetPerAddress => "reset-per-address",
+        /// export-data, delete account and change-password per account.
+        AccountManagement => "account-management",
+        /// Requests with a missing or wrong service key (verify), per client address.
+        ServiceKeyFailures => "service-key-failures",
+    }
+}
+
+impl Rule {
+    /// What the store keys of the rule's budget start with. Stored data: a changed prefix
+    /// would silently give every subject a fresh budget.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Rule::AccountFailures => "failures",
+            Rule::AuthPerAddress => "address:auth",
+            Rule::ResetPerAddress => "address:reset",
+            Rule::AccountManagement => "manage",
+            Rule::ServiceKeyFailures => "address:service-key",
+        }
+    }
 }
 
 /// The limits in force (`None` in the settings when `THROTTLING=off`).
@@ -119,6 +140,19 @@ pub struct Throttling {
     pub account_management: Limit,
     /// Missing or wrong service keys per client address (verify); correct ones are not counted.
     pub service_key_failures: Limit,
+}
+
+impl Throttling {
+    /// The limit `rule` keeps.
+    pub fn limit(&self, rule: Rule) -> Limit {
+        match rule {
+            Rule::AccountFailures => self.account_failures,
+            Rule::AuthPerAddress => self.auth_per_address,
+            Rule::ResetPerAddress => self.reset_per_address,
+            Rule::AccountManagement => self.account_management,
+            Rule::ServiceKeyFailures => self.service_key_failures,
+        }
+    }
 }
 
 impl Default for Throttling {

@@ -15,6 +15,7 @@ pub mod meter;
 pub mod metering;
 pub mod metrics;
 pub mod model;
+pub mod named;
 pub mod notify;
 pub mod password;
 pub mod pool;

@@ -41,15 +41,35 @@ fn refused(rule: Rule, limit: u32, until: DateTime<Utc>, now: DateTime<Utc>) -> 
     AuthError::RateLimited { rule, limit, retry_after }
 }
 
-/// The store key of a rate limit: the subject and the limit itself, so that a changed
-/// limit starts from a full budget instead of reading a TAT kept at another rate.
-fn rate_key(name: &str, subject: &str, limit: Limit) -> String {
-    format!("{name}:{}/{}:{subject}", limit.max, limit.window.as_secs())
+// The keys throttling keeps in the store. Stored data: each must stay byte for byte what
+// it is, or every subject silently starts afresh.
+
+/// The key of a rate limit: its prefix ([`Rule::prefix`]), the limit itself (so that a
+/// changed limit starts from a full budget instead of reading a TAT kept at another rate)
+/// and the subject.
+fn rate_key(prefix: &str, subject: &str, limit: Limit) -> String {
+    format!("{prefix}:{}/{}:{subject}", limit.max, limit.window.as_secs())
 }
 
-async fn admit(app: &App, rule: Rule, key: String, limit: Limit) -> Result<(), AuthError> {
+/// The key of an account's lock, once its budget of password checks is spent.
+fn lock_key(account: &str) -> String {
+    format!("lock:{account}")
+}
+
+/// The key of an account's lockouts of the day.
+fn strikes_key(account: &str) -> String {
+    format!("strikes:{account}")
+}
+
+/// The key of the `n`th budget of reset emails of an address.
+fn reset_mail_key(n: usize, address: &str, limit: Limit) -> String {
+    rate_key(&format!("reset-mail:{n}"), address, limit)
+}
+
+/// Counts one event of `subject` against `rule`'s budget.
+async fn admit(app: &App, rule: Rule, subject: &str, limit: Limit) -> Result<(), AuthError> {
     let now = app.clock.now();
-    let verdict = app.store.admit(&key, limit, now).await?;
+    let verdict = app.store.admit(&rate_key(rule.prefix(), subject, limit), limit, now).await?;
     if verdict.allowed {
         Ok(())
     } else {
@@ -62,14 +82,9 @@ pub async fn per_address(app: &App, rule: Rule, address: Option<&str>) -> Result
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let (limit, name) = match rule {
-        Rule::ResetPerAddress => (throttling.reset_per_address, "reset"),
-        Rule::ServiceKeyFailures => (throttling.service_key_failures, "service-key"),
-        _ => (throttling.auth_per_address, "auth"),
-    };
     // A request without an address (never through API Gateway) shares one budget.
     let address = address.unwrap_or("unknown");
-    admit(app, rule, rate_key(&format!("address:{name}"), &subject(app, address).await?, limit), limit).await
+    admit(app, rule, &subject(app, address).await?, throttling.limit(rule)).await
 }
 
 /// Counts an account-management request of the account.
@@ -77,8 +92,8 @@ pub async fn per_account(app: &App, user_id: &str) -> Result<(), AuthError> {
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let limit = throttling.account_management;
-    admit(app, Rule::AccountManagement, rate_key("manage", &subject(app, user_id).await?, limit), limit).await
+    let rule = Rule::AccountManagement;
+    admit(app, rule, &subject(app, user_id).await?, throttling.limit(rule)).await
 }
 
 /// One password check, reserved from the account's budget before any hashing; see
@@ -101,10 +116,10 @@ pub async fn reserve_password_check(app: &App, email_normalised: &str) -> Result
     let now = app.clock.now();
     let account = subject(app, email_normalised).await?;
     let limit = throttling.account_failures;
-    if let Some(until) = app.store.blocked_until(&format!("lock:{account}"), now).await? {
+    if let Some(until) = app.store.blocked_until(&lock_key(&account), now).await? {
         return Err(refused(Rule::AccountFailures, limit.max, until, now));
     }
-    let verdict = app.store.admit(&rate_key("failures", &account, limit), limit, now).await?;
+    let verdict = app.store.admit(&rate_key(Rule::AccountFailures.prefix(), &account, limit), limit, now).await?;
     if !verdict.allowed {
         return Err(refused(Rule::AccountFailures, limit.max, verdict.retry_at, now));
     }
@@ -124,7 +139,9 @@ pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: boo
     // Bookkeeping after the check: a failure here never changes the answer. Not giving an
     // attempt back only spends it; not locking still leaves the budget spent.
     if correct {
-        if let Err(error) = app.store.give_back(&rate_key("failures", &account, limit), limit, now).await {
+        if let Err(error) =
+            app.store.give_back(&rate_key(Rule::AccountFailures.prefix(), &account, limit), limit, now).await
+        {
             tracing::warn!(%error, "giving back a password check failed");
         }
         return;
@@ -133,11 +150,11 @@ pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: boo
         return;
     }
     let locked = async {
-        let strikes = app.store.tally(&format!("strikes:{account}"), STRIKE_WINDOW, now).await?;
+        let strikes = app.store.tally(&strikes_key(&account), STRIKE_WINDOW, now).await?;
         let doublings = strikes.saturating_sub(1).min(16);
         let lockout = limit.window.saturating_mul(1 << doublings).min(throttling.max_lockout);
         let until = now + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::MAX);
-        app.store.block(&format!("lock:{account}"), until).await.map(|()| until)
+        app.store.block(&lock_key(&account), until).await.map(|()| until)
     };
     match locked.await {
         Ok(until) => {
@@ -155,8 +172,8 @@ pub async fn clear_failures(app: &App, email_normalised: &str) -> Result<(), Aut
         return Ok(());
     };
     let account = subject(app, email_normalised).await?;
-    app.store.reset(&rate_key("failures", &account, throttling.account_failures)).await?;
-    app.store.unblock(&format!("lock:{account}")).await?;
+    app.store.reset(&rate_key(Rule::AccountFailures.prefix(), &account, throttling.account_failures)).await?;
+    app.store.unblock(&lock_key(&account)).await?;
     Ok(())
 }
 
@@ -168,7 +185,7 @@ pub async fn reset_email_allowed(app: &App, email_normalised: &str) -> Result<bo
     let now = app.clock.now();
     let address = subject(app, email_normalised).await?;
     for (i, limit) in throttling.reset_emails.iter().enumerate() {
-        if !app.store.admit(&rate_key(&format!("reset-mail:{i}"), &address, *limit), *limit, now).await?.allowed {
+        if !app.store.admit(&reset_mail_key(i, &address, *limit), *limit, now).await?.allowed {
             return Ok(false);
         }
     }
@@ -179,6 +196,24 @@ pub async fn reset_email_allowed(app: &App, email_normalised: &str) -> Result<bo
 mod tests {
     use super::*;
     use sha2::Digest;
+
+    #[test]
+    fn store_keys_stay_byte_for_byte_what_is_stored() {
+        let limit = Limit::new(30, 900);
+        assert_eq!(
+            Rule::ALL.map(|rule| rate_key(rule.prefix(), "s", limit)),
+            [
+                "failures:30/900:s",
+                "address:auth:30/900:s",
+                "address:reset:30/900:s",
+                "manage:30/900:s",
+                "address:service-key:30/900:s",
+            ]
+        );
+        assert_eq!(lock_key("s"), "lock:s");
+        assert_eq!(strikes_key("s"), "strikes:s");
+        assert_eq!(reset_mail_key(1, "s", Limit::new(5, 3600)), "reset-mail:1:5/3600:s");
+    }
 
     #[test]
     fn subjects_are_keyed_digests_not_the_values() {
