@@ -53,6 +53,9 @@ impl Refusal {
     }
 }
 
+/// The most requests one request may count as (verify's `cost`).
+pub const MAX_COST: u64 = 1000;
+
 /// One request of a key, as the store meters it.
 #[derive(Debug, Clone)]
 pub struct Meter<'a> {
@@ -60,7 +63,7 @@ pub struct Meter<'a> {
     /// The kind the key's text names; `None` for a key imported from the relay (its entry says).
     pub kind: Option<KeyKind>,
     pub now: DateTime<Utc>,
-    /// How many requests this one counts as (1 to 1000).
+    /// How many requests this one counts as (1 to [`MAX_COST`]).
     pub cost: u64,
     /// `false`: decide whether `cost` would be admitted, and count nothing.
     pub count: bool,

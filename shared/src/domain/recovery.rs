@@ -98,7 +98,7 @@ pub async fn validate_reset_token(app: &App, presented: &str, address: Option<&s
 /// The stored token and its account when the token is known, unexpired, and still the
 /// account's current one (not superseded, not voided by a password change).
 async fn live_token(app: &App, presented: &str) -> Result<Option<(StoredResetToken, User)>, AuthError> {
-    if presented.is_empty() || presented.len() > 256 {
+    if presented.is_empty() || presented.len() > token::MAX_PRESENTED_LEN {
         return Ok(None);
     }
     let digest = token::digest(presented);
