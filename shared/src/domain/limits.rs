@@ -29,7 +29,7 @@ pub fn fixed_window(window: Duration, now: DateTime<Utc>) -> (i64, DateTime<Utc>
 
 /// What one event does to a subject's theoretical arrival time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub enum Admission {
     /// Admitted: the new TAT to store (epoch milliseconds).
     Admit { tat: i64 },
     /// Refused: nothing changes.
@@ -59,11 +59,11 @@ impl Limit {
     }
 
     /// GCRA: one event at `now_ms` against the stored TAT.
-    pub fn decide(&self, tat: Option<i64>, now_ms: i64) -> Decision {
+    pub fn decide(&self, tat: Option<i64>, now_ms: i64) -> Admission {
         match tat {
-            Some(tat) if tat > self.admits_up_to(now_ms) => Decision::Refuse,
-            Some(tat) if tat > now_ms => Decision::Admit { tat: tat + self.interval_ms() },
-            _ => Decision::Admit { tat: now_ms + self.interval_ms() },
+            Some(tat) if tat > self.admits_up_to(now_ms) => Admission::Refuse,
+            Some(tat) if tat > now_ms => Admission::Admit { tat: tat + self.interval_ms() },
+            _ => Admission::Admit { tat: now_ms + self.interval_ms() },
         }
     }
 
@@ -196,11 +196,11 @@ mod tests {
         times
             .iter()
             .map(|t| match limit.decide(tat, ms(*t)) {
-                Decision::Admit { tat: new } => {
+                Admission::Admit { tat: new } => {
                     tat = Some(new);
                     true
                 }
-                Decision::Refuse => false,
+                Admission::Refuse => false,
             })
             .collect()
     }
@@ -246,15 +246,15 @@ mod tests {
     fn verdicts_say_what_remains_and_when_to_retry() {
         let limit = Limit::new(3, 60);
         let now = 1_000_000;
-        let Decision::Admit { tat } = limit.decide(None, now) else { panic!("admitted") };
+        let Admission::Admit { tat } = limit.decide(None, now) else { panic!("admitted") };
         assert_eq!(limit.verdict(true, tat, now).remaining, 2);
-        let Decision::Admit { tat } = limit.decide(Some(tat), now) else { panic!("admitted") };
-        let Decision::Admit { tat } = limit.decide(Some(tat), now) else { panic!("admitted") };
+        let Admission::Admit { tat } = limit.decide(Some(tat), now) else { panic!("admitted") };
+        let Admission::Admit { tat } = limit.decide(Some(tat), now) else { panic!("admitted") };
         assert_eq!(limit.verdict(true, tat, now).remaining, 0);
-        assert_eq!(limit.decide(Some(tat), now), Decision::Refuse);
+        assert_eq!(limit.decide(Some(tat), now), Admission::Refuse);
         let refused = limit.verdict(false, tat, now);
         assert_eq!(ms(refused.retry_at) - now, 20_000, "one interval until the next is admitted");
-        assert_eq!(limit.decide(Some(tat), ms(refused.retry_at)), Decision::Admit { tat: tat + 20_000 });
+        assert_eq!(limit.decide(Some(tat), ms(refused.retry_at)), Admission::Admit { tat: tat + 20_000 });
     }
 
     #[test]
