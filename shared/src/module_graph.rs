@@ -59,7 +59,7 @@ fn the_scanner_sees_groups_renames_relative_paths_and_super_but_no_comments() {
         use crate::a::{b::{self, Thing}, c as see};
         pub mod e;
         use e::Item;
-        fn f() -> crate::a::d::Type<u8> { super::f::g(); let _ = "crate::x"; 'c'; }
+        fn f() -> crate::a::d::Type<u8> { super::f::g(); let _ = ("crate::x", '\'', br"crate::x\", '\\'); }
         mod tests { use super::*; use super::super::super::x; }
     "#;
     let found = references(&module("a::b"), source, &modules);
@@ -256,7 +256,9 @@ fn code(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
-        let after_identifier = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        let identifier = |j: usize| j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_');
+        // `r"..."` and `br"..."` open raw strings; `for"` or `bar"` would not.
+        let after_identifier = i > 0 && identifier(i - 1) && !(chars[i - 1] == 'b' && (i < 2 || !identifier(i - 2)));
         let hashes = (i + 1..chars.len()).take_while(|j| chars[*j] == '#').count();
         if at(i) == '/' && at(i + 1) == '/' {
             while i < chars.len() && chars[i] != '\n' {
@@ -294,8 +296,8 @@ fn code(text: &str) -> String {
             }
             i += 1;
         } else if at(i) == '\'' && (at(i + 2) == '\'' || at(i + 1) == '\\') {
-            // A character literal (a lifetime has no closing quote).
-            i += 2;
+            // A character literal (a lifetime has no closing quote), escapes included.
+            i += if at(i + 1) == '\\' { 3 } else { 2 };
             while i < chars.len() && chars[i] != '\'' {
                 i += 1;
             }

@@ -9,7 +9,9 @@ use crate::domain::pool::PoolError;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+/// The shortest password accepted, in Unicode characters.
 pub const MIN_CHARS: usize = 8;
+/// The longest password accepted, in Unicode characters.
 pub const MAX_CHARS: usize = 128;
 
 /// Checks a new password against the contract's rules, in the contract's order.
