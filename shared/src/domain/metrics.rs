@@ -68,7 +68,7 @@ macro_rules! counters {
             fn index(self) -> usize {
                 match self {
                     $( Counter::$Plain => Plain::$Plain as usize, )+
-                    $( Counter::$Keyed(key) => first_cell(Keyed::$Keyed as usize) + key.index(), )+
+                    $( Counter::$Keyed(key) => key.index() + const { first_cell(Keyed::$Keyed as usize) }, )+
                 }
             }
 
