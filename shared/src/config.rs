@@ -1,8 +1,8 @@
 //! Settings read from the environment once, at init.
 
+use crate::domain::limits::{parse_limits, Limit, Throttling};
 use crate::domain::service_key::ServiceKeyDigests;
 use crate::domain::settings::Settings;
-use crate::domain::throttle::{parse_limits, Limit, Throttling};
 use std::time::Duration;
 use thiserror::Error;
 use url::Url;

@@ -14,3 +14,6 @@ pub mod embedded;
 pub mod http;
 pub mod lambda;
 mod records;
+
+#[cfg(test)]
+mod module_graph;

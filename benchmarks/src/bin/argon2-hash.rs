@@ -2,8 +2,7 @@
 //! it (the service's hasher, reusing one memory block). Prints the median of N runs in ms.
 //! Usage: argon2-hash [N]
 
-use shared::domain::password::{Argon2Hasher, PasswordHasher};
-use shared::domain::pool::HashMemory;
+use shared::domain::hasher::{Argon2Hasher, HashMemory, PasswordHasher};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

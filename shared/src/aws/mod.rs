@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::domain::app::App;
 use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
-use crate::domain::password::Argon2Hasher;
+use crate::domain::hasher::Argon2Hasher;
 use crate::domain::pool::HashPool;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

@@ -5,10 +5,11 @@ use crate::domain::auth::Caller;
 use crate::domain::email::{normalise, Email};
 use crate::domain::error::{AuthError, PortError, Required};
 use crate::domain::keys::{ApiKey, KeyKind};
+use crate::domain::limits::Rule;
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{ScopedKey, StoredMasterKey, Subscription, Usage, User};
 use crate::domain::ports::EncryptionContext;
-use crate::domain::throttle::{self, Rule};
+use crate::domain::throttle;
 use crate::domain::{notify, password, with_current_user};
 use chrono::{DateTime, Utc};
 
@@ -26,7 +27,7 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
     }
     let email = Email::parse(email)?;
     password::check_rules(password)?;
-    let password_hash = password::hash(app, password).await?;
+    let password_hash = password::hash_on_pool(app, password).await?;
     let now = app.clock.now();
     let id = uuid::Uuid::new_v4().to_string();
     let key = ApiKey::generate(KeyKind::Master);
@@ -63,7 +64,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
     let check = throttle::reserve_password_check(app, &normalised).await?;
     let user = app.store.user_by_email(&normalised).await?;
     let stored = user.as_ref().map(|u| u.password_hash.expose());
-    let correct = password::verify(app, password, stored).await?;
+    let correct = password::verify_on_pool(app, password, stored).await?;
     throttle::settle_password_check(app, check, correct).await;
     let user = match (correct, user) {
         (true, Some(user)) => user,
@@ -81,7 +82,7 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
 /// delete account), from the same budget as logins.
 async fn check_own_password(app: &App, user: &User, password: &str) -> Result<bool, AuthError> {
     let check = throttle::reserve_password_check(app, &user.email_normalised).await?;
-    let correct = password::verify(app, password, Some(user.password_hash.expose())).await?;
+    let correct = password::verify_on_pool(app, password, Some(user.password_hash.expose())).await?;
     throttle::settle_password_check(app, check, correct).await;
     Ok(correct)
 }
@@ -139,7 +140,7 @@ pub async fn change_password(app: &App, caller: &Caller, current: &str, new: &st
         return Err(AuthError::CurrentPasswordIncorrect);
     }
     password::check_rules(new)?;
-    let new_hash = password::hash(app, new).await?;
+    let new_hash = password::hash_on_pool(app, new).await?;
     let new_hash = &new_hash;
     with_current_user(
         caller.user.clone(),
@@ -224,7 +225,7 @@ async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
     if !app.hasher.needs_rehash(user.password_hash.expose()) {
         return;
     }
-    let result = match password::hash(app, password).await {
+    let result = match password::hash_on_pool(app, password).await {
         Ok(new_hash) => app
             .store
             .upgrade_password_hash(&user.id, user.password_hash.expose(), &new_hash)

@@ -1,7 +1,7 @@
 //! The application state: every port and setting, built once per process.
 
 use crate::domain::clock::Clock;
-use crate::domain::password::PasswordHasher;
+use crate::domain::hasher::PasswordHasher;
 use crate::domain::pool::HashPool;
 use crate::domain::ports::{Cipher, Mailer, Store};
 use crate::domain::settings::Settings;

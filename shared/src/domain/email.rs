@@ -3,7 +3,8 @@
 use crate::domain::error::AuthError;
 use email_address::EmailAddress;
 
-const MAX_LEN: usize = 254;
+/// The longest address accepted, in characters (RFC 5321's path limit less its brackets).
+pub const MAX_CHARS: usize = 254;
 
 /// A syntactically valid address as the user gave it (trimmed), with its normalised form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +17,7 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, AuthError> {
         let address = raw.trim();
         let plain = !address.contains(['<', '>', ' ']);
-        if address.chars().count() > MAX_LEN || !plain || !EmailAddress::is_valid(address) {
+        if address.chars().count() > MAX_CHARS || !plain || !EmailAddress::is_valid(address) {
             return Err(AuthError::InvalidEmail);
         }
         Ok(Self { address: address.to_owned(), normalised: normalise(address) })

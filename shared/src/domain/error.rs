@@ -88,7 +88,7 @@ pub enum AuthError {
     ScopedKeyLimit(u64),
 
     #[error("rate limited by {rule:?}")]
-    RateLimited { rule: crate::domain::throttle::Rule, limit: u32, retry_after: u64 },
+    RateLimited { rule: crate::domain::limits::Rule, limit: u32, retry_after: u64 },
 
     // Infrastructure: the cause is kept as the source, logged once where the request is
     // answered (with the route and the request id), and never answered.

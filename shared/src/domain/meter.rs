@@ -6,63 +6,33 @@
 
 use crate::domain::keys::{KeyDigest, KeyKind};
 use crate::domain::model::{KeyEntry, Subscription, Usage, User};
+use crate::domain::named::named_enum;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
-/// Why a key's request was admitted or refused (the `Reason` of the authorizer's metric
-/// and verify's `reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Admitted,
-    /// Over a cap: the key's monthly or daily limit, the account's daily or monthly limit.
-    Cap,
-    /// No key at all.
-    Missing,
-    /// Not a key of this service (format or checksum), refused before any read.
-    Malformed,
-    /// Well formed, but no such key (or its account is gone).
-    Unknown,
-    /// A replaced master key, or a scoped key of an older master key.
-    Revoked,
-    /// A scoped key switched off (`enabled: false`).
-    Disabled,
-    Expired,
-    /// A scoped key bound to another Foundry client than the request's.
-    Client,
-    /// A scoped key bound to another Foundry user than the request's.
-    User,
-    /// A dependency failed: refused without a verdict (fails closed).
-    Error,
-}
-
-impl Decision {
-    pub const ALL: [Decision; 11] = [
-        Decision::Admitted,
-        Decision::Cap,
-        Decision::Missing,
-        Decision::Malformed,
-        Decision::Unknown,
-        Decision::Revoked,
-        Decision::Disabled,
-        Decision::Expired,
-        Decision::Client,
-        Decision::User,
-        Decision::Error,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Decision::Admitted => "admitted",
-            Decision::Cap => "cap",
-            Decision::Missing => "missing",
-            Decision::Malformed => "malformed",
-            Decision::Unknown => "unknown",
-            Decision::Revoked => "revoked",
-            Decision::Disabled => "disabled",
-            Decision::Expired => "expired",
-            Decision::Client => "client",
-            Decision::User => "user",
-            Decision::Error => "error",
-        }
+named_enum! {
+    /// Why a key's request was admitted or refused (the `Reason` of the authorizer's metric
+    /// and verify's `reason`).
+    pub enum Decision {
+        Admitted => "admitted",
+        /// Over a cap: the key's monthly or daily limit, the account's daily or monthly limit.
+        Cap => "cap",
+        /// No key at all.
+        Missing => "missing",
+        /// Not a key of this service (format or checksum), refused before any read.
+        Malformed => "malformed",
+        /// Well formed, but no such key (or its account is gone).
+        Unknown => "unknown",
+        /// A replaced master key, or a scoped key of an older master key.
+        Revoked => "revoked",
+        /// A scoped key switched off (`enabled: false`).
+        Disabled => "disabled",
+        Expired => "expired",
+        /// A scoped key bound to another Foundry client than the request's.
+        Client => "client",
+        /// A scoped key bound to another Foundry user than the request's.
+        User => "user",
+        /// A dependency failed: refused without a verdict (fails closed).
+        Error => "error",
     }
 }
 
@@ -83,6 +53,9 @@ impl Refusal {
     }
 }
 
+/// The most requests one request may count as (verify's `cost`).
+pub const MAX_COST: u64 = 1000;
+
 /// One request of a key, as the store meters it.
 #[derive(Debug, Clone)]
 pub struct Meter<'a> {
@@ -90,7 +63,7 @@ pub struct Meter<'a> {
     /// The kind the key's text names; `None` for a key imported from the relay (its entry says).
     pub kind: Option<KeyKind>,
     pub now: DateTime<Utc>,
-    /// How many requests this one counts as (1 to 1000).
+    /// How many requests this one counts as (1 to [`MAX_COST`]).
     pub cost: u64,
     /// `false`: decide whether `cost` would be admitted, and count nothing.
     pub count: bool,

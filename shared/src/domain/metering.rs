@@ -18,7 +18,7 @@ pub struct Ask<'a> {
     /// The Foundry client and user the request targets, when it names them.
     pub client_id: Option<&'a str>,
     pub user_id: Option<&'a str>,
-    /// How many requests it counts as.
+    /// How many requests it counts as (1 to [`crate::domain::meter::MAX_COST`]).
     pub cost: u64,
     /// `false`: decide, and count nothing.
     pub count: bool,

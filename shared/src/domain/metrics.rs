@@ -10,138 +10,117 @@
 //! Dimensions hold only names from fixed lists (a route, a rule, a reason, a service):
 //! never a key, a password, an email address, an account id or a client address.
 
-pub use crate::domain::meter::Decision;
-use crate::domain::throttle::Rule;
+use crate::domain::limits::Rule;
+use crate::domain::meter::Decision;
+use crate::domain::named::named_enum;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// The AWS services the functions depend on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    DynamoDb,
-    Kms,
-    Ses,
+named_enum! {
+    /// The AWS services the functions depend on (the `Service` dimension).
+    pub enum Service {
+        DynamoDb => "DynamoDB",
+        Kms => "KMS",
+        Ses => "SES",
+    }
 }
 
-impl Service {
-    pub const ALL: [Service; 3] = [Service::DynamoDb, Service::Kms, Service::Ses];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::DynamoDb => "DynamoDB",
-            Service::Kms => "KMS",
-            Service::Ses => "SES",
+/// Declares [`Counter`]: the plain counters (one cell each, first) and the keyed ones
+/// (one cell per value of their key, a [`named_enum`], after them), with each metric's
+/// name and dimension. The cells, their order and `all()` follow from this one list.
+macro_rules! counters {
+    (
+        plain { $( $(#[$plain_meta:meta])* $Plain:ident => $plain_name:literal, )+ }
+        keyed { $( $(#[$keyed_meta:meta])* $Keyed:ident($Key:ty) => $keyed_name:literal by $dimension:literal, )+ }
+    ) => {
+        /// One thing the service counts.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Counter {
+            $( $(#[$plain_meta])* $Plain, )+
+            $( $(#[$keyed_meta])* $Keyed($Key), )+
         }
-    }
-}
 
-/// The stable name of a throttle rule, as its `Rule` dimension.
-pub fn rule_name(rule: Rule) -> &'static str {
-    match rule {
-        Rule::AccountFailures => "account-failures",
-        Rule::AuthPerAddress => "auth-per-address",
-        Rule::ResetPerAddress => "reset-per-address",
-        Rule::AccountManagement => "account-management",
-        Rule::ServiceKeyFailures => "service-key-failures",
-    }
-}
-
-const RULES: [Rule; 5] = [
-    Rule::AccountFailures,
-    Rule::AuthPerAddress,
-    Rule::ResetPerAddress,
-    Rule::AccountManagement,
-    Rule::ServiceKeyFailures,
-];
-
-/// One thing the service counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counter {
-    /// Requests answered by a route's function (dimension `Route`).
-    Requests,
-    /// Of those, answered 4xx.
-    ClientErrors,
-    /// Of those, answered 5xx.
-    ServerErrors,
-    /// Email and password checked and correct (login, regenerate-key).
-    LoginSucceeded,
-    /// Email and password checked and wrong, or no such account.
-    LoginFailed,
-    /// An account's password checks locked after its budget of failures was spent.
-    Lockouts,
-    /// A reset link was mailed.
-    ResetEmailsSent,
-    /// A reset link was not mailed: the address's budget of reset emails was spent.
-    ResetEmailsSuppressed,
-    /// A verify request with a missing or wrong service key.
-    ServiceKeyRefused,
-    /// A request refused by a throttle rule (dimension `Rule`).
-    Throttled(Rule),
-    /// An authorizer decision (dimension `Reason`).
-    Authorizer(Decision),
-    /// A call to a dependency that failed (dimension `Service`).
-    DependencyFailures(Service),
-}
-
-/// How many distinct counters there are.
-const COUNTERS: usize = 9 + RULES.len() + Decision::ALL.len() + Service::ALL.len();
-
-impl Counter {
-    /// The metric name and, for keyed counters, the dimension and its value.
-    pub fn metric(self) -> (&'static str, Option<(&'static str, &'static str)>) {
-        match self {
-            Counter::Requests => ("Requests", None),
-            Counter::ClientErrors => ("ClientErrors", None),
-            Counter::ServerErrors => ("ServerErrors", None),
-            Counter::LoginSucceeded => ("LoginSucceeded", None),
-            Counter::LoginFailed => ("LoginFailed", None),
-            Counter::Lockouts => ("Lockouts", None),
-            Counter::ResetEmailsSent => ("ResetEmailsSent", None),
-            Counter::ResetEmailsSuppressed => ("ResetEmailsSuppressed", None),
-            Counter::ServiceKeyRefused => ("ServiceKeyRefused", None),
-            Counter::Throttled(rule) => ("Throttled", Some(("Rule", rule_name(rule)))),
-            Counter::Authorizer(decision) => ("AuthorizerDecisions", Some(("Reason", decision.name()))),
-            Counter::DependencyFailures(service) => ("DependencyFailures", Some(("Service", service.name()))),
+        /// The plain counters, in order: cells `0..PLAIN`.
+        enum Plain {
+            $( $Plain, )+
         }
-    }
 
-    fn index(self) -> usize {
-        let keyed = 9;
-        match self {
-            Counter::Requests => 0,
-            Counter::ClientErrors => 1,
-            Counter::ServerErrors => 2,
-            Counter::LoginSucceeded => 3,
-            Counter::LoginFailed => 4,
-            Counter::Lockouts => 5,
-            Counter::ResetEmailsSent => 6,
-            Counter::ResetEmailsSuppressed => 7,
-            Counter::ServiceKeyRefused => 8,
-            Counter::Throttled(rule) => keyed + RULES.iter().position(|r| *r == rule).unwrap_or(0),
-            Counter::Authorizer(d) => keyed + RULES.len() + Decision::ALL.iter().position(|x| *x == d).unwrap_or(0),
-            Counter::DependencyFailures(s) => {
-                keyed + RULES.len() + Decision::ALL.len() + Service::ALL.iter().position(|x| *x == s).unwrap_or(0)
+        /// The keyed counters, in order: each takes as many cells as its key has values.
+        enum Keyed {
+            $( $Keyed, )+
+        }
+
+        const PLAIN: usize = [$($plain_name),+].len();
+        /// How many cells each keyed counter takes, in [`Keyed`] order.
+        const KEYED_CELLS: [usize; [$($keyed_name),+].len()] = [$(<$Key>::COUNT),+];
+        /// How many distinct counters there are.
+        const COUNTERS: usize = first_cell(KEYED_CELLS.len());
+
+        impl Counter {
+            /// The metric name and, for keyed counters, the dimension and its value.
+            pub fn metric(self) -> (&'static str, Option<(&'static str, &'static str)>) {
+                match self {
+                    $( Counter::$Plain => ($plain_name, None), )+
+                    $( Counter::$Keyed(key) => ($keyed_name, Some(($dimension, key.name()))), )+
+                }
+            }
+
+            fn index(self) -> usize {
+                match self {
+                    $( Counter::$Plain => Plain::$Plain as usize, )+
+                    $( Counter::$Keyed(key) => key.index() + const { first_cell(Keyed::$Keyed as usize) }, )+
+                }
+            }
+
+            /// Every counter, in index order.
+            pub fn all() -> Vec<Counter> {
+                let mut all = vec![$( Counter::$Plain, )+];
+                $( all.extend(<$Key>::ALL.map(Counter::$Keyed)); )+
+                all
             }
         }
-    }
+    };
+}
 
-    /// Every counter, in index order.
-    pub fn all() -> Vec<Counter> {
-        let mut all = vec![
-            Counter::Requests,
-            Counter::ClientErrors,
-            Counter::ServerErrors,
-            Counter::LoginSucceeded,
-            Counter::LoginFailed,
-            Counter::Lockouts,
-            Counter::ResetEmailsSent,
-            Counter::ResetEmailsSuppressed,
-            Counter::ServiceKeyRefused,
-        ];
-        all.extend(RULES.map(Counter::Throttled));
-        all.extend(Decision::ALL.map(Counter::Authorizer));
-        all.extend(Service::ALL.map(Counter::DependencyFailures));
-        all
+/// The first cell of the `keyed`th keyed counter: after the plain ones and every keyed
+/// one before it.
+const fn first_cell(keyed: usize) -> usize {
+    let (mut cell, mut i) = (PLAIN, 0);
+    while i < keyed {
+        cell += KEYED_CELLS[i];
+        i += 1;
+    }
+    cell
+}
+
+counters! {
+    plain {
+        /// Requests answered by a route's function (dimension `Route`).
+        Requests => "Requests",
+        /// Of those, answered 4xx.
+        ClientErrors => "ClientErrors",
+        /// Of those, answered 5xx.
+        ServerErrors => "ServerErrors",
+        /// Email and password checked and correct (login, regenerate-key).
+        LoginSucceeded => "LoginSucceeded",
+        /// Email and password checked and wrong, or no such account.
+        LoginFailed => "LoginFailed",
+        /// An account's password checks locked after its budget of failures was spent.
+        Lockouts => "Lockouts",
+        /// A reset link was mailed.
+        ResetEmailsSent => "ResetEmailsSent",
+        /// A reset link was not mailed: the address's budget of reset emails was spent.
+        ResetEmailsSuppressed => "ResetEmailsSuppressed",
+        /// A verify request with a missing or wrong service key.
+        ServiceKeyRefused => "ServiceKeyRefused",
+    }
+    keyed {
+        /// A request refused by a throttle rule.
+        Throttled(Rule) => "Throttled" by "Rule",
+        /// An authorizer decision.
+        Authorizer(Decision) => "AuthorizerDecisions" by "Reason",
+        /// A call to a dependency that failed.
+        DependencyFailures(Service) => "DependencyFailures" by "Service",
     }
 }
 
@@ -272,6 +251,22 @@ mod tests {
         for (i, c) in all.iter().enumerate() {
             assert_eq!(c.index(), i, "{c:?}");
         }
+    }
+
+    #[test]
+    fn metric_names_and_dimensions_stay_what_dashboards_and_alarms_read() {
+        let plain = ["Requests", "ClientErrors", "ServerErrors", "LoginSucceeded", "LoginFailed", "Lockouts"];
+        let plain = plain.into_iter().chain(["ResetEmailsSent", "ResetEmailsSuppressed", "ServiceKeyRefused"]);
+        let mut expected: Vec<(&str, Option<(&str, &str)>)> = plain.map(|name| (name, None)).collect();
+        let rules = ["account-failures", "auth-per-address", "reset-per-address", "account-management"];
+        let rules = rules.into_iter().chain(["service-key-failures"]);
+        expected.extend(rules.map(|rule| ("Throttled", Some(("Rule", rule)))));
+        let reasons = ["admitted", "cap", "missing", "malformed", "unknown", "revoked", "disabled", "expired"];
+        let reasons = reasons.into_iter().chain(["client", "user", "error"]);
+        expected.extend(reasons.map(|reason| ("AuthorizerDecisions", Some(("Reason", reason)))));
+        let services = ["DynamoDB", "KMS", "SES"];
+        expected.extend(services.map(|service| ("DependencyFailures", Some(("Service", service)))));
+        assert_eq!(Counter::all().into_iter().map(Counter::metric).collect::<Vec<_>>(), expected);
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The service's rules and operations: pure Rust over the [`ports`], no AWS and no HTTP.
 //! It owns its context: the [`app::App`] state, the [`settings::Settings`] and the port
 //! traits; nothing in it imports from `http`, `aws`, `embedded`, `config` or `lambda`.
+//!
+//! Its modules form no cycle. Values and pure rules sit below the app state (`limits`,
+//! `hasher`, `meter`, `model`, `keys`, `token`, `error`, ...); the operations over an
+//! [`app::App`] sit above it (`throttle`, `password`, `accounts`, `metering`, ...). A test
+//! of the crate (`module_graph`) fails on a cycle and on an import from above.
 
 pub mod accounts;
 pub mod app;
@@ -8,11 +13,14 @@ pub mod auth;
 pub mod clock;
 pub mod email;
 pub mod error;
+pub mod hasher;
 pub mod keys;
+pub mod limits;
 pub mod meter;
 pub mod metering;
 pub mod metrics;
 pub mod model;
+pub mod named;
 pub mod notify;
 pub mod password;
 pub mod pool;

@@ -1,16 +1,17 @@
-//! Passwords: the contract's rules, and argon2id hashing with upgrade on login. Hashes
-//! imported from the Node relay (bcrypt) verify too, and are replaced by argon2id at the
-//! first successful login.
+//! Passwords: the contract's rules, and hashing and verifying on the app's hashing pool
+//! with its [`crate::domain::hasher::PasswordHasher`] (argon2id; hashes imported from the
+//! Node relay, bcrypt, verify too and are replaced by argon2id at the first successful
+//! login).
 
 use crate::domain::app::App;
 use crate::domain::error::{AuthError, PasswordRule, PortError};
-use crate::domain::pool::{HashMemory, PoolError};
-use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, Salt, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use crate::domain::pool::PoolError;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+/// The shortest password accepted, in Unicode characters.
 pub const MIN_CHARS: usize = 8;
+/// The longest password accepted, in Unicode characters.
 pub const MAX_CHARS: usize = 128;
 
 /// Checks a new password against the contract's rules, in the contract's order.
@@ -49,171 +50,9 @@ pub fn is_common(password: &str) -> bool {
     list.binary_search(&password.to_lowercase().as_str()).is_ok()
 }
 
-/// Hashes and verifies passwords. Implementations are CPU-bound and called on the
-/// hashing pool (see [`verify`] and [`hash`]), with the worker's memory.
-pub trait PasswordHasher: Send + Sync {
-    fn hash(&self, password: &str) -> Result<String, PortError> {
-        self.hash_in(password, &mut HashMemory::default())
-    }
-    /// Verifies against a stored PHC string; a malformed one never matches.
-    fn verify(&self, password: &str, phc: &str) -> bool {
-        self.verify_in(password, phc, &mut HashMemory::default())
-    }
-    /// As [`PasswordHasher::hash`], working in `memory` (a pool worker's, reused).
-    fn hash_in(&self, password: &str, memory: &mut HashMemory) -> Result<String, PortError> {
-        let _ = memory;
-        self.hash(password)
-    }
-    /// As [`PasswordHasher::verify`], working in `memory` (a pool worker's, reused).
-    fn verify_in(&self, password: &str, phc: &str, memory: &mut HashMemory) -> bool {
-        let _ = memory;
-        self.verify(password, phc)
-    }
-    /// Whether a stored hash is weaker than the current policy and should be replaced.
-    fn needs_rehash(&self, phc: &str) -> bool;
-    /// A hash of a random password with the current parameters: verifying a password for
-    /// an unknown account against it costs what verifying a real one costs.
-    fn decoy(&self) -> &str;
-}
-
-/// OWASP's argon2id minimum: 19 MiB, two passes, one lane.
-pub const POLICY: (u32, u32, u32) = (19_456, 2, 1);
-
-/// A decoy with exactly [`POLICY`]'s parameters and a random salt and digest (no password
-/// is known to produce it), so
-/// that a login for an unknown email runs the very same verification as a wrong password.
-const POLICY_DECOY: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$QlVWUzVnT3kxY3RGc0E2dg$ZLuUNCyIY/sRgkvoU2dUMfRwQ8x5dBvnWNaSlKnKkJ0";
-
-pub struct Argon2Hasher {
-    argon2: Argon2<'static>,
-    params: Params,
-    decoy: String,
-}
-
-impl Argon2Hasher {
-    /// The production policy.
-    pub fn new() -> Self {
-        let (m, t, p) = POLICY;
-        match Params::new(m, t, p, None) {
-            Ok(params) => Self::build(params, POLICY_DECOY.to_owned()),
-            // POLICY is a valid constant: unreachable, but no panic on the request path.
-            Err(_) => Self::build(Params::default(), POLICY_DECOY.to_owned()),
-        }
-    }
-
-    /// Other parameters (tests that exercise the upgrade of weaker hashes). The decoy is
-    /// computed here, once. Test-only: no function ships it.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32) -> Result<Self, PortError> {
-        let params = Params::new(m_cost, t_cost, p_cost, None).map_err(PortError::other)?;
-        let mut hasher = Self::build(params, String::new());
-        let random = SaltString::generate(&mut OsRng);
-        hasher.decoy = hasher.hash(random.as_str())?;
-        Ok(hasher)
-    }
-
-    fn build(params: Params, decoy: String) -> Self {
-        Self { argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()), params, decoy }
-    }
-}
-
-impl Default for Argon2Hasher {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Computes the raw argon2 output into `out`, in `memory` (what `argon2`'s own
-/// `hash_password` does, minus the allocation of 19 MiB per call).
-fn compute(
-    argon2: &Argon2<'_>,
-    params: &Params,
-    password: &[u8],
-    salt: &Salt<'_>,
-    out: &mut [u8],
-    memory: &mut HashMemory,
-) -> argon2::password_hash::Result<()> {
-    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
-    let salt = salt.decode_b64(&mut salt_bytes)?;
-    argon2.hash_password_into_with_memory(password, salt, out, memory.blocks(params.block_count()))?;
-    Ok(())
-}
-
-impl Argon2Hasher {
-    fn phc(&self, password: &str, memory: &mut HashMemory) -> argon2::password_hash::Result<String> {
-        let salt_string = SaltString::generate(&mut OsRng);
-        let salt = salt_string.as_salt();
-        let len = self.params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-        let output =
-            Output::init_with(len, |out| compute(&self.argon2, &self.params, password.as_bytes(), &salt, out, memory))?;
-        let hash = PasswordHash {
-            algorithm: Algorithm::Argon2id.ident(),
-            version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(&self.params)?,
-            salt: Some(salt),
-            hash: Some(output),
-        };
-        Ok(hash.to_string())
-    }
-}
-
-impl PasswordHasher for Argon2Hasher {
-    fn hash_in(&self, password: &str, memory: &mut HashMemory) -> Result<String, PortError> {
-        self.phc(password, memory).map_err(PortError::other)
-    }
-
-    /// Recomputes with the stored hash's own algorithm, version and parameters, and
-    /// compares in constant time (`Output`'s equality). A bcrypt hash (`$2a$`, `$2b$`,
-    /// `$2y$`, imported from the relay) is checked by the `bcrypt` crate.
-    fn verify_in(&self, password: &str, phc: &str, memory: &mut HashMemory) -> bool {
-        if is_bcrypt(phc) {
-            return bcrypt::verify(password, phc).unwrap_or(false);
-        }
-        let mut verified = || -> argon2::password_hash::Result<bool> {
-            let parsed = PasswordHash::new(phc)?;
-            let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-                return Ok(false);
-            };
-            let algorithm = Algorithm::try_from(parsed.algorithm)?;
-            let version = parsed.version.map(Version::try_from).transpose()?.unwrap_or_default();
-            let params = Params::try_from(&parsed)?;
-            let argon2 = Argon2::new(algorithm, version, params.clone());
-            let computed = Output::init_with(expected.len(), |out| {
-                compute(&argon2, &params, password.as_bytes(), &salt, out, memory)
-            })?;
-            Ok(computed == expected)
-        };
-        verified().unwrap_or(false)
-    }
-
-    fn needs_rehash(&self, phc: &str) -> bool {
-        let Ok(parsed) = PasswordHash::new(phc) else {
-            return true;
-        };
-        let Ok(stored) = Params::try_from(&parsed) else {
-            return true;
-        };
-        parsed.algorithm != Algorithm::Argon2id.ident()
-            || parsed.version != Some(Version::V0x13.into())
-            || stored.m_cost() < self.params.m_cost()
-            || stored.t_cost() < self.params.t_cost()
-            || stored.p_cost() < self.params.p_cost()
-    }
-
-    fn decoy(&self) -> &str {
-        &self.decoy
-    }
-}
-
-/// A bcrypt hash as the Node relay (bcryptjs) and most others write it.
-fn is_bcrypt(hash: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| hash.starts_with(prefix))
-}
-
 /// Hashes on the app's hashing pool, so a hash never stalls the executor and never more
 /// run at once than the pool has workers. A full queue is a 503.
-pub async fn hash(app: &App, password: &str) -> Result<String, AuthError> {
+pub async fn hash_on_pool(app: &App, password: &str) -> Result<String, AuthError> {
     let hasher = Arc::clone(&app.hasher);
     let password = Zeroizing::new(password.to_owned());
     app.hash_pool
@@ -225,7 +64,7 @@ pub async fn hash(app: &App, password: &str) -> Result<String, AuthError> {
 
 /// Verifies on the app's hashing pool. `None` (no such account) verifies against the
 /// decoy, on the same pool, so both paths do the same work, and never matches.
-pub async fn verify(app: &App, password: &str, phc: Option<&str>) -> Result<bool, AuthError> {
+pub async fn verify_on_pool(app: &App, password: &str, phc: Option<&str>) -> Result<bool, AuthError> {
     let hasher = Arc::clone(&app.hasher);
     let password = Zeroizing::new(password.to_owned());
     let known = phc.is_some();
@@ -287,77 +126,5 @@ mod tests {
         assert_eq!(check_rules("Ää1äääáé"), Ok(()));
         // Spaces count.
         assert_eq!(check_rules(" Abcde1 "), Ok(()));
-    }
-
-    #[test]
-    fn hashes_are_argon2id_with_at_least_the_policy_and_a_unique_salt() {
-        let hasher = Argon2Hasher::new();
-        let a = hasher.hash("Correct-Horse-1").unwrap();
-        let b = hasher.hash("Correct-Horse-1").unwrap();
-        assert_ne!(a, b, "each hash has its own salt");
-        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
-        assert!(hasher.verify("Correct-Horse-1", &a));
-        assert!(!hasher.verify("Correct-Horse-2", &a));
-        assert!(!hasher.needs_rehash(&a));
-    }
-
-    #[test]
-    fn weaker_or_foreign_hashes_need_a_rehash() {
-        let policy = Argon2Hasher::new();
-        let weak = Argon2Hasher::with_params(8, 1, 1).unwrap().hash("Pw-123456").unwrap();
-        assert!(policy.needs_rehash(&weak));
-        assert!(policy.verify("Pw-123456", &weak), "old hashes still verify");
-        assert!(policy.needs_rehash("$2b$12$notargon"));
-        let argon2i = argon2::PasswordHasher::hash_password(
-            &Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(19_456, 2, 1, None).unwrap()),
-            b"Pw-123456",
-            &SaltString::generate(&mut OsRng),
-        )
-        .unwrap()
-        .to_string();
-        assert!(policy.needs_rehash(&argon2i));
-    }
-
-    #[test]
-    fn relay_bcrypt_hashes_verify_and_need_a_rehash() {
-        let policy = Argon2Hasher::new();
-        let hashed = bcrypt::hash("Relay-Pass-1", 4).unwrap();
-        for variant in ["$2a$", "$2b$", "$2y$"] {
-            let stored = format!("{variant}{}", &hashed[4..]);
-            assert!(policy.verify("Relay-Pass-1", &stored), "{variant}");
-            assert!(!policy.verify("Relay-Pass-2", &stored), "{variant}");
-            assert!(policy.needs_rehash(&stored), "{variant}");
-        }
-        assert!(!policy.verify("Relay-Pass-1", "$2b$10$truncated"));
-    }
-
-    #[test]
-    fn the_decoy_costs_what_a_real_hash_costs() {
-        let hasher = Argon2Hasher::new();
-        let decoy = PasswordHash::new(hasher.decoy()).unwrap();
-        let real_hash = hasher.hash("Anything-1").unwrap();
-        let real = PasswordHash::new(&real_hash).unwrap();
-        assert_eq!(decoy.algorithm, real.algorithm);
-        assert_eq!(decoy.version, real.version);
-        assert_eq!(Params::try_from(&decoy).unwrap(), Params::try_from(&real).unwrap());
-        assert_eq!(decoy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
-        assert!(!hasher.needs_rehash(hasher.decoy()));
-    }
-
-    #[test]
-    fn hashes_made_in_reused_memory_verify_with_the_argon2_crate_and_back() {
-        use argon2::{PasswordHasher as _, PasswordVerifier as _};
-        let hasher = Argon2Hasher::with_params(256, 2, 1).unwrap();
-        let mut memory = HashMemory::default();
-        let ours = hasher.hash_in("Shared-Memory-1", &mut memory).unwrap();
-        let again = hasher.hash_in("Shared-Memory-1", &mut memory).unwrap();
-        assert_ne!(ours, again);
-        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(256, 2, 1, None).unwrap());
-        assert!(reference.verify_password(b"Shared-Memory-1", &PasswordHash::new(&ours).unwrap()).is_ok());
-        let theirs =
-            reference.hash_password(b"Shared-Memory-1", &SaltString::generate(&mut OsRng)).unwrap().to_string();
-        assert!(hasher.verify_in("Shared-Memory-1", &theirs, &mut memory));
-        assert!(!hasher.verify_in("Shared-Memory-2", &theirs, &mut memory));
-        assert!(!hasher.verify_in("Shared-Memory-1", "$argon2id$v=19$m=256,t=2,p=1$garbage", &mut memory));
     }
 }

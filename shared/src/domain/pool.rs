@@ -8,28 +8,13 @@
 //! Nothing is started before the first job: a function that never hashes spawns no thread
 //! and allocates no block.
 
-use argon2::Block;
+use crate::domain::hasher::HashMemory;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use thiserror::Error;
 use tokio::sync::oneshot;
-
-/// The working memory of one worker: argon2 blocks, grown to the largest parameters seen
-/// (the policy's 19 MiB unless a stored hash asks for more) and reused for every job.
-#[derive(Default)]
-pub struct HashMemory(Vec<Block>);
-
-impl HashMemory {
-    /// At least `blocks` blocks, reusing (and if needed growing) the worker's buffer.
-    pub fn blocks(&mut self, blocks: usize) -> &mut [Block] {
-        if self.0.len() < blocks {
-            self.0.resize(blocks, Block::new());
-        }
-        &mut self.0[..blocks]
-    }
-}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PoolError {
@@ -164,7 +149,7 @@ fn work(receiver: &Mutex<Receiver<Job>>, counters: &Counters) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::password::{Argon2Hasher, PasswordHasher};
+    use crate::domain::hasher::{Argon2Hasher, PasswordHasher};
     use std::sync::mpsc;
 
     #[tokio::test]
@@ -211,14 +196,5 @@ mod tests {
         queued.await.unwrap();
         assert_eq!(pool.peak_running(), 2);
         assert_eq!(pool.run(|_| 7).await, Ok(7));
-    }
-
-    #[test]
-    fn memory_is_reused_and_grown_only_when_needed() {
-        let mut memory = HashMemory::default();
-        let first = memory.blocks(8).as_ptr();
-        assert_eq!(memory.blocks(4).len(), 4);
-        assert_eq!(memory.blocks(8).as_ptr(), first);
-        assert_eq!(memory.blocks(16).len(), 16);
     }
 }

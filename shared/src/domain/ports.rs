@@ -3,9 +3,9 @@
 
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
+use crate::domain::limits::{Limit, Verdict};
 use crate::domain::meter::{Meter, Metered};
 use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
-use crate::domain::throttle::{Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -3,9 +3,10 @@
 use crate::domain::app::App;
 use crate::domain::email::normalise;
 use crate::domain::error::{AuthError, PortError};
+use crate::domain::limits::Rule;
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::User;
-use crate::domain::throttle::{self, Rule};
+use crate::domain::throttle;
 use crate::domain::token::{self, ResetToken, StoredResetToken};
 use crate::domain::{notify, password, with_current_user};
 use std::future::Future;
@@ -72,7 +73,7 @@ pub async fn reset_password(
     throttle::per_address(app, Rule::ResetPerAddress, address).await?;
     password::check_rules(new_password)?;
     let (stored, user) = live_token(app, presented).await?.ok_or(AuthError::InvalidResetToken)?;
-    let new_hash = password::hash(app, new_password).await?;
+    let new_hash = password::hash_on_pool(app, new_password).await?;
     match app.store.redeem_reset_token(&stored, &new_hash, app.clock.now()).await {
         Ok(()) => {}
         Err(PortError::Conflict) => return Err(AuthError::InvalidResetToken),
@@ -97,7 +98,7 @@ pub async fn validate_reset_token(app: &App, presented: &str, address: Option<&s
 /// The stored token and its account when the token is known, unexpired, and still the
 /// account's current one (not superseded, not voided by a password change).
 async fn live_token(app: &App, presented: &str) -> Result<Option<(StoredResetToken, User)>, AuthError> {
-    if presented.is_empty() || presented.len() > 256 {
+    if presented.is_empty() || presented.len() > token::MAX_PRESENTED_LEN {
         return Ok(None);
     }
     let digest = token::digest(presented);

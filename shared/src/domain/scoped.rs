@@ -10,8 +10,12 @@ use crate::domain::ports::EncryptionContext;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
+/// The longest name of a scoped key, in characters after trimming.
 pub const MAX_NAME_CHARS: usize = 100;
+/// The longest free-text field (scoped client and user, Foundry username and password).
 pub const MAX_TEXT_CHARS: usize = 256;
+/// The longest Foundry URL, in characters.
+pub const MAX_URL_CHARS: usize = MAX_TEXT_CHARS * 8;
 
 /// A scoped key as requested; empty optional strings count as absent.
 #[derive(Default)]
@@ -135,7 +139,7 @@ pub async fn delete(app: &App, caller: &Caller, key_id: &str) -> Result<(), Auth
 fn is_http_url(candidate: &str) -> bool {
     url::Url::parse(candidate)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
-        && candidate.chars().count() <= MAX_TEXT_CHARS * 8
+        && candidate.chars().count() <= MAX_URL_CHARS
 }
 
 fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, AuthError> {

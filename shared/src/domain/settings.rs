@@ -1,9 +1,17 @@
 //! The settings the domain runs by; `config` reads them from the environment.
 
+use crate::domain::limits::Throttling;
 use crate::domain::service_key::ServiceKeyDigests;
-use crate::domain::throttle::Throttling;
 use std::time::Duration;
 use url::Url;
+
+/// `DAILY_REQUEST_LIMIT` when unset: an account's requests per UTC day.
+pub const DEFAULT_DAILY_REQUEST_LIMIT: u64 = 1000;
+/// `MONTHLY_REQUEST_LIMIT` when unset: an account's requests per UTC month, unless its
+/// subscription is active.
+pub const DEFAULT_MONTHLY_REQUEST_LIMIT: u64 = 100;
+/// `SCOPED_KEYS_PER_ACCOUNT` when unset.
+pub const DEFAULT_SCOPED_KEYS_PER_ACCOUNT: u64 = 100;
 
 /// What the domain needs to know of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,6 @@
 //! Throttling shared by every instance of every function: rate limits and blocks kept by
-//! the store, so a fleet of Lambda instances sees one count.
-//!
-//! A limit `N/T` is a generic cell rate algorithm (GCRA): a burst of at most `N` events,
-//! refilled at one event every `T/N`. The store keeps one number per subject, the
-//! "theoretical arrival time" (TAT), and changes it with atomic conditional writes, so a
-//! limit holds under any concurrency and over any window, with no window boundary where a
-//! client could spend two budgets back to back.
+//! the store, so a fleet of Lambda instances sees one count. The limits themselves and
+//! their arithmetic (GCRA) are [`crate::domain::limits`].
 //!
 //! Per-account rules key on the normalised email, also for emails that have no account,
 //! so that throttling reveals nothing about which accounts exist. Every subject (email,
@@ -15,134 +10,11 @@
 
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
+use crate::domain::limits::{Limit, Rule};
 use crate::domain::metrics::{self, Counter};
 use chrono::{DateTime, Utc};
 use sha2::Sha256;
 use std::time::Duration;
-
-/// At most `max` events at once, refilled at `max` per `window`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    pub max: u32,
-    pub window: Duration,
-}
-
-/// The fixed window of length `window` that holds `now`: its index and its end.
-pub fn fixed_window(window: Duration, now: DateTime<Utc>) -> (i64, DateTime<Utc>) {
-    let width = i64::try_from(window.as_secs().max(1)).unwrap_or(i64::MAX);
-    let index = now.timestamp().div_euclid(width);
-    let end = DateTime::from_timestamp(index.saturating_add(1).saturating_mul(width), 0).unwrap_or(now);
-    (index, end)
-}
-
-/// What one event does to a subject's theoretical arrival time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// Admitted: the new TAT to store (epoch milliseconds).
-    Admit { tat: i64 },
-    /// Refused: nothing changes.
-    Refuse,
-}
-
-impl Limit {
-    pub const fn new(max: u32, window_seconds: u64) -> Self {
-        Self { max, window: Duration::from_secs(window_seconds) }
-    }
-
-    /// The emission interval `T/N` in milliseconds, rounded up (never more than `N` per `T`).
-    pub fn interval_ms(&self) -> i64 {
-        let window = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX).max(1);
-        let max = i64::from(self.max.max(1));
-        (window + max - 1) / max
-    }
-
-    /// How far the TAT may run ahead of now after an admitted event: `N` intervals.
-    pub fn span_ms(&self) -> i64 {
-        self.interval_ms().saturating_mul(i64::from(self.max.max(1)))
-    }
-
-    /// The highest TAT at which one more event is still admitted at `now_ms`.
-    pub fn admits_up_to(&self, now_ms: i64) -> i64 {
-        now_ms.saturating_add(self.span_ms() - self.interval_ms())
-    }
-
-    /// GCRA: one event at `now_ms` against the stored TAT.
-    pub fn decide(&self, tat: Option<i64>, now_ms: i64) -> Decision {
-        match tat {
-            Some(tat) if tat > self.admits_up_to(now_ms) => Decision::Refuse,
-            Some(tat) if tat > now_ms => Decision::Admit { tat: tat + self.interval_ms() },
-            _ => Decision::Admit { tat: now_ms + self.interval_ms() },
-        }
-    }
-
-    /// The verdict of a decision whose TAT is (now) `tat`.
-    pub fn verdict(&self, admitted: bool, tat: i64, now_ms: i64) -> Verdict {
-        let ahead = (tat - now_ms).max(0);
-        let remaining = (self.span_ms() - ahead) / self.interval_ms();
-        let retry_at = if admitted { tat } else { tat - (self.span_ms() - self.interval_ms()) };
-        Verdict {
-            allowed: admitted,
-            remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
-            retry_at: DateTime::from_timestamp_millis(retry_at).unwrap_or_default(),
-        }
-    }
-}
-
-/// What a limit said about one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
-    /// Whether the event was within the limit (and counted).
-    pub allowed: bool,
-    /// Events that could still be admitted right now, after this one.
-    pub remaining: u32,
-    /// Refused: when one more event will be admitted. Admitted: when the whole burst is
-    /// available again.
-    pub retry_at: DateTime<Utc>,
-}
-
-/// Which rule refused a request; each has its own message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    AccountFailures,
-    AuthPerAddress,
-    ResetPerAddress,
-    AccountManagement,
-    /// Requests with a missing or wrong service key (verify), per client address.
-    ServiceKeyFailures,
-}
-
-/// The limits in force; `None` in [`crate::domain::settings::Settings`] when `THROTTLING=off`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Throttling {
-    /// Failed password checks per account; then the account is locked for one window,
-    /// twice as long at each further lockout within a day, at most `max_lockout`.
-    pub account_failures: Limit,
-    pub max_lockout: Duration,
-    /// register, login and regenerate-key per client address.
-    pub auth_per_address: Limit,
-    /// forgot-password, reset-password and validate-reset-token per client address.
-    pub reset_per_address: Limit,
-    /// Reset emails per address; every limit must allow a send.
-    pub reset_emails: Vec<Limit>,
-    /// export-data, delete account and change-password per account.
-    pub account_management: Limit,
-    /// Missing or wrong service keys per client address (verify); correct ones are not counted.
-    pub service_key_failures: Limit,
-}
-
-impl Default for Throttling {
-    fn default() -> Self {
-        Self {
-            account_failures: Limit::new(10, 15 * 60),
-            max_lockout: Duration::from_secs(24 * 3600),
-            auth_per_address: Limit::new(30, 15 * 60),
-            reset_per_address: Limit::new(20, 15 * 60),
-            reset_emails: vec![Limit::new(1, 60), Limit::new(5, 3600)],
-            account_management: Limit::new(10, 3600),
-            service_key_failures: Limit::new(10, 15 * 60),
-        }
-    }
-}
 
 /// Lockouts are counted per day: each one within a day lasts twice as long as the last.
 const STRIKE_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -169,15 +41,35 @@ fn refused(rule: Rule, limit: u32, until: DateTime<Utc>, now: DateTime<Utc>) -> 
     AuthError::RateLimited { rule, limit, retry_after }
 }
 
-/// The store key of a rate limit: the subject and the limit itself, so that a changed
-/// limit starts from a full budget instead of reading a TAT kept at another rate.
-fn rate_key(name: &str, subject: &str, limit: Limit) -> String {
-    format!("{name}:{}/{}:{subject}", limit.max, limit.window.as_secs())
+// The keys throttling keeps in the store. Stored data: each must stay byte for byte what
+// it is, or every subject silently starts afresh.
+
+/// The key of a rate limit: its prefix ([`Rule::prefix`]), the limit itself (so that a
+/// changed limit starts from a full budget instead of reading a TAT kept at another rate)
+/// and the subject.
+fn rate_key(prefix: &str, subject: &str, limit: Limit) -> String {
+    format!("{prefix}:{}/{}:{subject}", limit.max, limit.window.as_secs())
 }
 
-async fn admit(app: &App, rule: Rule, key: String, limit: Limit) -> Result<(), AuthError> {
+/// The key of an account's lock, once its budget of password checks is spent.
+fn lock_key(account: &str) -> String {
+    format!("lock:{account}")
+}
+
+/// The key of an account's lockouts of the day.
+fn strikes_key(account: &str) -> String {
+    format!("strikes:{account}")
+}
+
+/// The key of the `n`th budget of reset emails of an address.
+fn reset_mail_key(n: usize, address: &str, limit: Limit) -> String {
+    rate_key(&format!("reset-mail:{n}"), address, limit)
+}
+
+/// Counts one event of `subject` against `rule`'s budget.
+async fn admit(app: &App, rule: Rule, subject: &str, limit: Limit) -> Result<(), AuthError> {
     let now = app.clock.now();
-    let verdict = app.store.admit(&key, limit, now).await?;
+    let verdict = app.store.admit(&rate_key(rule.prefix(), subject, limit), limit, now).await?;
     if verdict.allowed {
         Ok(())
     } else {
@@ -190,14 +82,9 @@ pub async fn per_address(app: &App, rule: Rule, address: Option<&str>) -> Result
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let (limit, name) = match rule {
-        Rule::ResetPerAddress => (throttling.reset_per_address, "reset"),
-        Rule::ServiceKeyFailures => (throttling.service_key_failures, "service-key"),
-        _ => (throttling.auth_per_address, "auth"),
-    };
     // A request without an address (never through API Gateway) shares one budget.
     let address = address.unwrap_or("unknown");
-    admit(app, rule, rate_key(&format!("address:{name}"), &subject(app, address).await?, limit), limit).await
+    admit(app, rule, &subject(app, address).await?, throttling.limit(rule)).await
 }
 
 /// Counts an account-management request of the account.
@@ -205,8 +92,8 @@ pub async fn per_account(app: &App, user_id: &str) -> Result<(), AuthError> {
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let limit = throttling.account_management;
-    admit(app, Rule::AccountManagement, rate_key("manage", &subject(app, user_id).await?, limit), limit).await
+    let rule = Rule::AccountManagement;
+    admit(app, rule, &subject(app, user_id).await?, throttling.limit(rule)).await
 }
 
 /// One password check, reserved from the account's budget before any hashing; see
@@ -229,10 +116,10 @@ pub async fn reserve_password_check(app: &App, email_normalised: &str) -> Result
     let now = app.clock.now();
     let account = subject(app, email_normalised).await?;
     let limit = throttling.account_failures;
-    if let Some(until) = app.store.blocked_until(&format!("lock:{account}"), now).await? {
+    if let Some(until) = app.store.blocked_until(&lock_key(&account), now).await? {
         return Err(refused(Rule::AccountFailures, limit.max, until, now));
     }
-    let verdict = app.store.admit(&rate_key("failures", &account, limit), limit, now).await?;
+    let verdict = app.store.admit(&rate_key(Rule::AccountFailures.prefix(), &account, limit), limit, now).await?;
     if !verdict.allowed {
         return Err(refused(Rule::AccountFailures, limit.max, verdict.retry_at, now));
     }
@@ -252,7 +139,9 @@ pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: boo
     // Bookkeeping after the check: a failure here never changes the answer. Not giving an
     // attempt back only spends it; not locking still leaves the budget spent.
     if correct {
-        if let Err(error) = app.store.give_back(&rate_key("failures", &account, limit), limit, now).await {
+        if let Err(error) =
+            app.store.give_back(&rate_key(Rule::AccountFailures.prefix(), &account, limit), limit, now).await
+        {
             tracing::warn!(%error, "giving back a password check failed");
         }
         return;
@@ -261,11 +150,11 @@ pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: boo
         return;
     }
     let locked = async {
-        let strikes = app.store.tally(&format!("strikes:{account}"), STRIKE_WINDOW, now).await?;
+        let strikes = app.store.tally(&strikes_key(&account), STRIKE_WINDOW, now).await?;
         let doublings = strikes.saturating_sub(1).min(16);
         let lockout = limit.window.saturating_mul(1 << doublings).min(throttling.max_lockout);
         let until = now + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::MAX);
-        app.store.block(&format!("lock:{account}"), until).await.map(|()| until)
+        app.store.block(&lock_key(&account), until).await.map(|()| until)
     };
     match locked.await {
         Ok(until) => {
@@ -283,8 +172,8 @@ pub async fn clear_failures(app: &App, email_normalised: &str) -> Result<(), Aut
         return Ok(());
     };
     let account = subject(app, email_normalised).await?;
-    app.store.reset(&rate_key("failures", &account, throttling.account_failures)).await?;
-    app.store.unblock(&format!("lock:{account}")).await?;
+    app.store.reset(&rate_key(Rule::AccountFailures.prefix(), &account, throttling.account_failures)).await?;
+    app.store.unblock(&lock_key(&account)).await?;
     Ok(())
 }
 
@@ -296,109 +185,34 @@ pub async fn reset_email_allowed(app: &App, email_normalised: &str) -> Result<bo
     let now = app.clock.now();
     let address = subject(app, email_normalised).await?;
     for (i, limit) in throttling.reset_emails.iter().enumerate() {
-        if !app.store.admit(&rate_key(&format!("reset-mail:{i}"), &address, *limit), *limit, now).await?.allowed {
+        if !app.store.admit(&reset_mail_key(i, &address, *limit), *limit, now).await?.allowed {
             return Ok(false);
         }
     }
     Ok(true)
 }
 
-/// Parses `N/SECONDS` limits, comma-separated (`1/60,5/3600`).
-pub fn parse_limits(text: &str) -> Option<Vec<Limit>> {
-    text.split(',')
-        .map(|part| {
-            let (max, seconds) = part.trim().split_once('/')?;
-            let (max, seconds) = (max.trim().parse().ok()?, seconds.trim().parse().ok()?);
-            (max > 0 && seconds > 0).then_some(Limit::new(max, seconds))
-        })
-        .collect::<Option<Vec<_>>>()
-        .filter(|limits| !limits.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
     use sha2::Digest;
 
-    fn ms(t: DateTime<Utc>) -> i64 {
-        t.timestamp_millis()
-    }
-
-    /// Applies events at the given times; answers which were admitted.
-    fn run(limit: Limit, times: &[DateTime<Utc>]) -> Vec<bool> {
-        let mut tat = None;
-        times
-            .iter()
-            .map(|t| match limit.decide(tat, ms(*t)) {
-                Decision::Admit { tat: new } => {
-                    tat = Some(new);
-                    true
-                }
-                Decision::Refuse => false,
-            })
-            .collect()
-    }
-
     #[test]
-    fn a_burst_is_admitted_up_to_the_limit_and_no_further() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
-        let admitted = run(Limit::new(10, 900), &[t; 30]);
-        assert_eq!(admitted.iter().filter(|a| **a).count(), 10);
-        assert!(admitted[..10].iter().all(|a| *a), "the first ten, then none");
-    }
-
-    #[test]
-    fn a_window_boundary_gives_no_second_budget() {
-        // One reset email a minute: 10:00:59.5 and 10:01:00.5 lie in two fixed windows,
-        // but one second apart.
-        let limit = Limit::new(1, 60);
-        let before = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 59).unwrap() + chrono::Duration::milliseconds(500);
-        let after = before + chrono::Duration::seconds(1);
-        assert_eq!(run(limit, &[before, after]), [true, false]);
-        assert_eq!(run(limit, &[before, before + chrono::Duration::seconds(60)]), [true, true]);
-        // Five an hour: five at the end of one hour and five at the start of the next
-        // are not ten in two minutes.
-        let limit = Limit::new(5, 3600);
-        let end = Utc.with_ymd_and_hms(2026, 11, 26, 10, 59, 30).unwrap();
-        let mut times = vec![end; 5];
-        times.extend([end + chrono::Duration::seconds(60); 5]);
-        assert_eq!(run(limit, &times).iter().filter(|a| **a).count(), 5);
-    }
-
-    #[test]
-    fn the_budget_refills_at_its_rate() {
-        let limit = Limit::new(10, 900);
-        let t = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
-        let mut times = vec![t; 10];
-        times.push(t + chrono::Duration::seconds(89));
-        times.push(t + chrono::Duration::seconds(90));
-        times.push(t + chrono::Duration::seconds(90));
-        assert_eq!(&run(limit, &times)[10..], [false, true, false], "one more every 90 s");
-    }
-
-    #[test]
-    fn verdicts_say_what_remains_and_when_to_retry() {
-        let limit = Limit::new(3, 60);
-        let now = 1_000_000;
-        let Decision::Admit { tat } = limit.decide(None, now) else { panic!("admitted") };
-        assert_eq!(limit.verdict(true, tat, now).remaining, 2);
-        let Decision::Admit { tat } = limit.decide(Some(tat), now) else { panic!("admitted") };
-        let Decision::Admit { tat } = limit.decide(Some(tat), now) else { panic!("admitted") };
-        assert_eq!(limit.verdict(true, tat, now).remaining, 0);
-        assert_eq!(limit.decide(Some(tat), now), Decision::Refuse);
-        let refused = limit.verdict(false, tat, now);
-        assert_eq!(ms(refused.retry_at) - now, 20_000, "one interval until the next is admitted");
-        assert_eq!(limit.decide(Some(tat), ms(refused.retry_at)), Decision::Admit { tat: tat + 20_000 });
-    }
-
-    #[test]
-    fn limits_parse_from_the_environment_form() {
-        assert_eq!(parse_limits("10/900"), Some(vec![Limit::new(10, 900)]));
-        assert_eq!(parse_limits(" 1/60 , 5/3600"), Some(vec![Limit::new(1, 60), Limit::new(5, 3600)]));
-        for bad in ["", "10", "0/60", "10/0", "ten/60", "1/60,"] {
-            assert_eq!(parse_limits(bad), None, "{bad:?}");
-        }
+    fn store_keys_stay_byte_for_byte_what_is_stored() {
+        let limit = Limit::new(30, 900);
+        assert_eq!(
+            Rule::ALL.map(|rule| rate_key(rule.prefix(), "s", limit)),
+            [
+                "failures:30/900:s",
+                "address:auth:30/900:s",
+                "address:reset:30/900:s",
+                "manage:30/900:s",
+                "address:service-key:30/900:s",
+            ]
+        );
+        assert_eq!(lock_key("s"), "lock:s");
+        assert_eq!(strikes_key("s"), "strikes:s");
+        assert_eq!(reset_mail_key(1, "s", Limit::new(5, 3600)), "reset-mail:1:5/3600:s");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use zeroize::Zeroizing;
 
 pub const TOKEN_BYTES: usize = 32;
 pub const LIFETIME: Duration = Duration::hours(1);
+/// The longest presented token looked up at all (a real one has `2 x TOKEN_BYTES`).
+pub const MAX_PRESENTED_LEN: usize = 256;
 
 /// The token that goes into the email link. Never stored, never logged.
 pub struct ResetToken(Zeroizing<String>);

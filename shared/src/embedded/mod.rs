@@ -9,7 +9,7 @@ pub mod store;
 use crate::domain::app::App;
 use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
-use crate::domain::password::Argon2Hasher;
+use crate::domain::hasher::Argon2Hasher;
 use crate::domain::pool::HashPool;
 use crate::domain::settings::Settings;
 use std::path::Path;
@@ -95,12 +95,12 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn verifying_for_no_account_never_matches() {
-        use crate::domain::password::{hash, verify};
+        use crate::domain::password::{hash_on_pool, verify_on_pool};
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path(), 1, 4);
-        assert!(!verify(&app, "", None).await.unwrap());
-        let stored = hash(&app, "Real-Pass-1").await.unwrap();
-        assert!(verify(&app, "Real-Pass-1", Some(&stored)).await.unwrap());
-        assert!(!verify(&app, "Real-Pass-2", Some(&stored)).await.unwrap());
+        assert!(!verify_on_pool(&app, "", None).await.unwrap());
+        let stored = hash_on_pool(&app, "Real-Pass-1").await.unwrap();
+        assert!(verify_on_pool(&app, "Real-Pass-1", Some(&stored)).await.unwrap());
+        assert!(!verify_on_pool(&app, "Real-Pass-2", Some(&stored)).await.unwrap());
     }
 }

@@ -5,10 +5,10 @@
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::keys::KeyKind;
+use crate::domain::limits::{fixed_window, Admission, Limit, Verdict};
 use crate::domain::meter::{refusal, verdict, AccountMeter, Meter, Metered, Refusal};
 use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::ports::{KeyIndex, Metering, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
-use crate::domain::throttle::{fixed_window, Decision, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use crate::records::{email_pk, key_pk, user_pk, EmailItem, KeyItem, ScopedKeyItem, TokenItem, UserItem};
 use async_trait::async_trait;
@@ -567,11 +567,11 @@ impl Throttle for EmbeddedStore {
             let mut table = tx.0.open_table(RATES).map_err(failed)?;
             let tat = table.get(key.as_str()).map_err(failed)?.map(|v| v.value());
             match limit.decide(tat, now_ms) {
-                Decision::Admit { tat } => {
+                Admission::Admit { tat } => {
                     table.insert(key.as_str(), tat).map_err(failed)?;
                     Ok(limit.verdict(true, tat, now_ms))
                 }
-                Decision::Refuse => Ok(limit.verdict(false, tat.unwrap_or(now_ms), now_ms)),
+                Admission::Refuse => Ok(limit.verdict(false, tat.unwrap_or(now_ms), now_ms)),
             }
         })
         .await

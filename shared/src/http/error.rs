@@ -2,7 +2,7 @@
 //! and a code.
 
 use crate::domain::error::{AuthError, Field, PasswordRule, Required};
-use crate::domain::throttle::Rule;
+use crate::domain::limits::Rule;
 use crate::http::schema::ErrorCode;
 use lambda_http::http::StatusCode;
 use std::borrow::Cow;

@@ -3,12 +3,13 @@
 use crate::domain::app::App;
 use crate::domain::auth::{authenticate, authenticate_master};
 use crate::domain::error::{AuthError, Field, PortError, Required};
+use crate::domain::limits::Rule;
 use crate::domain::metering::{self, Ask};
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{ScopedKey, User};
 use crate::domain::scoped::NewScopedKey;
 use crate::domain::service_key::fingerprint;
-use crate::domain::throttle::{self, Rule};
+use crate::domain::throttle;
 use crate::domain::{accounts, recovery, scoped};
 use crate::http::authorizer::context;
 use crate::http::error::Failure;

@@ -110,7 +110,7 @@ async fn wrong_password_and_unknown_email_answer_alike_after_the_same_verificati
 async fn a_weaker_stored_hash_is_upgraded_on_the_next_login() {
     let weak = Harness::new().await;
     let mut weak = weak;
-    weak.app.hasher = std::sync::Arc::new(shared::domain::password::Argon2Hasher::with_params(1024, 1, 1).unwrap());
+    weak.app.hasher = std::sync::Arc::new(shared::domain::hasher::Argon2Hasher::with_params(1024, 1, 1).unwrap());
     let account = weak.register().await;
     let stored = |h: &Harness, id: String| {
         let dynamo = h.dynamo().clone();

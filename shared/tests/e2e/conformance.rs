@@ -6,10 +6,10 @@ use futures::future::join_all;
 use shared::domain::error::PortError;
 use shared::domain::keys::KeyDigest;
 use shared::domain::keys::{ApiKey, KeyKind};
+use shared::domain::limits::Limit;
 use shared::domain::meter::{Decision, Meter, Metered};
 use shared::domain::model::{ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
 use shared::domain::ports::Store;
-use shared::domain::throttle::Limit;
 use shared::domain::token::{ResetToken, StoredResetToken};
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 use crate::support::*;
 use futures::future::join_all;
 use serde_json::{json, Value};
-use shared::domain::throttle::{Limit, Throttling};
+use shared::domain::limits::{Limit, Throttling};
 use shared::http::Endpoint;
 
 fn throttling() -> Throttling {

@@ -18,7 +18,7 @@ use shared::config::Config;
 use shared::domain::app::App;
 use shared::domain::clock::ManualClock;
 use shared::domain::error::PortError;
-use shared::domain::password::{Argon2Hasher, PasswordHasher};
+use shared::domain::hasher::{Argon2Hasher, HashMemory, PasswordHasher};
 use shared::domain::ports::{Mailer, OutgoingEmail, PortResult};
 use shared::http::Endpoint;
 use std::sync::{Arc, Mutex};
@@ -443,13 +443,13 @@ impl RecordingHasher {
 }
 
 impl PasswordHasher for RecordingHasher {
-    fn hash(&self, password: &str) -> Result<String, PortError> {
-        self.inner.hash(password)
+    fn hash_in(&self, password: &str, memory: &mut HashMemory) -> Result<String, PortError> {
+        self.inner.hash_in(password, memory)
     }
 
-    fn verify(&self, password: &str, phc: &str) -> bool {
+    fn verify_in(&self, password: &str, phc: &str, memory: &mut HashMemory) -> bool {
         self.verified.lock().unwrap().push(phc.to_owned());
-        self.inner.verify(password, phc)
+        self.inner.verify_in(password, phc, memory)
     }
 
     fn needs_rehash(&self, phc: &str) -> bool {

@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use serde_json::json;
-use shared::domain::throttle::{Limit, Throttling};
+use shared::domain::limits::{Limit, Throttling};
 use shared::http::Endpoint;
 
 fn limits() -> Throttling {

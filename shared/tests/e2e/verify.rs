@@ -7,8 +7,8 @@ use crate::support::*;
 use futures::future::join_all;
 use serde_json::{json, Value};
 use shared::domain::keys::{ApiKey, KeyKind};
+use shared::domain::limits::{Limit, Throttling};
 use shared::domain::service_key::{NewServiceKey, ServiceKeyDigests};
-use shared::domain::throttle::{Limit, Throttling};
 use shared::http::Endpoint;
 
 /// A harness whose verify accepts `accepted` (digests), with the wrong-service-key

@@ -13,9 +13,9 @@ pub use metering::LEFTOVERS_KEPT;
 use super::sdk_error;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
+use crate::domain::limits::{fixed_window, Limit, Verdict};
 use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
 use crate::domain::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
-use crate::domain::throttle::{fixed_window, Limit, Verdict};
 use crate::domain::token::StoredResetToken;
 use crate::records::{
     email_pk, key_pk, meter_pk, user_pk, EmailItem, KeyItem, MeterItem, ScopedKeyItem, TokenItem, UserItem,
