@@ -24,6 +24,8 @@ pub struct Config {
     pub throttle_table: String,
     pub kms_key_id: String,
     pub email_from: String,
+    /// Where the AWS clients send their calls (`AWS_ENDPOINT_URL` and its service-specific kin).
+    pub endpoints: Endpoints,
     pub settings: Settings,
 }
 
@@ -43,8 +45,46 @@ impl Config {
             throttle_table: required("THROTTLE_TABLE")?,
             kms_key_id: required("KMS_KEY_ID")?,
             email_from: required("EMAIL_FROM")?,
+            endpoints: Endpoints::from_lookup(&lookup)?,
             settings: Settings::from_lookup(reset_url, &lookup)?,
         })
+    }
+}
+
+/// The endpoint each AWS client calls when the environment names one, resolved as the AWS
+/// SDKs document it ("Service-specific endpoints"): `AWS_ENDPOINT_URL_<SERVICE>` (the
+/// service id in capitals: `DYNAMODB`, `KMS`, `SESV2`) before `AWS_ENDPOINT_URL`, and
+/// neither when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is true. `None`: the client keeps
+/// what its SDK configuration has (AWS's own endpoint in a function; a developer's
+/// profile may name one). Both ways of building the clients apply it (`aws::build_app_with`),
+/// so DynamoDB alone can be pointed at DynamoDB Local.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub dynamodb: Option<String>,
+    pub kms: Option<String>,
+    pub sesv2: Option<String>,
+}
+
+impl Endpoints {
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let ignored = match lookup("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    name: "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+                    reason: format!("expected true or false, got {v:?}"),
+                })
+            }
+        };
+        let endpoint = |service: &str| {
+            let set = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+            (!ignored)
+                .then(|| set(&format!("AWS_ENDPOINT_URL_{service}")).or_else(|| set("AWS_ENDPOINT_URL")))
+                .flatten()
+        };
+        Ok(Self { dynamodb: endpoint("DYNAMODB"), kms: endpoint("KMS"), sesv2: endpoint("SESV2") })
     }
 }
 
@@ -220,6 +260,43 @@ mod tests {
         let err = Config::from_lookup(env(&pairs)).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { name: "SERVICE_KEY_DIGESTS", .. }));
         assert!(!err.to_string().contains("secretsecret"), "{err}");
+    }
+
+    #[test]
+    fn a_service_specific_endpoint_comes_before_the_general_one() {
+        let endpoints = |pairs: &[(&str, &str)]| Endpoints::from_lookup(&env(pairs)).unwrap();
+        assert_eq!(endpoints(&[]), Endpoints::default(), "no endpoint named: the SDK's own");
+        let general = endpoints(&[("AWS_ENDPOINT_URL", "http://emulator:5000")]);
+        assert_eq!(general.dynamodb.as_deref(), Some("http://emulator:5000"));
+        assert_eq!(general.kms.as_deref(), Some("http://emulator:5000"));
+        assert_eq!(general.sesv2.as_deref(), Some("http://emulator:5000"));
+        let dynamodb_local = endpoints(&[
+            ("AWS_ENDPOINT_URL", "http://emulator:5000"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://ddb:8000"),
+        ]);
+        assert_eq!(dynamodb_local.dynamodb.as_deref(), Some("http://ddb:8000"));
+        assert_eq!(dynamodb_local.kms.as_deref(), Some("http://emulator:5000"));
+        assert_eq!(dynamodb_local.sesv2.as_deref(), Some("http://emulator:5000"));
+        let each = endpoints(&[("AWS_ENDPOINT_URL_KMS", "http://kms:1"), ("AWS_ENDPOINT_URL_SESV2", "http://ses:2")]);
+        assert_eq!(
+            each,
+            Endpoints { dynamodb: None, kms: Some("http://kms:1".into()), sesv2: Some("http://ses:2".into()) }
+        );
+    }
+
+    #[test]
+    fn configured_endpoints_may_be_ignored() {
+        let pairs = [
+            ("AWS_ENDPOINT_URL", "http://emulator:5000"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://ddb:8000"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ];
+        assert_eq!(Endpoints::from_lookup(&env(&pairs)).unwrap(), Endpoints::default());
+        let pairs = [("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "sometimes")];
+        assert!(matches!(
+            Endpoints::from_lookup(&env(&pairs)),
+            Err(ConfigError::Invalid { name: "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", .. })
+        ));
     }
 
     #[test]

@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 /// Builds the app state over AWS with the SDK's whole configuration chain (profiles,
 /// SSO, assumed roles, ...), as on a developer's machine or in the tests.
-/// `AWS_ENDPOINT_URL` points every client at an emulator.
+/// `AWS_ENDPOINT_URL` points every client at an emulator, `AWS_ENDPOINT_URL_DYNAMODB`
+/// (`_KMS`, `_SESV2`) one of them ([`crate::config::Endpoints`]).
 pub async fn build_app(config: &Config) -> App {
     build_app_with(config, &sdk_config().load().await)
 }
@@ -53,35 +54,47 @@ pub fn sdk_config() -> aws_config::ConfigLoader {
 /// every function its region and its role's credentials there (`AWS_REGION`,
 /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), so nothing else is
 /// consulted: no profile file is read and the code of the other credential sources (STS,
-/// web identity, SSO, ...) is not linked. `AWS_ENDPOINT_URL` is honoured, as the SDK does.
+/// web identity, SSO, ...) is not linked. The endpoints (`AWS_ENDPOINT_URL` and the
+/// service-specific ones) are the configuration's, which [`build_app_with`] applies.
 /// The time-outs are ours; retries and the identity cache are the clients' defaults for
 /// the behaviour version.
 pub fn lambda_sdk_config() -> aws_config::SdkConfig {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let mut sdk = aws_config::SdkConfig::builder()
+    aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).map(aws_config::Region::new))
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         ))
         .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
-        .timeout_config(time_outs());
-    if let Some(url) = env("AWS_ENDPOINT_URL") {
-        sdk = sdk.endpoint_url(url);
-    }
-    sdk.build()
+        .timeout_config(time_outs())
+        .build()
 }
 
 /// Builds the app state over AWS from an SDK configuration. Clients are built, not used:
 /// no network call here, and no certificate read either (see [`LazyHttpsClient`]).
 /// Under X-Ray active tracing every client reports its calls as subsegments ([`xray`]).
+/// A client whose endpoint the configuration names ([`crate::config::Endpoints`]) calls
+/// it, whatever `sdk` says; the others keep `sdk`'s.
 pub fn build_app_with(config: &Config, sdk: &aws_config::SdkConfig) -> App {
     let traced = xray::interceptor();
+    let endpoints = &config.endpoints;
     let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+    if let Some(url) = &endpoints.dynamodb {
+        dynamodb.set_endpoint_url(Some(url.clone()));
+    }
     #[cfg(feature = "ses")]
     let mut sesv2 = aws_sdk_sesv2::config::Builder::from(sdk);
+    #[cfg(feature = "ses")]
+    if let Some(url) = &endpoints.sesv2 {
+        sesv2.set_endpoint_url(Some(url.clone()));
+    }
     #[cfg(feature = "kms")]
     let mut kms = aws_sdk_kms::config::Builder::from(sdk);
+    #[cfg(feature = "kms")]
+    if let Some(url) = &endpoints.kms {
+        kms.set_endpoint_url(Some(url.clone()));
+    }
     if let Some(traced) = traced {
         dynamodb.push_interceptor(traced.clone());
         #[cfg(feature = "ses")]

@@ -11,6 +11,7 @@ mod accounts;
 mod authorizer;
 mod conformance;
 mod contention;
+mod endpoints;
 mod events;
 mod hot_path;
 mod invariants;
