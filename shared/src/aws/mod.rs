@@ -13,6 +13,7 @@ use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
 use crate::domain::password::Argon2Hasher;
 use crate::domain::pool::HashPool;
+use crate::domain::ports::{Cipher, EncryptionContext, Mailer, OutgoingEmail, PortResult};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
@@ -102,22 +103,27 @@ pub fn build_app_with(config: &Config, sdk: &aws_config::SdkConfig) -> App {
         #[cfg(feature = "kms")]
         kms.push_interceptor(traced);
     }
+    #[cfg(feature = "ses")]
+    let mailer: Arc<dyn Mailer> = match &config.email_from {
+        Some(from) => Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::from_conf(sesv2.build()), from.clone())),
+        None => Arc::new(Absent("this function was configured without EMAIL_FROM")),
+    };
+    #[cfg(not(feature = "ses"))]
+    let mailer: Arc<dyn Mailer> = Arc::new(Absent("this function was built without the SES client"));
+    #[cfg(feature = "kms")]
+    let cipher: Arc<dyn Cipher> = match &config.kms_key_id {
+        Some(key) => Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::from_conf(kms.build()), key.clone())),
+        None => Arc::new(Absent("this function was configured without KMS_KEY_ID")),
+    };
+    #[cfg(not(feature = "kms"))]
+    let cipher: Arc<dyn Cipher> = Arc::new(Absent("this function was built without the KMS client"));
     App {
         store: Arc::new(dynamo::DynamoStore::new(
             aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
-            dynamo::Tables::from(config),
+            config.tables.clone(),
         )),
-        #[cfg(feature = "ses")]
-        mailer: Arc::new(ses::SesMailer::new(
-            aws_sdk_sesv2::Client::from_conf(sesv2.build()),
-            config.email_from.clone(),
-        )),
-        #[cfg(not(feature = "ses"))]
-        mailer: Arc::new(NotLinked("SES")),
-        #[cfg(feature = "kms")]
-        cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::from_conf(kms.build()), config.kms_key_id.clone())),
-        #[cfg(not(feature = "kms"))]
-        cipher: Arc::new(NotLinked("KMS")),
+        mailer,
+        cipher,
         hasher: Arc::new(Argon2Hasher::new()),
         hash_pool: Arc::new(HashPool::new(config.settings.hash_workers, config.settings.hash_queue)),
         clock: Arc::new(SystemClock),
@@ -205,43 +211,27 @@ fn service_of<E>() -> Option<crate::domain::metrics::Service> {
         .find_map(|(prefix, service)| name.starts_with(prefix).then_some(service))
 }
 
-/// The mailer or cipher of a function built without that client (cargo features `ses`,
-/// `kms`): its routes never call it, and a call that does fails closed, logged.
-#[cfg(not(all(feature = "ses", feature = "kms")))]
-struct NotLinked(&'static str);
+/// The mailer or cipher of a function that does not use it: built without its client
+/// (cargo features `ses`, `kms`) or configured without its variable (`EMAIL_FROM`,
+/// `KMS_KEY_ID`; see `config::Needs`). Its routes never call it; a call that does fails
+/// closed, and is logged with this reason where the request is answered.
+struct Absent(&'static str);
 
-#[cfg(not(all(feature = "ses", feature = "kms")))]
-impl NotLinked {
-    fn refuse<T>(&self) -> crate::domain::ports::PortResult<T> {
-        Err(PortError::Other(format!("this function was built without the {} client", self.0)))
+#[async_trait::async_trait]
+impl Mailer for Absent {
+    async fn send(&self, _: &OutgoingEmail) -> PortResult<()> {
+        Err(PortError::Other(self.0.to_owned()))
     }
 }
 
-#[cfg(not(feature = "ses"))]
 #[async_trait::async_trait]
-impl crate::domain::ports::Mailer for NotLinked {
-    async fn send(&self, _: &crate::domain::ports::OutgoingEmail) -> crate::domain::ports::PortResult<()> {
-        self.refuse()
-    }
-}
-
-#[cfg(not(feature = "kms"))]
-#[async_trait::async_trait]
-impl crate::domain::ports::Cipher for NotLinked {
-    async fn encrypt(
-        &self,
-        _: &[u8],
-        _: &crate::domain::ports::EncryptionContext,
-    ) -> crate::domain::ports::PortResult<Vec<u8>> {
-        self.refuse()
+impl Cipher for Absent {
+    async fn encrypt(&self, _: &[u8], _: &EncryptionContext) -> PortResult<Vec<u8>> {
+        Err(PortError::Other(self.0.to_owned()))
     }
 
-    async fn decrypt(
-        &self,
-        _: &[u8],
-        _: &crate::domain::ports::EncryptionContext,
-    ) -> crate::domain::ports::PortResult<zeroize::Zeroizing<Vec<u8>>> {
-        self.refuse()
+    async fn decrypt(&self, _: &[u8], _: &EncryptionContext) -> PortResult<zeroize::Zeroizing<Vec<u8>>> {
+        Err(PortError::Other(self.0.to_owned()))
     }
 }
 

@@ -4,7 +4,7 @@
 //! lookup, so the process's own stays as the test script set it.
 
 use shared::aws::{build_app_with, lambda_sdk_config, sdk_config};
-use shared::config::Config;
+use shared::config::{Config, Needs};
 use shared::domain::error::PortError;
 use shared::domain::ports::EncryptionContext;
 
@@ -24,7 +24,7 @@ fn dynamodb_alone_on_the_emulator(name: &str) -> Option<String> {
 #[tokio::test]
 #[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn the_service_specific_endpoint_wins_over_the_general_one_on_both_paths() {
-    let config = Config::from_lookup(dynamodb_alone_on_the_emulator).expect("run through scripts/test.sh");
+    let config = Config::from_lookup(Needs::ALL, dynamodb_alone_on_the_emulator).expect("run through scripts/test.sh");
     for (path, sdk) in [("lambda", lambda_sdk_config()), ("developer", sdk_config().load().await)] {
         let app = build_app_with(&config, &sdk);
 

@@ -41,25 +41,8 @@ use zeroize::Zeroizing;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// The four table names.
-#[derive(Debug, Clone)]
-pub struct Tables {
-    pub users: String,
-    pub scoped_keys: String,
-    pub reset_tokens: String,
-    pub throttle: String,
-}
-
-impl From<&crate::config::Config> for Tables {
-    fn from(config: &crate::config::Config) -> Self {
-        Self {
-            users: config.users_table.clone(),
-            scoped_keys: config.scoped_keys_table.clone(),
-            reset_tokens: config.reset_tokens_table.clone(),
-            throttle: config.throttle_table.clone(),
-        }
-    }
-}
+/// The four table names; a function that uses a table has it (see `config::Needs`).
+pub use crate::config::Tables;
 
 pub struct DynamoStore {
     client: Client,
@@ -178,6 +161,24 @@ impl DynamoStore {
         Self { client, tables, throttle_secret: tokio::sync::OnceCell::new() }
     }
 
+    // A table the function was configured without (it does not use it): a call fails
+    // closed, and the error names the variable.
+    fn users_table(&self) -> PortResult<&str> {
+        self.tables.users().map_err(PortError::other)
+    }
+
+    fn scoped_keys_table(&self) -> PortResult<&str> {
+        self.tables.scoped_keys().map_err(PortError::other)
+    }
+
+    fn reset_tokens_table(&self) -> PortResult<&str> {
+        self.tables.reset_tokens().map_err(PortError::other)
+    }
+
+    fn throttle_table(&self) -> PortResult<&str> {
+        self.tables.throttle().map_err(PortError::other)
+    }
+
     /// One all-or-nothing write. A failed condition is `Conflict`; a cancellation for
     /// contention (another transaction on the same items, throttling) is tried again with
     /// jittered back-off, then answered `Unavailable`. Each attempt carries its own
@@ -221,7 +222,7 @@ impl DynamoStore {
             (":usage".to_owned(), usage),
         ]);
         let update = Update::builder()
-            .table_name(&self.tables.users)
+            .table_name(self.users_table()?)
             .set_key(Some(pk(meter_pk(&user.id))))
             .update_expression(
                 "SET masterKeyDigest = :digest, keyGeneration = :generation, \
@@ -280,7 +281,7 @@ impl DynamoStore {
 #[async_trait]
 impl UserStore for DynamoStore {
     async fn create_user(&self, user: &User) -> PortResult<()> {
-        let table = &self.tables.users;
+        let table = self.users_table()?;
         let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
         let key = KeyItem::master(&user.id, &user.master_key.digest, user.key_generation);
         let absent = Some("attribute_not_exists(pk)");
@@ -296,7 +297,7 @@ impl UserStore for DynamoStore {
     /// The account and its meter, in one consistent batch read: the counters are the meter's
     /// (an account written before meters existed keeps its own until its first request).
     async fn user(&self, id: &str) -> PortResult<Option<User>> {
-        let mut items = self.batch_get(&self.tables.users, vec![pk(user_pk(id)), pk(meter_pk(id))]).await?;
+        let mut items = self.batch_get(self.users_table()?, vec![pk(user_pk(id)), pk(meter_pk(id))]).await?;
         let meter_key = meter_pk(id);
         let (meter, account): (Vec<Item>, Vec<Item>) =
             items.drain(..).partition(|item| item.get("pk").and_then(|v| v.as_s().ok()) == Some(&meter_key));
@@ -313,14 +314,14 @@ impl UserStore for DynamoStore {
     /// Two reads whether or not the email has an account, so that a login's timing does
     /// not tell (the second read of an unknown email looks up an id no account has).
     async fn user_by_email(&self, email_normalised: &str) -> PortResult<Option<User>> {
-        let reservation = self.get(&self.tables.users, pk(email_pk(email_normalised))).await?;
+        let reservation = self.get(self.users_table()?, pk(email_pk(email_normalised))).await?;
         let user_id = reservation.map(from_item::<EmailItem>).transpose()?.map(|r| r.user_id);
         let user = self.user(user_id.as_deref().unwrap_or(NO_ACCOUNT)).await?;
         Ok(user.filter(|_| user_id.is_some()))
     }
 
     async fn replace_master_key(&self, user: &User, new: &StoredMasterKey, now: DateTime<Utc>) -> PortResult<()> {
-        let table = &self.tables.users;
+        let table = self.users_table()?;
         let values = HashMap::from([
             (":newDigest".to_owned(), s(&new.digest.0)),
             (":newCiphertext".to_owned(), AttributeValue::B(new.ciphertext.clone().into())),
@@ -352,14 +353,14 @@ impl UserStore for DynamoStore {
         let mut values = HashMap::from([(":hash".to_owned(), s(password_hash)), (":now".to_owned(), time(now))]);
         let condition = reset_guard(user, &mut values);
         let mut items = vec![update(
-            &self.tables.users,
+            self.users_table()?,
             pk(user_pk(&user.id)),
             "SET passwordHash = :hash, updatedAt = :now REMOVE resetTokenDigest",
             condition,
             values,
         )?];
         if let Some(digest) = &user.reset_token_digest {
-            items.push(delete(&self.tables.reset_tokens, token_key(digest), None, None)?);
+            items.push(delete(self.reset_tokens_table()?, token_key(digest), None, None)?);
         }
         self.transact(items).await
     }
@@ -368,7 +369,7 @@ impl UserStore for DynamoStore {
         let request = self
             .client
             .update_item()
-            .table_name(&self.tables.users)
+            .table_name(self.users_table()?)
             .set_key(Some(pk(user_pk(user_id))))
             .update_expression("SET passwordHash = :new")
             .condition_expression("passwordHash = :old")
@@ -390,7 +391,7 @@ impl UserStore for DynamoStore {
         ]);
         self.transact(vec![
             update(
-                &self.tables.users,
+                self.users_table()?,
                 pk(user_pk(&user.id)),
                 "SET keyGeneration = :next, updatedAt = :now",
                 "masterKeyDigest = :digest AND keyGeneration = :generation",
@@ -402,7 +403,7 @@ impl UserStore for DynamoStore {
     }
 
     async fn delete_user(&self, user: &User) -> PortResult<()> {
-        let table = &self.tables.users;
+        let table = self.users_table()?;
         let mut values = HashMap::from([(":digest".to_owned(), s(&user.master_key.digest.0))]);
         let guard = reset_guard(user, &mut values);
         let condition = format!("{guard} AND masterKeyDigest = :digest");
@@ -413,7 +414,7 @@ impl UserStore for DynamoStore {
             delete(table, pk(meter_pk(&user.id)), None, None)?,
         ];
         if let Some(digest) = &user.reset_token_digest {
-            items.push(delete(&self.tables.reset_tokens, token_key(digest), None, None)?);
+            items.push(delete(self.reset_tokens_table()?, token_key(digest), None, None)?);
         }
         self.transact(items).await
     }
@@ -422,7 +423,7 @@ impl UserStore for DynamoStore {
     /// scoped key, each on condition that it is not there yet. At most
     /// [`MAX_TRANSACTION_ITEMS`] items: 48 scoped keys.
     async fn import_account(&self, account: &ImportedAccount) -> PortResult<()> {
-        let table = &self.tables.users;
+        let table = self.users_table()?;
         let user = &account.user;
         let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
         let absent = Some("attribute_not_exists(pk)");
@@ -436,7 +437,7 @@ impl UserStore for DynamoStore {
         }
         for (key, _) in &account.scoped_keys {
             let item = to_item(&ScopedKeyItem::from(key))?;
-            items.push(put(&self.tables.scoped_keys, item, Some("attribute_not_exists(keyId)"))?);
+            items.push(put(self.scoped_keys_table()?, item, Some("attribute_not_exists(keyId)"))?);
         }
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(PortError::Other(format!(
@@ -454,7 +455,7 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 #[async_trait]
 impl KeyIndex for DynamoStore {
     async fn key_entry(&self, digest: &KeyDigest) -> PortResult<Option<KeyEntry>> {
-        let Some(item) = self.get(&self.tables.users, pk(key_pk(digest))).await? else {
+        let Some(item) = self.get(self.users_table()?, pk(key_pk(digest))).await? else {
             return Ok(None);
         };
         Ok(Some(from_item::<KeyItem>(item)?.into_entry(digest)))
@@ -464,7 +465,7 @@ impl KeyIndex for DynamoStore {
         let mut found: HashMap<String, KeyEntry> = HashMap::new();
         for chunk in digests.chunks(100) {
             let keys: Vec<Item> = chunk.iter().map(|d| pk(key_pk(d))).collect();
-            for item in self.batch_get(&self.tables.users, keys).await? {
+            for item in self.batch_get(self.users_table()?, keys).await? {
                 let item = from_item::<KeyItem>(item)?;
                 let digest = KeyDigest(item.pk.trim_start_matches("KEY#").to_owned());
                 found.insert(digest.0.clone(), item.into_entry(&digest));
@@ -481,17 +482,17 @@ impl ResetTokens for DynamoStore {
         let condition = reset_guard(user, &mut values);
         let item = TokenItem::from_stored(token);
         let mut items = vec![
-            update(&self.tables.users, pk(user_pk(&user.id)), "SET resetTokenDigest = :new", condition, values)?,
-            put(&self.tables.reset_tokens, to_item(&item)?, Some("attribute_not_exists(tokenHash)"))?,
+            update(self.users_table()?, pk(user_pk(&user.id)), "SET resetTokenDigest = :new", condition, values)?,
+            put(self.reset_tokens_table()?, to_item(&item)?, Some("attribute_not_exists(tokenHash)"))?,
         ];
         if let Some(previous) = &user.reset_token_digest {
-            items.push(delete(&self.tables.reset_tokens, token_key(previous), None, None)?);
+            items.push(delete(self.reset_tokens_table()?, token_key(previous), None, None)?);
         }
         self.transact(items).await
     }
 
     async fn reset_token(&self, digest: &str) -> PortResult<Option<StoredResetToken>> {
-        let Some(item) = self.get(&self.tables.reset_tokens, token_key(digest)).await? else {
+        let Some(item) = self.get(self.reset_tokens_table()?, token_key(digest)).await? else {
             return Ok(None);
         };
         from_item::<TokenItem>(item)?
@@ -512,9 +513,9 @@ impl ResetTokens for DynamoStore {
             (":digest".to_owned(), s(&token.digest)),
         ]);
         self.transact(vec![
-            delete(&self.tables.reset_tokens, token_key(&token.digest), Some("attribute_exists(tokenHash)"), None)?,
+            delete(self.reset_tokens_table()?, token_key(&token.digest), Some("attribute_exists(tokenHash)"), None)?,
             update(
-                &self.tables.users,
+                self.users_table()?,
                 pk(user_pk(&token.user_id)),
                 "SET passwordHash = :hash, updatedAt = :now REMOVE resetTokenDigest",
                 "resetTokenDigest = :digest",
@@ -530,7 +531,7 @@ impl ScopedKeys for DynamoStore {
     async fn create_scoped_key(&self, user: &User, key: &ScopedKey, cap: u64) -> PortResult<()> {
         self.transact(vec![
             update(
-                &self.tables.users,
+                self.users_table()?,
                 pk(user_pk(&user.id)),
                 "SET scopedKeyCount = if_not_exists(scopedKeyCount, :zero) + :one",
                 "keyGeneration = :generation AND (attribute_not_exists(scopedKeyCount) OR scopedKeyCount < :cap)",
@@ -541,8 +542,8 @@ impl ScopedKeys for DynamoStore {
                     (":one".to_owned(), n(1)),
                 ]),
             )?,
-            put(&self.tables.scoped_keys, to_item(&ScopedKeyItem::from(key))?, Some("attribute_not_exists(keyId)"))?,
-            put(&self.tables.users, to_item(&KeyItem::from(&key.entry()))?, Some("attribute_not_exists(pk)"))?,
+            put(self.scoped_keys_table()?, to_item(&ScopedKeyItem::from(key))?, Some("attribute_not_exists(keyId)"))?,
+            put(self.users_table()?, to_item(&KeyItem::from(&key.entry()))?, Some("attribute_not_exists(pk)"))?,
         ])
         .await
     }
@@ -554,7 +555,7 @@ impl ScopedKeys for DynamoStore {
             let out = self
                 .client
                 .query()
-                .table_name(&self.tables.scoped_keys)
+                .table_name(self.scoped_keys_table()?)
                 .key_condition_expression("userId = :user")
                 .expression_attribute_values(":user", s(user_id))
                 .consistent_read(true)
@@ -573,7 +574,7 @@ impl ScopedKeys for DynamoStore {
     }
 
     async fn scoped_key(&self, user_id: &str, key_id: &str) -> PortResult<Option<ScopedKey>> {
-        self.get(&self.tables.scoped_keys, scoped_key_key(user_id, key_id))
+        self.get(self.scoped_keys_table()?, scoped_key_key(user_id, key_id))
             .await?
             .map(|item| from_item::<ScopedKeyItem>(item).map(ScopedKey::from))
             .transpose()
@@ -582,14 +583,14 @@ impl ScopedKeys for DynamoStore {
     async fn delete_scoped_key(&self, key: &ScopedKey) -> PortResult<()> {
         self.transact(vec![
             delete(
-                &self.tables.scoped_keys,
+                self.scoped_keys_table()?,
                 scoped_key_key(&key.user_id, &key.id),
                 Some("attribute_exists(keyId)"),
                 None,
             )?,
-            delete(&self.tables.users, pk(key_pk(&key.digest)), None, None)?,
+            delete(self.users_table()?, pk(key_pk(&key.digest)), None, None)?,
             update(
-                &self.tables.users,
+                self.users_table()?,
                 pk(user_pk(&key.user_id)),
                 "SET scopedKeyCount = if_not_exists(scopedKeyCount, :one) - :one",
                 "attribute_exists(pk)",
@@ -602,13 +603,13 @@ impl ScopedKeys for DynamoStore {
     async fn retire_scoped_key(&self, key: &ScopedKey, now: DateTime<Utc>) -> PortResult<()> {
         self.transact(vec![
             update(
-                &self.tables.scoped_keys,
+                self.scoped_keys_table()?,
                 scoped_key_key(&key.user_id, &key.id),
                 "SET enabled = :disabled, updatedAt = :now",
                 "attribute_exists(keyId)",
                 HashMap::from([(":disabled".to_owned(), AttributeValue::Bool(false)), (":now".to_owned(), time(now))]),
             )?,
-            delete(&self.tables.users, pk(key_pk(&key.digest)), None, None)?,
+            delete(self.users_table()?, pk(key_pk(&key.digest)), None, None)?,
         ])
         .await
     }
@@ -633,7 +634,7 @@ impl Throttle for DynamoStore {
             let idle = self
                 .client
                 .update_item()
-                .table_name(&self.tables.throttle)
+                .table_name(self.throttle_table()?)
                 .key("pk", s(key))
                 .update_expression("SET tat = :tat, expiresAt = :expires")
                 .condition_expression("attribute_not_exists(tat) OR tat <= :now")
@@ -646,7 +647,7 @@ impl Throttle for DynamoStore {
             let busy = self
                 .client
                 .update_item()
-                .table_name(&self.tables.throttle)
+                .table_name(self.throttle_table()?)
                 .key("pk", s(key))
                 .update_expression("SET tat = tat + :interval, expiresAt = :expires")
                 .condition_expression("tat > :now AND tat <= :upTo")
@@ -675,7 +676,7 @@ impl Throttle for DynamoStore {
         let request = self
             .client
             .update_item()
-            .table_name(&self.tables.throttle)
+            .table_name(self.throttle_table()?)
             .key("pk", s(key))
             .update_expression("SET tat = tat - :interval")
             .condition_expression("attribute_exists(tat)")
@@ -685,7 +686,7 @@ impl Throttle for DynamoStore {
     }
 
     async fn reset(&self, key: &str) -> PortResult<()> {
-        let request = self.client.delete_item().table_name(&self.tables.throttle).key("pk", s(key));
+        let request = self.client.delete_item().table_name(self.throttle_table()?).key("pk", s(key));
         retry_conflicts(|| request.clone().send()).await.map_err(sdk_error)?;
         Ok(())
     }
@@ -695,7 +696,7 @@ impl Throttle for DynamoStore {
         let request = self
             .client
             .update_item()
-            .table_name(&self.tables.throttle)
+            .table_name(self.throttle_table()?)
             .key("pk", s(format!("{key}#{index}")))
             .update_expression("SET expiresAt = :expires ADD hits :one")
             .expression_attribute_values(":expires", AttributeValue::N(reset_at.timestamp().to_string()))
@@ -710,7 +711,7 @@ impl Throttle for DynamoStore {
         let request = self
             .client
             .update_item()
-            .table_name(&self.tables.throttle)
+            .table_name(self.throttle_table()?)
             .key("pk", s(key))
             .update_expression("SET blockedUntil = :until, expiresAt = :until")
             .condition_expression("attribute_not_exists(blockedUntil) OR blockedUntil < :until")
@@ -725,7 +726,7 @@ impl Throttle for DynamoStore {
     }
 
     async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>> {
-        let Some(item) = self.get(&self.tables.throttle, pk(key.to_owned())).await? else {
+        let Some(item) = self.get(self.throttle_table()?, pk(key.to_owned())).await? else {
             return Ok(None);
         };
         let until = number(Some(&item), "blockedUntil").and_then(|secs| DateTime::from_timestamp(secs, 0));
@@ -739,7 +740,7 @@ impl Throttle for DynamoStore {
 
 impl DynamoStore {
     async fn stored_throttle_secret(&self) -> PortResult<Option<Zeroizing<Vec<u8>>>> {
-        let item = self.get(&self.tables.throttle, pk(THROTTLE_SECRET.to_owned())).await?;
+        let item = self.get(self.throttle_table()?, pk(THROTTLE_SECRET.to_owned())).await?;
         let secret = item.as_ref().and_then(|i| i.get("secret")).and_then(|v| v.as_b().ok());
         Ok(secret.map(|blob| Zeroizing::new(blob.as_ref().to_vec())))
     }
@@ -753,7 +754,7 @@ impl DynamoStore {
         let put = self
             .client
             .put_item()
-            .table_name(&self.tables.throttle)
+            .table_name(self.throttle_table()?)
             .item("pk", s(THROTTLE_SECRET))
             .item("secret", AttributeValue::B(fresh.to_vec().into()))
             .condition_expression("attribute_not_exists(pk)");
