@@ -1,5 +1,5 @@
 //! Settings read from the environment once, at init: each variable typed by one set of
-//! helpers ([`Env`]), and each function asking only for what it uses ([`Needs`]).
+//! helpers (`Env`), and each function asking only for what it uses ([`Needs`]).
 
 use crate::domain::service_key::ServiceKeyDigests;
 use crate::domain::settings::Settings;
