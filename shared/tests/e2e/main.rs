@@ -15,6 +15,7 @@ mod endpoints;
 mod events;
 mod hot_path;
 mod invariants;
+mod needs;
 mod recovery;
 mod routing;
 mod runtime_api;
