@@ -40,7 +40,8 @@ struct Args {
     #[arg(long, default_value = "no-reply@localhost")]
     email_from: String,
     /// Use DynamoDB, SES v2 and KMS (configured by USERS_TABLE, KMS_KEY_ID, ... and
-    /// AWS_ENDPOINT_URL) instead of the embedded adapters.
+    /// AWS_ENDPOINT_URL, or AWS_ENDPOINT_URL_DYNAMODB for DynamoDB alone) instead of the
+    /// embedded adapters.
     #[arg(long)]
     aws: bool,
     /// Print the OpenAPI description of the API (the bytes of `openapi.json`) and exit.
