@@ -3,7 +3,7 @@
 use clap::{ArgGroup, Parser};
 use import_relay::{CredentialsKey, Options, Source};
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::config::{parse_reset_url, Config};
+use shared::config::{parse_reset_url, Config, Needs};
 use shared::domain::settings::Settings;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -72,7 +72,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             let settings = Settings::from_env(parse_reset_url("http://localhost:3000/reset-password")?)?;
             shared::embedded::build_app(&data, &data.join("outbox"), "no-reply@localhost", settings)?
         }
-        None => shared::aws::build_app(&Config::from_env()?).await,
+        None => shared::aws::build_app(&Config::from_env(Needs::ALL)?).await,
     };
     let users: std::collections::HashSet<_> = relay.users.iter().filter_map(|u| u.get("id")).collect();
     let orphans = relay.api_keys.iter().filter(|k| !k.get("userId").is_some_and(|id| users.contains(id))).count();

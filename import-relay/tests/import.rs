@@ -11,7 +11,7 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Key};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
-use shared::config::{parse_reset_url, Config};
+use shared::config::{parse_reset_url, Config, Needs};
 use shared::domain::app::App;
 use shared::domain::keys::KeyKind;
 use shared::domain::ports::EncryptionContext;
@@ -220,7 +220,7 @@ impl Target {
                 shared::embedded::build_app(&data, &data.join("outbox"), "no-reply@localhost", settings).unwrap()
             }
             Target::Aws => {
-                let mut config = Config::from_env().unwrap();
+                let mut config = Config::from_env(Needs::ALL).unwrap();
                 config.settings.throttling = None;
                 shared::aws::build_app(&config).await
             }
@@ -242,10 +242,11 @@ impl Target {
                 all
             }
             Target::Aws => {
-                let config = Config::from_env().unwrap();
+                let config = Config::from_env(Needs::ALL).unwrap();
                 let client = aws_sdk_dynamodb::Client::new(&shared::aws::sdk_config().load().await);
                 let mut all = String::new();
-                for table in [&config.users_table, &config.scoped_keys_table, &config.reset_tokens_table] {
+                for table in [config.tables.users(), config.tables.scoped_keys(), config.tables.reset_tokens()] {
+                    let table = table.unwrap();
                     let items = client.scan().table_name(table).into_paginator().items().send();
                     let items: Vec<_> = items.collect::<Result<_, _>>().await.unwrap();
                     all.push_str(&format!("{items:?}"));

@@ -12,7 +12,7 @@ mod server;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use shared::config::{parse_reset_url, Config};
+use shared::config::{parse_reset_url, Config, Needs};
 use shared::domain::service_key::{NewServiceKey, ServiceKeyDigests};
 use shared::domain::settings::Settings;
 use std::net::SocketAddr;
@@ -38,7 +38,8 @@ struct Args {
     #[arg(long, default_value = "no-reply@localhost")]
     email_from: String,
     /// Use DynamoDB, SES v2 and KMS (configured by USERS_TABLE, KMS_KEY_ID, ... and
-    /// AWS_ENDPOINT_URL) instead of the embedded adapters.
+    /// AWS_ENDPOINT_URL, or AWS_ENDPOINT_URL_DYNAMODB for DynamoDB alone) instead of the
+    /// embedded adapters.
     #[arg(long)]
     aws: bool,
     /// Print the OpenAPI description of the API (the bytes of `openapi.json`) and exit.
@@ -80,12 +81,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let relay = args.relay_origin.clone().map(|origin| proxy::Relay::new(origin, args.gateway_secret.clone()));
     let relay = relay.transpose().map_err(|e| e.to_string())?;
     let (app, storage) = if args.aws {
-        let mut config = Config::from_env()?;
+        let mut config = Config::from_env(Needs::ALL)?;
         config.settings.service_key_digests = digests;
-        let storage = format!(
-            "DynamoDB tables {}, {}, {}",
-            config.users_table, config.scoped_keys_table, config.reset_tokens_table
-        );
+        let tables = &config.tables;
+        let names = [tables.users(), tables.scoped_keys(), tables.reset_tokens(), tables.throttle()];
+        let storage = format!("DynamoDB tables {}", names.into_iter().collect::<Result<Vec<_>, _>>()?.join(", "));
         (shared::aws::build_app(&config).await, storage)
     } else {
         let mut settings = Settings::from_env(parse_reset_url(&args.reset_url)?)?;

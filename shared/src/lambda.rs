@@ -1,7 +1,7 @@
 //! `run(endpoint)`: the whole of a function's `main`.
 
 use crate::aws::{build_app_with, lambda_sdk_config};
-use crate::config::Config;
+use crate::config::{Config, Needs};
 use crate::domain::metrics::{self, Counter, Emf};
 use crate::http::Endpoint;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
@@ -15,12 +15,12 @@ pub type Error = lambda_http::Error;
 /// Sets up JSON logs (format and level from the Lambda environment: `AWS_LAMBDA_LOG_FORMAT`,
 /// `AWS_LAMBDA_LOG_LEVEL`, default INFO), builds the app state once, and serves `endpoint`
 /// until the runtime stops. A missing or invalid setting stops the function here, with a
-/// message naming it.
+/// message naming it; only what the endpoint uses is required ([`Needs::of`]).
 ///
 /// Each invocation's metrics (see [`crate::domain::metrics`]) are written to stdout as
 /// CloudWatch EMF lines, in one write, before its answer is handed back.
 pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
-    let app = init(endpoint.function_name())?;
+    let app = init(endpoint.function_name(), Needs::of(endpoint))?;
     let emf = Arc::new(emf(endpoint.function_name()));
     lambda_http::run(service_fn(move |req: Request| {
         let (app, emf) = (Arc::clone(&app), Arc::clone(&emf));
@@ -42,7 +42,7 @@ pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
 /// The `authorizer` function: an HTTP API Lambda authorizer (payload 2.0, simple responses).
 /// Its metrics are the decisions by reason.
 pub async fn run_authorizer() -> Result<(), Error> {
-    let app = init("authorizer")?;
+    let app = init("authorizer", Needs::AUTHORIZER)?;
     let emf = Arc::new(emf("authorizer"));
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
         let (app, emf) = (Arc::clone(&app), Arc::clone(&emf));
@@ -79,9 +79,10 @@ fn publish(emf: &Emf) {
     }
 }
 
-fn init(function: &'static str) -> Result<Arc<crate::domain::app::App>, Error> {
+/// The app state of a function: it reads, and requires, only what it `needs`.
+fn init(function: &'static str, needs: Needs) -> Result<Arc<crate::domain::app::App>, Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = Config::from_env().inspect_err(|error| {
+    let config = Config::from_env(needs).inspect_err(|error| {
         tracing::error!(%error, function, "configuration invalid");
     })?;
     Ok(Arc::new(build_app_with(&config, &lambda_sdk_config())))

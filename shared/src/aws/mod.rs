@@ -13,6 +13,7 @@ use crate::domain::clock::SystemClock;
 use crate::domain::error::PortError;
 use crate::domain::hasher::Argon2Hasher;
 use crate::domain::pool::HashPool;
+use crate::domain::ports::{Cipher, EncryptionContext, Mailer, OutgoingEmail, PortResult};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
@@ -23,7 +24,8 @@ use std::sync::Arc;
 
 /// Builds the app state over AWS with the SDK's whole configuration chain (profiles,
 /// SSO, assumed roles, ...), as on a developer's machine or in the tests.
-/// `AWS_ENDPOINT_URL` points every client at an emulator.
+/// `AWS_ENDPOINT_URL` points every client at an emulator, `AWS_ENDPOINT_URL_DYNAMODB`
+/// (`_KMS`, `_SESV2`) one of them ([`crate::config::Endpoints`]).
 pub async fn build_app(config: &Config) -> App {
     build_app_with(config, &sdk_config().load().await)
 }
@@ -53,35 +55,47 @@ pub fn sdk_config() -> aws_config::ConfigLoader {
 /// every function its region and its role's credentials there (`AWS_REGION`,
 /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), so nothing else is
 /// consulted: no profile file is read and the code of the other credential sources (STS,
-/// web identity, SSO, ...) is not linked. `AWS_ENDPOINT_URL` is honoured, as the SDK does.
+/// web identity, SSO, ...) is not linked. The endpoints (`AWS_ENDPOINT_URL` and the
+/// service-specific ones) are the configuration's, which [`build_app_with`] applies.
 /// The time-outs are ours; retries and the identity cache are the clients' defaults for
 /// the behaviour version.
 pub fn lambda_sdk_config() -> aws_config::SdkConfig {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let mut sdk = aws_config::SdkConfig::builder()
+    aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).map(aws_config::Region::new))
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         ))
         .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
-        .timeout_config(time_outs());
-    if let Some(url) = env("AWS_ENDPOINT_URL") {
-        sdk = sdk.endpoint_url(url);
-    }
-    sdk.build()
+        .timeout_config(time_outs())
+        .build()
 }
 
 /// Builds the app state over AWS from an SDK configuration. Clients are built, not used:
 /// no network call here, and no certificate read either (see [`LazyHttpsClient`]).
 /// Under X-Ray active tracing every client reports its calls as subsegments ([`xray`]).
+/// A client whose endpoint the configuration names ([`crate::config::Endpoints`]) calls
+/// it, whatever `sdk` says; the others keep `sdk`'s.
 pub fn build_app_with(config: &Config, sdk: &aws_config::SdkConfig) -> App {
     let traced = xray::interceptor();
+    let endpoints = &config.endpoints;
     let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+    if let Some(url) = &endpoints.dynamodb {
+        dynamodb.set_endpoint_url(Some(url.clone()));
+    }
     #[cfg(feature = "ses")]
     let mut sesv2 = aws_sdk_sesv2::config::Builder::from(sdk);
+    #[cfg(feature = "ses")]
+    if let Some(url) = &endpoints.sesv2 {
+        sesv2.set_endpoint_url(Some(url.clone()));
+    }
     #[cfg(feature = "kms")]
     let mut kms = aws_sdk_kms::config::Builder::from(sdk);
+    #[cfg(feature = "kms")]
+    if let Some(url) = &endpoints.kms {
+        kms.set_endpoint_url(Some(url.clone()));
+    }
     if let Some(traced) = traced {
         dynamodb.push_interceptor(traced.clone());
         #[cfg(feature = "ses")]
@@ -89,22 +103,27 @@ pub fn build_app_with(config: &Config, sdk: &aws_config::SdkConfig) -> App {
         #[cfg(feature = "kms")]
         kms.push_interceptor(traced);
     }
+    #[cfg(feature = "ses")]
+    let mailer: Arc<dyn Mailer> = match &config.email_from {
+        Some(from) => Arc::new(ses::SesMailer::new(aws_sdk_sesv2::Client::from_conf(sesv2.build()), from.clone())),
+        None => Arc::new(Absent("this function was configured without EMAIL_FROM")),
+    };
+    #[cfg(not(feature = "ses"))]
+    let mailer: Arc<dyn Mailer> = Arc::new(Absent("this function was built without the SES client"));
+    #[cfg(feature = "kms")]
+    let cipher: Arc<dyn Cipher> = match &config.kms_key_id {
+        Some(key) => Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::from_conf(kms.build()), key.clone())),
+        None => Arc::new(Absent("this function was configured without KMS_KEY_ID")),
+    };
+    #[cfg(not(feature = "kms"))]
+    let cipher: Arc<dyn Cipher> = Arc::new(Absent("this function was built without the KMS client"));
     App {
         store: Arc::new(dynamo::DynamoStore::new(
             aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
-            dynamo::Tables::from(config),
+            config.tables.clone(),
         )),
-        #[cfg(feature = "ses")]
-        mailer: Arc::new(ses::SesMailer::new(
-            aws_sdk_sesv2::Client::from_conf(sesv2.build()),
-            config.email_from.clone(),
-        )),
-        #[cfg(not(feature = "ses"))]
-        mailer: Arc::new(NotLinked("SES")),
-        #[cfg(feature = "kms")]
-        cipher: Arc::new(kms::KmsCipher::new(aws_sdk_kms::Client::from_conf(kms.build()), config.kms_key_id.clone())),
-        #[cfg(not(feature = "kms"))]
-        cipher: Arc::new(NotLinked("KMS")),
+        mailer,
+        cipher,
         hasher: Arc::new(Argon2Hasher::new()),
         hash_pool: Arc::new(HashPool::new(config.settings.hash_workers, config.settings.hash_queue)),
         clock: Arc::new(SystemClock),
@@ -192,43 +211,27 @@ fn service_of<E>() -> Option<crate::domain::metrics::Service> {
         .find_map(|(prefix, service)| name.starts_with(prefix).then_some(service))
 }
 
-/// The mailer or cipher of a function built without that client (cargo features `ses`,
-/// `kms`): its routes never call it, and a call that does fails closed, logged.
-#[cfg(not(all(feature = "ses", feature = "kms")))]
-struct NotLinked(&'static str);
+/// The mailer or cipher of a function that does not use it: built without its client
+/// (cargo features `ses`, `kms`) or configured without its variable (`EMAIL_FROM`,
+/// `KMS_KEY_ID`; see `config::Needs`). Its routes never call it; a call that does fails
+/// closed, and is logged with this reason where the request is answered.
+struct Absent(&'static str);
 
-#[cfg(not(all(feature = "ses", feature = "kms")))]
-impl NotLinked {
-    fn refuse<T>(&self) -> crate::domain::ports::PortResult<T> {
-        Err(PortError::Other(format!("this function was built without the {} client", self.0)))
+#[async_trait::async_trait]
+impl Mailer for Absent {
+    async fn send(&self, _: &OutgoingEmail) -> PortResult<()> {
+        Err(PortError::Other(self.0.to_owned()))
     }
 }
 
-#[cfg(not(feature = "ses"))]
 #[async_trait::async_trait]
-impl crate::domain::ports::Mailer for NotLinked {
-    async fn send(&self, _: &crate::domain::ports::OutgoingEmail) -> crate::domain::ports::PortResult<()> {
-        self.refuse()
-    }
-}
-
-#[cfg(not(feature = "kms"))]
-#[async_trait::async_trait]
-impl crate::domain::ports::Cipher for NotLinked {
-    async fn encrypt(
-        &self,
-        _: &[u8],
-        _: &crate::domain::ports::EncryptionContext,
-    ) -> crate::domain::ports::PortResult<Vec<u8>> {
-        self.refuse()
+impl Cipher for Absent {
+    async fn encrypt(&self, _: &[u8], _: &EncryptionContext) -> PortResult<Vec<u8>> {
+        Err(PortError::Other(self.0.to_owned()))
     }
 
-    async fn decrypt(
-        &self,
-        _: &[u8],
-        _: &crate::domain::ports::EncryptionContext,
-    ) -> crate::domain::ports::PortResult<zeroize::Zeroizing<Vec<u8>>> {
-        self.refuse()
+    async fn decrypt(&self, _: &[u8], _: &EncryptionContext) -> PortResult<zeroize::Zeroizing<Vec<u8>>> {
+        Err(PortError::Other(self.0.to_owned()))
     }
 }
 

@@ -31,6 +31,9 @@ pub async fn forgot_password(app: &App, email: &str, address: Option<&str>) -> R
 }
 
 async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
+    let Some(reset_page) = &app.settings.reset_url else {
+        return Err(PortError::Other("no reset page (RESET_URL) is configured for this function".into()).into());
+    };
     let normalised = normalise(email);
     if !throttle::reset_email_allowed(app, &normalised).await? {
         metrics::count(Counter::ResetEmailsSuppressed);
@@ -54,7 +57,7 @@ async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
         },
     )
     .await?;
-    let link = notify::reset_link(&app.settings.reset_url, token.expose());
+    let link = notify::reset_link(reset_page, token.expose());
     tracing::info!(user_id = %user.id, "password reset token issued");
     if notify::send_logged(app, notify::reset_email(&user.email, &link), "password-reset").await {
         metrics::count(Counter::ResetEmailsSent);

@@ -16,7 +16,9 @@ pub const DEFAULT_SCOPED_KEYS_PER_ACCOUNT: u64 = 100;
 /// What the domain needs to know of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    pub reset_url: Url,
+    /// The page the reset link opens; `None` in a function that sends none (it is
+    /// configured only where forgot-password runs).
+    pub reset_url: Option<Url>,
     pub registration_enabled: bool,
     pub daily_request_limit: u64,
     pub monthly_request_limit: u64,

@@ -114,7 +114,7 @@ async fn a_weaker_stored_hash_is_upgraded_on_the_next_login() {
     let account = weak.register().await;
     let stored = |h: &Harness, id: String| {
         let dynamo = h.dynamo().clone();
-        let table = h.config.users_table.clone();
+        let table = h.config.tables.users().unwrap().to_owned();
         async move {
             let item = dynamo
                 .get_item()

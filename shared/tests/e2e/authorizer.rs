@@ -42,7 +42,7 @@ impl Harness {
         for item in [format!("USER#{user_id}"), format!("METER#{user_id}")] {
             self.dynamo()
                 .update_item()
-                .table_name(&self.config.users_table)
+                .table_name(self.config.tables.users().unwrap())
                 .key("pk", AttributeValue::S(item))
                 .update_expression("SET subscriptionStatus = :s")
                 .expression_attribute_values(":s", AttributeValue::S(status.into()))
@@ -244,7 +244,7 @@ async fn every_decision_has_the_reason_its_metric_is_counted_under() {
     for item in [format!("USER#{}", account.id), format!("METER#{}", account.id)] {
         h.dynamo()
             .update_item()
-            .table_name(&h.config.users_table)
+            .table_name(h.config.tables.users().unwrap())
             .key("pk", AttributeValue::S(item))
             .update_expression("SET keyGeneration = keyGeneration + :one")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))

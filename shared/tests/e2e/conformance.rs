@@ -20,7 +20,7 @@ pub struct Subject {
 }
 
 async fn dynamodb() -> Subject {
-    let config = shared::config::Config::from_env().expect("run through scripts/test.sh");
+    let config = shared::config::Config::from_env(shared::config::Needs::ALL).expect("run through scripts/test.sh");
     let app = shared::aws::build_app(&config).await;
     Subject { store: app.store, _data: None }
 }

@@ -66,7 +66,7 @@ impl Harness {
     }
 
     async fn users_item(&self, pk: String) -> Item {
-        self.raw_item(&self.config.users_table, Item::from([("pk".into(), AttributeValue::S(pk))])).await
+        self.raw_item(self.config.tables.users().unwrap(), Item::from([("pk".into(), AttributeValue::S(pk))])).await
     }
 }
 
@@ -126,7 +126,7 @@ async fn a_fully_loaded_account_keeps_every_hot_path_item_within_one_unit() {
         (
             "the scoped key with its Foundry login (credentials: true)",
             h.raw_item(
-                &h.config.scoped_keys_table,
+                h.config.tables.scoped_keys().unwrap(),
                 Item::from([
                     ("userId".into(), AttributeValue::S(account.id.clone())),
                     ("keyId".into(), AttributeValue::S(id.clone())),
@@ -162,7 +162,7 @@ async fn an_account_written_before_meters_gets_one_on_its_first_request() {
     let counted = h.users_item(meter.clone()).await["usage"].clone();
     h.dynamo()
         .update_item()
-        .table_name(&h.config.users_table)
+        .table_name(h.config.tables.users().unwrap())
         .key("pk", AttributeValue::S(format!("USER#{}", account.id)))
         .update_expression("SET #usage = :usage")
         .expression_attribute_names("#usage", "usage")
@@ -172,7 +172,7 @@ async fn an_account_written_before_meters_gets_one_on_its_first_request() {
         .unwrap();
     h.dynamo()
         .delete_item()
-        .table_name(&h.config.users_table)
+        .table_name(h.config.tables.users().unwrap())
         .key("pk", AttributeValue::S(meter.clone()))
         .send()
         .await

@@ -49,7 +49,7 @@ async fn a_malformed_key_is_refused_without_any_store_call() {
     let unreachable = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url("http://127.0.0.1:9").build();
     h.app.store = Arc::new(shared::aws::dynamo::DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(unreachable),
-        shared::aws::dynamo::Tables::from(&h.config),
+        h.config.tables.clone(),
     ));
     let genuine = shared::domain::keys::ApiKey::generate(shared::domain::keys::KeyKind::Master);
     let mut broken_checksum = genuine.expose().to_owned();
@@ -71,7 +71,7 @@ async fn the_master_key_is_stored_as_its_digest_and_a_ciphertext_bound_to_the_ac
     let user = h.user_item(&account.id).await;
     let digest = hex::encode(Sha256::digest(account.key.as_bytes()));
     assert_eq!(user["masterKeyDigest"].as_s().unwrap(), &digest);
-    let index = h.item(&h.config.users_table, "pk", &format!("KEY#{digest}")).await.unwrap();
+    let index = h.item(h.config.tables.users().unwrap(), "pk", &format!("KEY#{digest}")).await.unwrap();
     assert_eq!(index["userId"].as_s().unwrap(), &account.id);
 
     let ciphertext = user["masterKeyCiphertext"].as_b().unwrap().as_ref().to_vec();
@@ -129,7 +129,7 @@ async fn a_stale_master_key_change_writes_nothing() {
     let result = h.app.store.replace_master_key(&stale, &replacement, h.clock.now()).await;
     assert!(matches!(result, Err(PortError::Conflict)), "{result:?}");
     // All or nothing: the new index entry was not written, the old one was not deleted.
-    assert!(h.item(&h.config.users_table, "pk", &format!("KEY#{}", "f".repeat(64))).await.is_none());
+    assert!(h.item(h.config.tables.users().unwrap(), "pk", &format!("KEY#{}", "f".repeat(64))).await.is_none());
     assert_eq!(h.send(call(Endpoint::UserData).key(&account.key)).await.status, 200);
 }
 
@@ -191,7 +191,7 @@ async fn no_secret_reaches_a_log_line() {
     )
     .await;
     // Mail that fails, so the error paths log too.
-    let failing = Harness::configured(|c| c.email_from = "unverified@nowhere.test".into()).await;
+    let failing = Harness::configured(|c| c.email_from = Some("unverified@nowhere.test".into())).await;
     failing.send(call(Endpoint::ForgotPassword).json(json!({"email": account.email}))).await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -232,6 +232,6 @@ impl Harness {
     }
 
     pub async fn user_item(&self, id: &str) -> std::collections::HashMap<String, AttributeValue> {
-        self.item(&self.config.users_table, "pk", &format!("USER#{id}")).await.unwrap()
+        self.item(self.config.tables.users().unwrap(), "pk", &format!("USER#{id}")).await.unwrap()
     }
 }

@@ -225,7 +225,7 @@ async fn the_foundry_password_is_stored_encrypted_for_this_account_and_key_only(
     let item = h
         .dynamo()
         .get_item()
-        .table_name(&h.config.scoped_keys_table)
+        .table_name(h.config.tables.scoped_keys().unwrap())
         .key("userId", aws_sdk_dynamodb::types::AttributeValue::S(account.id.clone()))
         .key("keyId", aws_sdk_dynamodb::types::AttributeValue::S(id.clone()))
         .consistent_read(true)

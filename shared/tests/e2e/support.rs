@@ -14,7 +14,7 @@ use chrono::Utc;
 use lambda_http::Body;
 use serde_json::{json, Value};
 use shared::aws::{build_app_with, sdk_config};
-use shared::config::Config;
+use shared::config::{Config, Needs};
 use shared::domain::app::App;
 use shared::domain::clock::ManualClock;
 use shared::domain::error::PortError;
@@ -77,9 +77,9 @@ impl Harness {
 
     async fn build(adjust: impl FnOnce(&mut Config), production_time_outs: bool) -> Self {
         let mut config = if Self::on_emulator() {
-            Config::from_env().unwrap_or_else(|e| panic!("{e}: run the tests through scripts/test.sh"))
+            Config::from_env(Needs::ALL).unwrap_or_else(|e| panic!("{e}: run the tests through scripts/test.sh"))
         } else {
-            Config::from_lookup(|name| {
+            Config::from_lookup(Needs::ALL, |name| {
                 let value = match name {
                     "USERS_TABLE" => "users",
                     "SCOPED_KEYS_TABLE" => "scoped-keys",
@@ -107,7 +107,7 @@ impl Harness {
             let app = shared::embedded::build_app(
                 &data.path().join("data"),
                 &data.path().join("outbox"),
-                &config.email_from,
+                config.email_from.as_deref().expect("the embedded configuration has a sender"),
                 config.settings.clone(),
             )
             .expect("the embedded adapters open");
@@ -241,7 +241,8 @@ impl Harness {
     /// Every item of every table, as JSON text.
     pub async fn dump_tables(&self) -> Vec<String> {
         let mut items = Vec::new();
-        for table in [&self.config.users_table, &self.config.scoped_keys_table, &self.config.reset_tokens_table] {
+        for table in [self.config.tables.users(), self.config.tables.scoped_keys(), self.config.tables.reset_tokens()] {
+            let table = table.unwrap();
             let mut start = None;
             loop {
                 let out = self

@@ -572,3 +572,28 @@ fn no_greedy_route_takes_the_relay_paths_from_the_relay_route() {
     assert_eq!(greedy, ["GET /assets/{proxy+}"]);
     assert!(PAGE_ROUTES.contains(&"/assets/{proxy+}"));
 }
+
+#[test]
+fn each_function_requires_the_variables_of_what_its_permissions_reach() {
+    use shared::config::Needs;
+    let template = template();
+    let functions = functions(&template);
+    let needs =
+        Endpoint::ALL.iter().map(|e| (e.function_name(), Needs::of(*e))).chain([("authorizer", Needs::AUTHORIZER)]);
+    for (binary, needs) in needs {
+        let grants = grants(&functions[binary]);
+        let reaches = |resource: &str| grants.iter().any(|(r, _)| r == resource);
+        let table_needs = [
+            ("UsersTable", needs.users_table),
+            ("ScopedKeysTable", needs.scoped_keys_table),
+            ("ResetTokensTable", needs.reset_tokens_table),
+            ("ThrottleTable", needs.throttle_table),
+        ];
+        for (table, needed) in table_needs {
+            assert_eq!(needed, reaches(table), "{binary}: needs its variable exactly when it may use {table}");
+        }
+        assert_eq!(needs.kms_key, reaches("AuthKey"), "{binary}: KMS_KEY_ID exactly when it may use the key");
+        let sends = grants.iter().any(|(_, action)| action == "ses:SendEmail");
+        assert_eq!(needs.email_sender, sends, "{binary}: EMAIL_FROM exactly when it may send email");
+    }
+}

@@ -274,7 +274,7 @@ async fn throttle_subjects_are_keyed_by_a_secret_every_instance_shares() {
     let email = unique_email();
     first.send(login(&email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
     let bare = hex::encode(sha2::Sha256::digest(email.as_bytes()));
-    let items = first.dynamo().scan().table_name(&first.config.throttle_table).send().await.unwrap();
+    let items = first.dynamo().scan().table_name(first.config.tables.throttle().unwrap()).send().await.unwrap();
     let text = format!("{:?}", items.items());
     assert!(text.contains("failures:"), "the failed login was counted");
     assert!(!text.contains(&bare), "no bare digest of the email, which anyone could compute");

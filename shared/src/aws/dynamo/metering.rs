@@ -147,7 +147,7 @@ impl DynamoStore {
         let request = self
             .client
             .update_item()
-            .table_name(&self.tables.users)
+            .set_table_name(self.tables.users.clone())
             .set_key(Some(key))
             .update_expression(write.expression())
             .condition_expression(write.conditions.join(" AND "))
@@ -218,14 +218,14 @@ impl DynamoStore {
     /// Writes the meter of an account that has none from the account itself; `false` when
     /// there is no such account. (Another request may have written it first: that one stays.)
     async fn make_meter(&self, user_id: &str) -> PortResult<bool> {
-        let Some(item) = self.get(&self.tables.users, pk(user_pk(user_id))).await? else {
+        let Some(item) = self.get(self.users_table()?, pk(user_pk(user_id))).await? else {
             return Ok(false);
         };
         let user = User::from(from_item::<UserItem>(item)?);
         let put = self
             .client
             .put_item()
-            .table_name(&self.tables.users)
+            .table_name(self.users_table()?)
             .set_item(Some(to_item(&MeterItem::from(&user))?))
             .condition_expression("attribute_not_exists(pk)");
         match retry_conflicts(|| put.clone().send()).await {
@@ -279,7 +279,8 @@ impl DynamoStore {
         let undo = self
             .client
             .update_item()
-            .table_name(&self.tables.users)
+            // Best effort, after the count it takes back was written: the table is there.
+            .set_table_name(self.tables.users.clone())
             .set_key(Some(pk(key_pk(meter.digest))))
             .update_expression("SET #usage.#month = #usage.#month - :cost, #usage.#day = #usage.#day - :cost")
             .condition_expression("attribute_exists(pk) AND #usage.#month >= :cost AND #usage.#day >= :cost")
@@ -309,7 +310,7 @@ impl DynamoStore {
         let request = self
             .client
             .update_item()
-            .table_name(&self.tables.users)
+            .set_table_name(self.tables.users.clone())
             .set_key(Some(key))
             .update_expression(format!("REMOVE {}", removes.join(", ")))
             .condition_expression("attribute_exists(pk)")

@@ -1,35 +1,37 @@
 //! DynamoDB as the store. Every multi-item change is one transaction; every read that
 //! decides access is strongly consistent.
 //!
-//! Users table (`pk`): `USER#<id>` the account, `METER#<id>` its meter (counters and their
-//! guards, see `records::MeterItem`), `EMAIL#<normalised>` the email reservation,
-//! `KEY#<sha256>` the key index. Scoped keys table: `userId` + `keyId`. Reset tokens
-//! table: `tokenHash`, with `expiresAt` (epoch seconds) as its TTL attribute.
-//! Metering, the hot path of every relay request, is in [`metering`].
+//! Four tables ([`Tables`]). Users table (`pk`): `USER#<id>` the account, `METER#<id>` its
+//! meter (counters and their guards, see `records::MeterItem`), `EMAIL#<normalised>` the
+//! email reservation, `KEY#<sha256>` the key index. Scoped keys table: `userId` + `keyId`.
+//! Reset tokens table: `tokenHash`, with `expiresAt` (epoch seconds) as its TTL attribute.
+//! Throttle table (`pk`, TTL `expiresAt`): rate limits, tallies, blocks and the throttle
+//! secret.
+//!
+//! One file per port: `users` (`UserStore`), `keys` (`KeyIndex`), `tokens`
+//! (`ResetTokens`), `scoped` (`ScopedKeys`), `throttle` (`Throttle`) and `metering`
+//! (`Metering`, the hot path of every relay request); this file holds the store, its
+//! transactions and the item helpers they share.
 
+mod keys;
 mod metering;
+mod scoped;
+mod throttle;
+mod tokens;
+mod users;
 pub use metering::LEFTOVERS_KEPT;
 
 use super::sdk_error;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
-use crate::domain::limits::{fixed_window, Limit, Verdict};
-use crate::domain::model::{ImportedAccount, KeyEntry, ScopedKey, StoredMasterKey, User};
-use crate::domain::ports::{KeyIndex, PortResult, ResetTokens, ScopedKeys, Throttle, UserStore};
-use crate::domain::token::StoredResetToken;
-use crate::records::{
-    email_pk, key_pk, meter_pk, user_pk, EmailItem, KeyItem, MeterItem, ScopedKeyItem, TokenItem, UserItem,
-};
-use async_trait::async_trait;
+use crate::domain::model::User;
+use crate::domain::ports::PortResult;
+use crate::records::{meter_pk, MeterItem};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -41,25 +43,8 @@ use zeroize::Zeroizing;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// The four table names.
-#[derive(Debug, Clone)]
-pub struct Tables {
-    pub users: String,
-    pub scoped_keys: String,
-    pub reset_tokens: String,
-    pub throttle: String,
-}
-
-impl From<&crate::config::Config> for Tables {
-    fn from(config: &crate::config::Config) -> Self {
-        Self {
-            users: config.users_table.clone(),
-            scoped_keys: config.scoped_keys_table.clone(),
-            reset_tokens: config.reset_tokens_table.clone(),
-            throttle: config.throttle_table.clone(),
-        }
-    }
-}
+/// The four table names; a function that uses a table has it (see `config::Needs`).
+pub use crate::config::Tables;
 
 pub struct DynamoStore {
     client: Client,
@@ -67,12 +52,6 @@ pub struct DynamoStore {
     /// The throttle secret, read (or created) on first use and kept for the process.
     throttle_secret: tokio::sync::OnceCell<Zeroizing<Vec<u8>>>,
 }
-
-/// The throttle table's item that holds the throttle secret (no TTL: it stays).
-const THROTTLE_SECRET: &str = "secret:throttle";
-
-/// An account id that no account has (ids are UUIDs).
-const NO_ACCOUNT: &str = "none";
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -178,6 +157,24 @@ impl DynamoStore {
         Self { client, tables, throttle_secret: tokio::sync::OnceCell::new() }
     }
 
+    // A table the function was configured without (it does not use it): a call fails
+    // closed, and the error names the variable.
+    fn users_table(&self) -> PortResult<&str> {
+        self.tables.users().map_err(PortError::other)
+    }
+
+    fn scoped_keys_table(&self) -> PortResult<&str> {
+        self.tables.scoped_keys().map_err(PortError::other)
+    }
+
+    fn reset_tokens_table(&self) -> PortResult<&str> {
+        self.tables.reset_tokens().map_err(PortError::other)
+    }
+
+    fn throttle_table(&self) -> PortResult<&str> {
+        self.tables.throttle().map_err(PortError::other)
+    }
+
     /// One all-or-nothing write. A failed condition is `Conflict`; a cancellation for
     /// contention (another transaction on the same items, throttling) is tried again with
     /// jittered back-off, then answered `Unavailable`. Each attempt carries its own
@@ -221,7 +218,7 @@ impl DynamoStore {
             (":usage".to_owned(), usage),
         ]);
         let update = Update::builder()
-            .table_name(&self.tables.users)
+            .table_name(self.users_table()?)
             .set_key(Some(pk(meter_pk(&user.id))))
             .update_expression(
                 "SET masterKeyDigest = :digest, keyGeneration = :generation, \
@@ -277,501 +274,8 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
-impl UserStore for DynamoStore {
-    async fn create_user(&self, user: &User) -> PortResult<()> {
-        let table = &self.tables.users;
-        let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
-        let key = KeyItem::master(&user.id, &user.master_key.digest, user.key_generation);
-        let absent = Some("attribute_not_exists(pk)");
-        self.transact(vec![
-            put(table, to_item(&email)?, absent)?,
-            put(table, to_item(&UserItem::from(user))?, absent)?,
-            put(table, to_item(&MeterItem::from(user))?, absent)?,
-            put(table, to_item(&key)?, absent)?,
-        ])
-        .await
-    }
-
-    /// The account and its meter, in one consistent batch read: the counters are the meter's
-    /// (an account written before meters existed keeps its own until its first request).
-    async fn user(&self, id: &str) -> PortResult<Option<User>> {
-        let mut items = self.batch_get(&self.tables.users, vec![pk(user_pk(id)), pk(meter_pk(id))]).await?;
-        let meter_key = meter_pk(id);
-        let (meter, account): (Vec<Item>, Vec<Item>) =
-            items.drain(..).partition(|item| item.get("pk").and_then(|v| v.as_s().ok()) == Some(&meter_key));
-        let Some(account) = account.into_iter().next() else {
-            return Ok(None);
-        };
-        let mut user = User::from(from_item::<UserItem>(account)?);
-        if let Some(meter) = meter.into_iter().next() {
-            user.usage = from_item::<MeterItem>(meter)?.into_meter(id).usage;
-        }
-        Ok(Some(user))
-    }
-
-    /// Two reads whether or not the email has an account, so that a login's timing does
-    /// not tell (the second read of an unknown email looks up an id no account has).
-    async fn user_by_email(&self, email_normalised: &str) -> PortResult<Option<User>> {
-        let reservation = self.get(&self.tables.users, pk(email_pk(email_normalised))).await?;
-        let user_id = reservation.map(from_item::<EmailItem>).transpose()?.map(|r| r.user_id);
-        let user = self.user(user_id.as_deref().unwrap_or(NO_ACCOUNT)).await?;
-        Ok(user.filter(|_| user_id.is_some()))
-    }
-
-    async fn replace_master_key(&self, user: &User, new: &StoredMasterKey, now: DateTime<Utc>) -> PortResult<()> {
-        let table = &self.tables.users;
-        let values = HashMap::from([
-            (":newDigest".to_owned(), s(&new.digest.0)),
-            (":newCiphertext".to_owned(), AttributeValue::B(new.ciphertext.clone().into())),
-            (":newPrefix".to_owned(), s(&new.prefix)),
-            (":now".to_owned(), time(now)),
-            (":one".to_owned(), n(1)),
-            (":oldDigest".to_owned(), s(&user.master_key.digest.0)),
-            (":oldGeneration".to_owned(), n(user.key_generation)),
-        ]);
-        let entry = KeyItem::master(&user.id, &new.digest, user.key_generation + 1);
-        self.transact(vec![
-            update(
-                table,
-                pk(user_pk(&user.id)),
-                "SET masterKeyDigest = :newDigest, masterKeyCiphertext = :newCiphertext, \
-                 masterKeyPrefix = :newPrefix, masterKeyCreatedAt = :now, updatedAt = :now, \
-                 keyGeneration = keyGeneration + :one",
-                "masterKeyDigest = :oldDigest AND keyGeneration = :oldGeneration",
-                values,
-            )?,
-            delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
-            put(table, to_item(&entry)?, Some("attribute_not_exists(pk)"))?,
-            self.meter_guards(user, &new.digest, user.key_generation + 1)?,
-        ])
-        .await
-    }
-
-    async fn set_password(&self, user: &User, password_hash: &str, now: DateTime<Utc>) -> PortResult<()> {
-        let mut values = HashMap::from([(":hash".to_owned(), s(password_hash)), (":now".to_owned(), time(now))]);
-        let condition = reset_guard(user, &mut values);
-        let mut items = vec![update(
-            &self.tables.users,
-            pk(user_pk(&user.id)),
-            "SET passwordHash = :hash, updatedAt = :now REMOVE resetTokenDigest",
-            condition,
-            values,
-        )?];
-        if let Some(digest) = &user.reset_token_digest {
-            items.push(delete(&self.tables.reset_tokens, token_key(digest), None, None)?);
-        }
-        self.transact(items).await
-    }
-
-    async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> PortResult<()> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.tables.users)
-            .set_key(Some(pk(user_pk(user_id))))
-            .update_expression("SET passwordHash = :new")
-            .condition_expression("passwordHash = :old")
-            .expression_attribute_values(":new", s(new))
-            .expression_attribute_values(":old", s(old));
-        match conditional(|| request.clone().send()).await? {
-            Written::Done(_) => Ok(()),
-            Written::Refused(_) => Err(PortError::Conflict),
-        }
-    }
-
-    async fn revoke_scoped_keys(&self, user: &User, now: DateTime<Utc>) -> PortResult<()> {
-        let next = user.key_generation + 1;
-        let values = HashMap::from([
-            (":next".to_owned(), n(next)),
-            (":now".to_owned(), time(now)),
-            (":digest".to_owned(), s(&user.master_key.digest.0)),
-            (":generation".to_owned(), n(user.key_generation)),
-        ]);
-        self.transact(vec![
-            update(
-                &self.tables.users,
-                pk(user_pk(&user.id)),
-                "SET keyGeneration = :next, updatedAt = :now",
-                "masterKeyDigest = :digest AND keyGeneration = :generation",
-                values,
-            )?,
-            self.meter_guards(user, &user.master_key.digest, next)?,
-        ])
-        .await
-    }
-
-    async fn delete_user(&self, user: &User) -> PortResult<()> {
-        let table = &self.tables.users;
-        let mut values = HashMap::from([(":digest".to_owned(), s(&user.master_key.digest.0))]);
-        let guard = reset_guard(user, &mut values);
-        let condition = format!("{guard} AND masterKeyDigest = :digest");
-        let mut items = vec![
-            delete(table, pk(user_pk(&user.id)), Some(&condition), Some(values))?,
-            delete(table, pk(email_pk(&user.email_normalised)), None, None)?,
-            delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
-            delete(table, pk(meter_pk(&user.id)), None, None)?,
-        ];
-        if let Some(digest) = &user.reset_token_digest {
-            items.push(delete(&self.tables.reset_tokens, token_key(digest), None, None)?);
-        }
-        self.transact(items).await
-    }
-
-    /// One transaction: the email reservation, the account, every index entry and every
-    /// scoped key, each on condition that it is not there yet. At most
-    /// [`MAX_TRANSACTION_ITEMS`] items: 48 scoped keys.
-    async fn import_account(&self, account: &ImportedAccount) -> PortResult<()> {
-        let table = &self.tables.users;
-        let user = &account.user;
-        let email = EmailItem { pk: email_pk(&user.email_normalised), user_id: user.id.clone() };
-        let absent = Some("attribute_not_exists(pk)");
-        let mut items = vec![
-            put(table, to_item(&email)?, absent)?,
-            put(table, to_item(&UserItem::from(user))?, absent)?,
-            put(table, to_item(&MeterItem::from(user))?, absent)?,
-        ];
-        for entry in account.entries() {
-            items.push(put(table, to_item(&KeyItem::from(&entry))?, absent)?);
-        }
-        for (key, _) in &account.scoped_keys {
-            let item = to_item(&ScopedKeyItem::from(key))?;
-            items.push(put(&self.tables.scoped_keys, item, Some("attribute_not_exists(keyId)"))?);
-        }
-        if items.len() > MAX_TRANSACTION_ITEMS {
-            return Err(PortError::Other(format!(
-                "an account with {} scoped keys does not fit one transaction",
-                account.scoped_keys.len()
-            )));
-        }
-        self.transact(items).await
-    }
-}
-
 /// The most items one DynamoDB transaction writes.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
-
-#[async_trait]
-impl KeyIndex for DynamoStore {
-    async fn key_entry(&self, digest: &KeyDigest) -> PortResult<Option<KeyEntry>> {
-        let Some(item) = self.get(&self.tables.users, pk(key_pk(digest))).await? else {
-            return Ok(None);
-        };
-        Ok(Some(from_item::<KeyItem>(item)?.into_entry(digest)))
-    }
-
-    async fn key_entries(&self, digests: &[KeyDigest]) -> PortResult<Vec<Option<KeyEntry>>> {
-        let mut found: HashMap<String, KeyEntry> = HashMap::new();
-        for chunk in digests.chunks(100) {
-            let keys: Vec<Item> = chunk.iter().map(|d| pk(key_pk(d))).collect();
-            for item in self.batch_get(&self.tables.users, keys).await? {
-                let item = from_item::<KeyItem>(item)?;
-                let digest = KeyDigest(item.pk.trim_start_matches("KEY#").to_owned());
-                found.insert(digest.0.clone(), item.into_entry(&digest));
-            }
-        }
-        Ok(digests.iter().map(|d| found.remove(&d.0)).collect())
-    }
-}
-
-#[async_trait]
-impl ResetTokens for DynamoStore {
-    async fn issue_reset_token(&self, user: &User, token: &StoredResetToken) -> PortResult<()> {
-        let mut values = HashMap::from([(":new".to_owned(), s(&token.digest))]);
-        let condition = reset_guard(user, &mut values);
-        let item = TokenItem::from_stored(token);
-        let mut items = vec![
-            update(&self.tables.users, pk(user_pk(&user.id)), "SET resetTokenDigest = :new", condition, values)?,
-            put(&self.tables.reset_tokens, to_item(&item)?, Some("attribute_not_exists(tokenHash)"))?,
-        ];
-        if let Some(previous) = &user.reset_token_digest {
-            items.push(delete(&self.tables.reset_tokens, token_key(previous), None, None)?);
-        }
-        self.transact(items).await
-    }
-
-    async fn reset_token(&self, digest: &str) -> PortResult<Option<StoredResetToken>> {
-        let Some(item) = self.get(&self.tables.reset_tokens, token_key(digest)).await? else {
-            return Ok(None);
-        };
-        from_item::<TokenItem>(item)?
-            .into_stored()
-            .map(Some)
-            .ok_or_else(|| PortError::Other("reset token with an impossible expiry".into()))
-    }
-
-    async fn redeem_reset_token(
-        &self,
-        token: &StoredResetToken,
-        password_hash: &str,
-        now: DateTime<Utc>,
-    ) -> PortResult<()> {
-        let values = HashMap::from([
-            (":hash".to_owned(), s(password_hash)),
-            (":now".to_owned(), time(now)),
-            (":digest".to_owned(), s(&token.digest)),
-        ]);
-        self.transact(vec![
-            delete(&self.tables.reset_tokens, token_key(&token.digest), Some("attribute_exists(tokenHash)"), None)?,
-            update(
-                &self.tables.users,
-                pk(user_pk(&token.user_id)),
-                "SET passwordHash = :hash, updatedAt = :now REMOVE resetTokenDigest",
-                "resetTokenDigest = :digest",
-                values,
-            )?,
-        ])
-        .await
-    }
-}
-
-#[async_trait]
-impl ScopedKeys for DynamoStore {
-    async fn create_scoped_key(&self, user: &User, key: &ScopedKey, cap: u64) -> PortResult<()> {
-        self.transact(vec![
-            update(
-                &self.tables.users,
-                pk(user_pk(&user.id)),
-                "SET scopedKeyCount = if_not_exists(scopedKeyCount, :zero) + :one",
-                "keyGeneration = :generation AND (attribute_not_exists(scopedKeyCount) OR scopedKeyCount < :cap)",
-                HashMap::from([
-                    (":generation".to_owned(), n(user.key_generation)),
-                    (":cap".to_owned(), n(cap)),
-                    (":zero".to_owned(), n(0)),
-                    (":one".to_owned(), n(1)),
-                ]),
-            )?,
-            put(&self.tables.scoped_keys, to_item(&ScopedKeyItem::from(key))?, Some("attribute_not_exists(keyId)"))?,
-            put(&self.tables.users, to_item(&KeyItem::from(&key.entry()))?, Some("attribute_not_exists(pk)"))?,
-        ])
-        .await
-    }
-
-    async fn scoped_keys(&self, user_id: &str) -> PortResult<Vec<ScopedKey>> {
-        let mut keys = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.scoped_keys)
-                .key_condition_expression("userId = :user")
-                .expression_attribute_values(":user", s(user_id))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in out.items.unwrap_or_default() {
-                keys.push(ScopedKey::from(from_item::<ScopedKeyItem>(item)?));
-            }
-            match out.last_evaluated_key {
-                Some(last) if !last.is_empty() => start = Some(last),
-                _ => return Ok(keys),
-            }
-        }
-    }
-
-    async fn scoped_key(&self, user_id: &str, key_id: &str) -> PortResult<Option<ScopedKey>> {
-        self.get(&self.tables.scoped_keys, scoped_key_key(user_id, key_id))
-            .await?
-            .map(|item| from_item::<ScopedKeyItem>(item).map(ScopedKey::from))
-            .transpose()
-    }
-
-    async fn delete_scoped_key(&self, key: &ScopedKey) -> PortResult<()> {
-        self.transact(vec![
-            delete(
-                &self.tables.scoped_keys,
-                scoped_key_key(&key.user_id, &key.id),
-                Some("attribute_exists(keyId)"),
-                None,
-            )?,
-            delete(&self.tables.users, pk(key_pk(&key.digest)), None, None)?,
-            update(
-                &self.tables.users,
-                pk(user_pk(&key.user_id)),
-                "SET scopedKeyCount = if_not_exists(scopedKeyCount, :one) - :one",
-                "attribute_exists(pk)",
-                HashMap::from([(":one".to_owned(), n(1))]),
-            )?,
-        ])
-        .await
-    }
-
-    async fn retire_scoped_key(&self, key: &ScopedKey, now: DateTime<Utc>) -> PortResult<()> {
-        self.transact(vec![
-            update(
-                &self.tables.scoped_keys,
-                scoped_key_key(&key.user_id, &key.id),
-                "SET enabled = :disabled, updatedAt = :now",
-                "attribute_exists(keyId)",
-                HashMap::from([(":disabled".to_owned(), AttributeValue::Bool(false)), (":now".to_owned(), time(now))]),
-            )?,
-            delete(&self.tables.users, pk(key_pk(&key.digest)), None, None)?,
-        ])
-        .await
-    }
-}
-
-/// Throttle items (table with key `pk` and TTL attribute `expiresAt`): a rate limit per
-/// key, `<key>` with `tat` (its theoretical arrival time, epoch milliseconds); a tally per
-/// key and window, `<key>#<window index>` with `hits`; a block per key, `<key>` with
-/// `blockedUntil` (epoch seconds). TTL only cleans up: expiry is decided in code.
-#[async_trait]
-impl Throttle for DynamoStore {
-    async fn admit(&self, key: &str, limit: Limit, now: DateTime<Utc>) -> PortResult<Verdict> {
-        let now_ms = now.timestamp_millis();
-        let interval = limit.interval_ms();
-        let up_to = limit.admits_up_to(now_ms);
-        // The TAT is gone from the table once it lies in the past.
-        let expires = |tat_ms: i64| n(u64::try_from(tat_ms / 1000 + 1).unwrap_or(0));
-        // Two single-item conditional writes cover GCRA's cases without a read: an idle
-        // key (TAT absent or past) starts from now; a busy one moves its TAT on by one
-        // interval while that stays within the burst. A refusal changes nothing.
-        for _ in 0..4 {
-            let idle = self
-                .client
-                .update_item()
-                .table_name(&self.tables.throttle)
-                .key("pk", s(key))
-                .update_expression("SET tat = :tat, expiresAt = :expires")
-                .condition_expression("attribute_not_exists(tat) OR tat <= :now")
-                .expression_attribute_values(":tat", n(u64::try_from(now_ms + interval).unwrap_or(0)))
-                .expression_attribute_values(":expires", expires(now_ms + interval))
-                .expression_attribute_values(":now", n(u64::try_from(now_ms).unwrap_or(0)));
-            if let Written::Done(_) = conditional(|| idle.clone().send()).await? {
-                return Ok(limit.verdict(true, now_ms + interval, now_ms));
-            }
-            let busy = self
-                .client
-                .update_item()
-                .table_name(&self.tables.throttle)
-                .key("pk", s(key))
-                .update_expression("SET tat = tat + :interval, expiresAt = :expires")
-                .condition_expression("tat > :now AND tat <= :upTo")
-                .expression_attribute_values(":interval", n(u64::try_from(interval).unwrap_or(0)))
-                .expression_attribute_values(":expires", expires(now_ms + limit.span_ms()))
-                .expression_attribute_values(":now", n(u64::try_from(now_ms).unwrap_or(0)))
-                .expression_attribute_values(":upTo", n(u64::try_from(up_to).unwrap_or(0)))
-                .return_values(ReturnValue::UpdatedNew)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-            match conditional(|| busy.clone().send()).await? {
-                Written::Done(out) => {
-                    let tat = number(out.attributes(), "tat").unwrap_or(now_ms + interval);
-                    return Ok(limit.verdict(true, tat, now_ms));
-                }
-                Written::Refused(old) => match number(old.as_ref(), "tat") {
-                    Some(tat) if tat > up_to => return Ok(limit.verdict(false, tat, now_ms)),
-                    // Given back or reset between the two writes: idle again.
-                    _ => continue,
-                },
-            }
-        }
-        Err(PortError::Unavailable(format!("rate limit {key} kept changing")))
-    }
-
-    async fn give_back(&self, key: &str, limit: Limit, _now: DateTime<Utc>) -> PortResult<()> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.tables.throttle)
-            .key("pk", s(key))
-            .update_expression("SET tat = tat - :interval")
-            .condition_expression("attribute_exists(tat)")
-            .expression_attribute_values(":interval", n(u64::try_from(limit.interval_ms()).unwrap_or(0)));
-        conditional(|| request.clone().send()).await?;
-        Ok(())
-    }
-
-    async fn reset(&self, key: &str) -> PortResult<()> {
-        let request = self.client.delete_item().table_name(&self.tables.throttle).key("pk", s(key));
-        retry_conflicts(|| request.clone().send()).await.map_err(sdk_error)?;
-        Ok(())
-    }
-
-    async fn tally(&self, key: &str, window: Duration, now: DateTime<Utc>) -> PortResult<u32> {
-        let (index, reset_at) = fixed_window(window, now);
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.tables.throttle)
-            .key("pk", s(format!("{key}#{index}")))
-            .update_expression("SET expiresAt = :expires ADD hits :one")
-            .expression_attribute_values(":expires", AttributeValue::N(reset_at.timestamp().to_string()))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew);
-        let out = retry_conflicts(|| request.clone().send()).await.map_err(sdk_error)?;
-        Ok(number(out.attributes(), "hits").and_then(|h| u32::try_from(h).ok()).unwrap_or(u32::MAX))
-    }
-
-    async fn block(&self, key: &str, until: DateTime<Utc>) -> PortResult<()> {
-        let until = AttributeValue::N(until.timestamp().to_string());
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.tables.throttle)
-            .key("pk", s(key))
-            .update_expression("SET blockedUntil = :until, expiresAt = :until")
-            .condition_expression("attribute_not_exists(blockedUntil) OR blockedUntil < :until")
-            .expression_attribute_values(":until", until);
-        // Refused: a longer block is already in place.
-        conditional(|| request.clone().send()).await?;
-        Ok(())
-    }
-
-    async fn unblock(&self, key: &str) -> PortResult<()> {
-        self.reset(key).await
-    }
-
-    async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>> {
-        let Some(item) = self.get(&self.tables.throttle, pk(key.to_owned())).await? else {
-            return Ok(None);
-        };
-        let until = number(Some(&item), "blockedUntil").and_then(|secs| DateTime::from_timestamp(secs, 0));
-        Ok(until.filter(|until| *until > now))
-    }
-
-    async fn throttle_secret(&self) -> PortResult<Zeroizing<Vec<u8>>> {
-        self.throttle_secret.get_or_try_init(|| self.read_or_create_throttle_secret()).await.cloned()
-    }
-}
-
-impl DynamoStore {
-    async fn stored_throttle_secret(&self) -> PortResult<Option<Zeroizing<Vec<u8>>>> {
-        let item = self.get(&self.tables.throttle, pk(THROTTLE_SECRET.to_owned())).await?;
-        let secret = item.as_ref().and_then(|i| i.get("secret")).and_then(|v| v.as_b().ok());
-        Ok(secret.map(|blob| Zeroizing::new(blob.as_ref().to_vec())))
-    }
-
-    async fn read_or_create_throttle_secret(&self) -> PortResult<Zeroizing<Vec<u8>>> {
-        if let Some(secret) = self.stored_throttle_secret().await? {
-            return Ok(secret);
-        }
-        let mut fresh = Zeroizing::new(vec![0u8; 32]);
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, fresh.as_mut_slice());
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.tables.throttle)
-            .item("pk", s(THROTTLE_SECRET))
-            .item("secret", AttributeValue::B(fresh.to_vec().into()))
-            .condition_expression("attribute_not_exists(pk)");
-        match retry_conflicts(|| put.clone().send()).await {
-            Ok(_) => Ok(fresh),
-            // Another instance created it first: use that one.
-            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
-                self.stored_throttle_secret().await?.ok_or_else(|| PortError::Other("throttle secret vanished".into()))
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
-    }
-}
-
-/// A number attribute of an item.
-fn number(item: Option<&Item>, name: &str) -> Option<i64> {
-    item?.get(name)?.as_n().ok()?.parse().ok()
-}
 
 /// The outcome of a conditional single-item write.
 enum Written<T> {

@@ -1,0 +1,64 @@
+//! Reset tokens, and the token digest on the account that makes one current.
+
+use super::{decode, failed, EmbeddedStore, RESET_TOKENS};
+use crate::domain::error::PortError;
+use crate::domain::model::User;
+use crate::domain::ports::{PortResult, ResetTokens};
+use crate::domain::token::StoredResetToken;
+use crate::records::{user_pk, TokenItem, UserItem};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+#[async_trait]
+impl ResetTokens for EmbeddedStore {
+    async fn issue_reset_token(&self, user: &User, token: &StoredResetToken) -> PortResult<()> {
+        let (user, item) = (user.clone(), TokenItem::from_stored(token));
+        self.write(move |tx| {
+            let mut stored = tx.current(&user)?;
+            if tx.token(&item.token_hash)?.is_some() {
+                return Err(PortError::Conflict);
+            }
+            if let Some(previous) = stored.reset_token_digest.replace(item.token_hash.clone()) {
+                tx.remove_token(&previous)?;
+            }
+            tx.put_token(&item)?;
+            tx.put(&stored.pk.clone(), &stored)
+        })
+        .await
+    }
+
+    async fn reset_token(&self, digest: &str) -> PortResult<Option<StoredResetToken>> {
+        let digest = digest.to_owned();
+        let item = self
+            .read(move |txn| {
+                let table = txn.open_table(RESET_TOKENS).map_err(failed)?;
+                let value = table.get(digest.as_str()).map_err(failed)?;
+                value.map(|v| decode::<TokenItem>(v.value())).transpose()
+            })
+            .await?;
+        item.map(|i| i.into_stored().ok_or_else(|| failed("reset token with an impossible expiry"))).transpose()
+    }
+
+    async fn redeem_reset_token(
+        &self,
+        token: &StoredResetToken,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<()> {
+        let (token, hash) = (token.clone(), password_hash.to_owned());
+        self.write(move |tx| {
+            tx.token(&token.digest)?.ok_or(PortError::Conflict)?;
+            let pk = user_pk(&token.user_id);
+            let mut stored: UserItem = tx.get(&pk)?.ok_or(PortError::Conflict)?;
+            if stored.reset_token_digest.as_deref() != Some(token.digest.as_str()) {
+                return Err(PortError::Conflict);
+            }
+            tx.remove_token(&token.digest)?;
+            stored.reset_token_digest = None;
+            stored.password_hash = hash;
+            stored.updated_at = now;
+            tx.put(&pk, &stored)
+        })
+        .await
+    }
+}
