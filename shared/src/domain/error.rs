@@ -111,6 +111,24 @@ pub enum PortError {
     Other(String),
 }
 
+/// An error with its whole cause chain, for a log line: `error = %Chain(&error)` writes
+/// the error's own message and then every `source()` after it, separated by `: `
+/// (`internal error: service error: ResourceNotFoundException: ...`). An error's `Display`
+/// leaves out the cause it keeps as its `#[source]`, so `%error` alone would lose it.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
 impl PortError {
     pub fn other(e: impl std::fmt::Display) -> Self {
         Self::Other(e.to_string())
@@ -125,5 +143,18 @@ impl From<PortError> for AuthError {
             PortError::Unavailable(_) | PortError::Conflict => AuthError::Unavailable(e),
             PortError::Other(_) => AuthError::Internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_shows_every_cause_after_the_error() {
+        let error = AuthError::from(PortError::Other("ResourceNotFoundException: no table users".into()));
+        assert_eq!(error.to_string(), "internal error", "the cause is not in the error's own message");
+        assert_eq!(Chain(&error).to_string(), "internal error: ResourceNotFoundException: no table users");
+        assert_eq!(Chain(&PortError::Conflict).to_string(), "condition failed");
     }
 }

@@ -2,6 +2,7 @@
 //! responses) over `domain::metering`.
 
 use crate::domain::app::App;
+use crate::domain::error::Chain;
 use crate::domain::keys::KeyKind;
 use crate::domain::metering::{authorize, Ask, Authorization};
 use crate::http::schema::{AuthorizerContext, CapOrEmpty, KeyType};
@@ -59,7 +60,14 @@ pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request)
         Ok(Some(a)) => answer(Some(context(&a))),
         Ok(None) => answer(None),
         Err(error) => {
-            tracing::error!(%error, "authorizer refused a request it could not check");
+            let route = request.route_key.as_deref().unwrap_or_default();
+            let request_id = request.request_context.request_id.as_deref().unwrap_or_default();
+            tracing::error!(
+                route,
+                request_id,
+                error = %Chain(&error),
+                "authorizer refused a request it could not check"
+            );
             answer(None)
         }
     }

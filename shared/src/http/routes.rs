@@ -2,7 +2,7 @@
 
 use crate::domain::app::App;
 use crate::domain::auth::{authenticate, authenticate_master};
-use crate::domain::error::{AuthError, Field, PortError, Required};
+use crate::domain::error::{AuthError, Chain, Field, PortError, Required};
 use crate::domain::metering::{self, Ask};
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{ScopedKey, User};
@@ -163,10 +163,11 @@ fn log_fault(endpoint: Endpoint, req: &Request, failure: &Failure) {
         })
         .unwrap_or_default();
     let route = endpoint.function_name();
+    let error = Chain(failure);
     match cause {
-        PortError::Other(_) => tracing::error!(route, request_id, error = %cause, "request failed: answered 500"),
+        PortError::Other(_) => tracing::error!(route, request_id, error = %error, "request failed: answered 500"),
         PortError::Unavailable(_) | PortError::Conflict => {
-            tracing::warn!(route, request_id, error = %cause, "dependency busy or unavailable: answered 503")
+            tracing::warn!(route, request_id, error = %error, "dependency busy or unavailable: answered 503")
         }
     }
 }
