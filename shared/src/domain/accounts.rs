@@ -3,7 +3,7 @@
 use crate::domain::app::App;
 use crate::domain::auth::Caller;
 use crate::domain::email::{normalise, Email};
-use crate::domain::error::{AuthError, PortError, Required};
+use crate::domain::error::{AuthError, PortError};
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{ScopedKey, StoredMasterKey, Subscription, Usage, User};
@@ -167,7 +167,7 @@ pub async fn delete_account(
     if !confirmed {
         return Err(AuthError::EmailConfirmationRequired);
     }
-    let password = password.ok_or(AuthError::Required(Required::Password))?;
+    let password = password.ok_or(AuthError::PasswordRequired)?;
     if !check_own_password(app, &caller.user, password).await? {
         return Err(AuthError::InvalidPassword);
     }

@@ -13,18 +13,6 @@ pub enum PasswordRule {
     TooCommon,
 }
 
-/// Which required fields a request lacked (each route has its own message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Required {
-    EmailAndPassword,
-    Email,
-    TokenAndPassword,
-    CurrentAndNewPassword,
-    Password,
-    Name,
-    Key,
-}
-
 /// Which optional field of a scoped key was not acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -43,11 +31,9 @@ pub enum Field {
 /// operation runs is `http::error::RequestError`.)
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AuthError {
-    // Input.
-    #[error("a required field is missing: {0:?}")]
-    Required(Required),
-
     // Validation.
+    #[error("a scoped key needs a name")]
+    NameRequired,
     #[error("invalid email address")]
     InvalidEmail,
     #[error("password rule broken: {0:?}")]
@@ -74,6 +60,8 @@ pub enum AuthError {
     CurrentPasswordIncorrect,
     #[error("email confirmation missing or different")]
     EmailConfirmationRequired,
+    #[error("deleting an account needs its password")]
+    PasswordRequired,
 
     // State.
     #[error("registration disabled")]

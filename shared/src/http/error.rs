@@ -1,7 +1,7 @@
 //! The one error boundary: where a request's failure becomes a status, a public message
 //! and a code.
 
-use crate::domain::error::{AuthError, Field, PasswordRule, Required};
+use crate::domain::error::{AuthError, Field, PasswordRule};
 use crate::domain::throttle::Rule;
 use crate::http::schema::ErrorCode;
 use lambda_http::http::StatusCode;
@@ -11,6 +11,8 @@ use thiserror::Error;
 /// What a request's shape can get wrong, before any operation runs.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RequestError {
+    #[error("a required field is missing: {0:?}")]
+    Required(Required),
     #[error("malformed JSON body")]
     InvalidJson,
     #[error("invalid body: {0}")]
@@ -19,6 +21,16 @@ pub enum RequestError {
     UnsupportedContentType,
     #[error("body too large")]
     PayloadTooLarge,
+}
+
+/// Which required fields a request lacked (each route has its own message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Required {
+    EmailAndPassword,
+    Email,
+    TokenAndPassword,
+    CurrentAndNewPassword,
+    Key,
 }
 
 /// Why a request was not answered with success: its shape, or the operation.
@@ -63,6 +75,7 @@ impl From<&RequestError> for PublicError {
     fn from(err: &RequestError) -> Self {
         use RequestError as E;
         let (status, message, code): (StatusCode, Cow<'static, str>, ErrorCode) = match err {
+            E::Required(which) => (StatusCode::BAD_REQUEST, required_message(*which).into(), ErrorCode::MissingFields),
             E::InvalidJson => (StatusCode::BAD_REQUEST, "Invalid JSON format".into(), ErrorCode::InvalidJson),
             E::InvalidBody(detail) => (StatusCode::BAD_REQUEST, detail.clone().into(), ErrorCode::InvalidBody),
             E::UnsupportedContentType => (
@@ -82,7 +95,8 @@ impl From<&AuthError> for PublicError {
     fn from(err: &AuthError) -> Self {
         use AuthError as E;
         let (status, message, code): (StatusCode, Cow<'static, str>, ErrorCode) = match err {
-            E::Required(which) => (StatusCode::BAD_REQUEST, required_message(*which).into(), ErrorCode::MissingFields),
+            E::NameRequired => (StatusCode::BAD_REQUEST, "Name is required".into(), ErrorCode::MissingFields),
+            E::PasswordRequired => (StatusCode::BAD_REQUEST, "Password required".into(), ErrorCode::MissingFields),
             E::InvalidEmail => (StatusCode::BAD_REQUEST, "Invalid email address".into(), ErrorCode::InvalidEmail),
             E::WeakPassword(rule) => {
                 let (message, code) = password_rule(*rule);
@@ -158,8 +172,6 @@ fn required_message(which: Required) -> &'static str {
         Required::Email => "Email is required",
         Required::TokenAndPassword => "Token and password are required",
         Required::CurrentAndNewPassword => "Current password and new password are required",
-        Required::Password => "Password required",
-        Required::Name => "Name is required",
         Required::Key => "key is required",
     }
 }
@@ -199,7 +211,7 @@ fn field_message(field: Field) -> (Cow<'static, str>, ErrorCode) {
         }
         Field::FoundryUrl => ("foundryUrl must be an http(s) URL".into(), ErrorCode::InvalidFoundryUrl),
         Field::Cost => (
-            format!("cost must be a whole number from 1 to {}", crate::http::routes::MAX_COST).into(),
+            format!("cost must be a whole number from 1 to {}", crate::http::bodies::MAX_COST).into(),
             ErrorCode::InvalidCost,
         ),
         Field::TooLong(name) => (format!("{name} must be at most 256 characters").into(), ErrorCode::FieldTooLong),
@@ -231,7 +243,11 @@ mod tests {
             public(AuthError::ScopedKeyLimit(100)),
             (400, "Scoped key limit reached (100)".into(), "scoped_key_limit_reached")
         );
-        assert_eq!(public(AuthError::Required(Required::EmailAndPassword)).1, "Email and password are required");
+        let required = PublicError::from(&RequestError::Required(Required::EmailAndPassword));
+        assert_eq!((required.status.as_u16(), required.code.as_str()), (400, "missing_fields"));
+        assert_eq!(required.message, "Email and password are required");
+        assert_eq!(public(AuthError::PasswordRequired), (400, "Password required".into(), "missing_fields"));
+        assert_eq!(public(AuthError::NameRequired), (400, "Name is required".into(), "missing_fields"));
         assert_eq!(
             public(AuthError::WeakPassword(PasswordRule::NoDigit)).1,
             "Password must contain at least one number"

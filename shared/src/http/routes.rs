@@ -2,7 +2,7 @@
 
 use crate::domain::app::App;
 use crate::domain::auth::{authenticate, authenticate_master};
-use crate::domain::error::{AuthError, Chain, Field, PortError, Required};
+use crate::domain::error::{AuthError, Chain, PortError};
 use crate::domain::metering::{self, Ask};
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{ScopedKey, User};
@@ -11,8 +11,12 @@ use crate::domain::service_key::fingerprint;
 use crate::domain::throttle::{self, Rule};
 use crate::domain::{accounts, recovery, scoped};
 use crate::http::authorizer::context;
+use crate::http::bodies::{
+    AccountDeletion, Cost, Credentials, NewAccount, PasswordChange, PasswordReset, ResetRequest, ScopedKeyRequest,
+    VerifyRequest,
+};
 use crate::http::error::Failure;
-use crate::http::request::{api_key, path_parameter, source_ip, JsonBody};
+use crate::http::request::{api_key, body, path_parameter, source_ip};
 use crate::http::schema::{
     CreatedScopedKey, DataExport, Deleted, ErrorBody, ErrorCode, ExportedApiAccess, ExportedScopedKey,
     ExportedSubscription, ExportedUsage, ExportedUser, ListedScopedKey, LoggedIn, Message, PlanLimits, Reason,
@@ -22,10 +26,7 @@ use crate::http::{error_response, json_response};
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use secrecy::SecretString;
-use serde_json::Value;
 use std::collections::HashMap;
-use zeroize::Zeroizing;
 
 type Answer = Result<Response<Body>, Failure>;
 
@@ -221,18 +222,15 @@ async fn verify(app: &App, req: &Request) -> Answer {
         throttle::per_address(app, Rule::ServiceKeyFailures, source_ip(req).as_deref()).await?;
         return Err(AuthError::ServiceKeyRequired.into());
     };
-    let body = JsonBody::from_request(req)?;
-    let Some(key) = body.string("key")? else {
-        return Err(AuthError::Required(Required::Key).into());
-    };
+    let body: VerifyRequest = body(req)?;
     let ask = Ask {
-        key: Some(key.trim()).filter(|k| !k.is_empty()),
-        client_id: body.non_empty("clientId")?,
-        user_id: body.non_empty("userId")?,
-        cost: cost(body.value("cost"))?,
-        count: body.boolean("count")?.unwrap_or(true),
+        key: Some(body.key.trim()).filter(|k| !k.is_empty()),
+        client_id: body.client_id.as_deref(),
+        user_id: body.user_id.as_deref(),
+        cost: body.cost.map_or(1, |Cost(cost)| cost),
+        count: body.count.unwrap_or(true),
     };
-    let credentials = body.boolean("credentials")?.unwrap_or(false);
+    let credentials = body.credentials.unwrap_or(false);
     let authorization = match metering::decide(app, ask).await? {
         Ok(authorization) => authorization,
         Err(refusal) => {
@@ -271,24 +269,6 @@ async fn verify(app: &App, req: &Request) -> Answer {
     ))
 }
 
-/// The most a single verify may count (the relay's batch of requests).
-pub const MAX_COST: u64 = 1000;
-
-/// `cost`: an integer from 1 to [`MAX_COST`], 1 when absent.
-fn cost(value: Option<&Value>) -> Result<u64, AuthError> {
-    let Some(value) = value else {
-        return Ok(1);
-    };
-    // A JSON integer may be written with a zero fraction (`365.0`), as JSON Schema counts it.
-    let whole = match value {
-        Value::Number(n) => {
-            n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
-        }
-        _ => None,
-    };
-    whole.filter(|c| (1..=MAX_COST).contains(c)).ok_or(AuthError::InvalidField(Field::Cost))
-}
-
 /// The `authorization: Bearer <token>` of a request (the scheme's name in any case).
 fn bearer(req: &Request) -> Option<&str> {
     let value = req.headers().get(lambda_http::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -296,16 +276,9 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-fn email_and_password(body: &JsonBody) -> Result<(String, Zeroizing<String>), Failure> {
-    match (body.non_empty("email")?, body.non_empty("password")?) {
-        (Some(email), Some(password)) => Ok((email.to_owned(), Zeroizing::new(password.to_owned()))),
-        _ => Err(AuthError::Required(Required::EmailAndPassword).into()),
-    }
-}
-
 async fn register(app: &App, req: &Request) -> Answer {
-    let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
-    let created = accounts::register(app, &email, &password, source_ip(req).as_deref()).await?;
+    let (email, password) = body::<NewAccount>(req)?.required()?;
+    let created = accounts::register(app, &email, password.expose(), source_ip(req).as_deref()).await?;
     let user = &created.user;
     Ok(json_response(
         StatusCode::CREATED,
@@ -320,8 +293,8 @@ async fn register(app: &App, req: &Request) -> Answer {
 }
 
 async fn login(app: &App, req: &Request) -> Answer {
-    let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
-    let session = accounts::login(app, &email, &password, source_ip(req).as_deref()).await?;
+    let (email, password) = body::<Credentials>(req)?.required()?;
+    let session = accounts::login(app, &email, password.expose(), source_ip(req).as_deref()).await?;
     let user = &session.user;
     Ok(json_response(
         StatusCode::OK,
@@ -336,8 +309,8 @@ async fn login(app: &App, req: &Request) -> Answer {
 }
 
 async fn regenerate_key(app: &App, req: &Request) -> Answer {
-    let (email, password) = email_and_password(&JsonBody::from_request(req)?)?;
-    let key = accounts::regenerate_key(app, &email, &password, source_ip(req).as_deref()).await?;
+    let (email, password) = body::<Credentials>(req)?.required()?;
+    let key = accounts::regenerate_key(app, &email, password.expose(), source_ip(req).as_deref()).await?;
     Ok(json_response(StatusCode::OK, &RegeneratedKey { api_key: key.expose().to_owned() }))
 }
 
@@ -418,27 +391,22 @@ async fn export_data(app: &App, req: &Request) -> Answer {
 
 async fn delete_account(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
-    let body = JsonBody::from_request(req)?;
-    let confirm = body.non_empty("confirmEmail")?;
-    let password = body.non_empty("password")?;
-    accounts::delete_account(app, &caller, confirm, password).await?;
+    let body: AccountDeletion = body(req)?;
+    let password = body.password.as_ref().map(|p| p.expose());
+    accounts::delete_account(app, &caller, body.confirm_email.as_deref(), password).await?;
     Ok(json_response(StatusCode::OK, &Deleted { success: true, message: "Account successfully deleted" }))
 }
 
 async fn change_password(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
-    let body = JsonBody::from_request(req)?;
-    let (Some(current), Some(new)) = (body.non_empty("currentPassword")?, body.non_empty("newPassword")?) else {
-        return Err(AuthError::Required(Required::CurrentAndNewPassword).into());
-    };
-    accounts::change_password(app, &caller, current, new).await?;
+    let (current, new) = body::<PasswordChange>(req)?.required()?;
+    accounts::change_password(app, &caller, current.expose(), new.expose()).await?;
     Ok(json_response(StatusCode::OK, &Message { message: "Password changed successfully" }))
 }
 
 async fn forgot_password(app: &App, req: &Request) -> Answer {
-    let body = JsonBody::from_request(req)?;
-    let email = body.non_empty("email")?.ok_or(AuthError::Required(Required::Email))?;
-    recovery::forgot_password(app, email, source_ip(req).as_deref()).await?;
+    let email = body::<ResetRequest>(req)?.required()?;
+    recovery::forgot_password(app, &email, source_ip(req).as_deref()).await?;
     Ok(json_response(
         StatusCode::OK,
         &Message { message: "If an account with that email exists, a password reset link has been sent." },
@@ -446,11 +414,8 @@ async fn forgot_password(app: &App, req: &Request) -> Answer {
 }
 
 async fn reset_password(app: &App, req: &Request) -> Answer {
-    let body = JsonBody::from_request(req)?;
-    let (Some(token), Some(password)) = (body.non_empty("token")?, body.non_empty("password")?) else {
-        return Err(AuthError::Required(Required::TokenAndPassword).into());
-    };
-    recovery::reset_password(app, token, password, source_ip(req).as_deref()).await?;
+    let (token, password) = body::<PasswordReset>(req)?.required()?;
+    recovery::reset_password(app, token.expose(), password.expose(), source_ip(req).as_deref()).await?;
     Ok(json_response(StatusCode::OK, &Message { message: "Password has been reset successfully" }))
 }
 
@@ -463,19 +428,7 @@ async fn validate_reset_token(app: &App, req: &Request) -> Answer {
 async fn create_api_key(app: &App, req: &Request) -> Answer {
     // A scoped key is refused by `scoped::create`, with its own message.
     let caller = authenticate(app, api_key(req)).await?;
-    let body = JsonBody::from_request(req)?;
-    let owned = |field| body.string(field).map(|v| v.map(str::to_owned));
-    let new = NewScopedKey {
-        name: owned("name")?,
-        scoped_client_id: owned("scopedClientId")?,
-        scoped_user_id: owned("scopedUserId")?,
-        monthly_limit: positive(body.value("monthlyLimit"), Field::MonthlyLimit)?,
-        daily_limit: positive(body.value("dailyLimit"), Field::DailyLimit)?,
-        expires_at: expires_at(body.value("expiresAt"))?,
-        foundry_url: owned("foundryUrl")?,
-        foundry_username: owned("foundryUsername")?,
-        foundry_password: owned("foundryPassword")?.map(SecretString::from),
-    };
+    let new = NewScopedKey::from(body::<ScopedKeyRequest>(req)?);
     let created = scoped::create(app, &caller, new).await?;
     let k = &created.record;
     Ok(json_response(
@@ -532,37 +485,9 @@ async fn delete_api_key(app: &App, req: &Request) -> Answer {
     Ok(json_response(StatusCode::OK, &Deleted { success: true, message: "API key deleted" }))
 }
 
-/// A positive whole number, as a JSON number or a string of digits (`monthlyLimit`,
-/// `dailyLimit`); anything else is `field`'s error.
-fn positive(value: Option<&Value>, field: Field) -> Result<Option<u64>, AuthError> {
-    let invalid = || AuthError::InvalidField(field);
-    let limit = match value {
-        None => return Ok(None),
-        Some(Value::Number(n)) => n.as_u64().or_else(|| {
-            n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= 9_007_199_254_740_992.0).map(|f| f as u64)
-        }),
-        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
-        Some(_) => None,
-    };
-    limit.filter(|n| *n > 0).map(Some).ok_or_else(invalid)
-}
-
-/// An RFC 3339 timestamp (whether it lies in the future is the domain's question).
-fn expires_at(value: Option<&Value>) -> Result<Option<DateTime<Utc>>, AuthError> {
-    match value {
-        None => Ok(None),
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s.trim())
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| AuthError::InvalidField(Field::ExpiresAt)),
-        Some(_) => Err(AuthError::InvalidField(Field::ExpiresAt)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::clock::iso;
-    use serde_json::json;
 
     #[test]
     fn every_endpoint_has_a_distinct_route_and_function() {
@@ -583,27 +508,5 @@ mod tests {
         assert!(Endpoint::DeleteApiKey.matches("/auth/api-keys/a/b").is_none());
         assert!(Endpoint::ListApiKeys.matches("/auth/api-keys").is_some());
         assert!(Endpoint::Register.matches("/auth/register/").is_none());
-    }
-
-    #[test]
-    fn monthly_and_daily_limits_are_positive_whole_numbers_or_digit_strings() {
-        for field in [Field::MonthlyLimit, Field::DailyLimit] {
-            assert_eq!(positive(None, field), Ok(None));
-            assert_eq!(positive(Some(&json!(5)), field), Ok(Some(5)));
-            assert_eq!(positive(Some(&json!(5.0)), field), Ok(Some(5)));
-            assert_eq!(positive(Some(&json!("250")), field), Ok(Some(250)));
-            for bad in [json!(0), json!(-3), json!(2.5), json!("12a"), json!(""), json!("0"), json!(true), json!([1])] {
-                assert_eq!(positive(Some(&bad), field), Err(AuthError::InvalidField(field)), "{bad}");
-            }
-        }
-    }
-
-    #[test]
-    fn expiry_must_be_rfc_3339() {
-        let t = expires_at(Some(&json!("2030-01-02T03:04:05+02:00"))).unwrap().unwrap();
-        assert_eq!(iso(t), "2030-01-02T01:04:05Z");
-        for bad in [json!("tomorrow"), json!("2030-01-02"), json!(1234567890)] {
-            assert_eq!(expires_at(Some(&bad)), Err(AuthError::InvalidField(Field::ExpiresAt)), "{bad}");
-        }
     }
 }
