@@ -5,6 +5,7 @@ use crate::domain::app::App;
 use crate::domain::error::Chain;
 use crate::domain::keys::KeyKind;
 use crate::domain::metering::{authorize, Ask, Authorization};
+use crate::http::request::API_KEY_HEADER;
 use crate::http::schema::{AuthorizerContext, CapOrEmpty, KeyType};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
@@ -51,7 +52,7 @@ pub fn context(a: &Authorization) -> AuthorizerContext {
 pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request) -> AuthorizerResponse {
     let key = request
         .headers
-        .get("x-api-key")
+        .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .or_else(|| request.identity_source.as_ref().and_then(|s| s.first()).map(String::as_str));
     let query = |name: &str| request.query_string_parameters.get(name).map(String::as_str);

@@ -9,6 +9,7 @@
 //! functions link none of it.
 
 use crate::domain::scoped::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use crate::http::request::API_KEY_HEADER;
 use crate::http::routes::Endpoint;
 use crate::http::schema::{
     CreatedScopedKey, DataExport, Deleted, ErrorBody, ErrorCode, LoggedIn, Message, RegeneratedKey, Registered,
@@ -201,7 +202,7 @@ fn openapi() -> OpenApi {
         components.add_security_scheme(
             MASTER_KEY,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "x-api-key",
+                API_KEY_HEADER,
                 "The account's master key (`frm_…`). A scoped key (`frs_…`) is refused on every \
                  `/auth` route with 403 `master_key_required`; scoped keys are for the relay's own \
                  routes, behind the authorizer (see the `AuthorizerContext` schema). A key in the \
@@ -306,7 +307,7 @@ fn operation(endpoint: Endpoint) -> utoipa::openapi::path::Operation {
                         target.function_name(),
                         LinkBuilder::new()
                             .operation_id(target.function_name())
-                            .parameter("header.x-api-key", "$response.body#/apiKey")
+                            .parameter(format!("header.{API_KEY_HEADER}"), "$response.body#/apiKey")
                             .description("Use the master key of this answer")
                             .build(),
                     )
@@ -318,7 +319,7 @@ fn operation(endpoint: Endpoint) -> utoipa::openapi::path::Operation {
             LinkBuilder::new()
                 .operation_id(DeleteApiKey.function_name())
                 .parameter("path.id", "$response.body#/id")
-                .parameter("header.x-api-key", "$request.header.x-api-key")
+                .parameter(format!("header.{API_KEY_HEADER}"), format!("$request.header.{API_KEY_HEADER}"))
                 .description("Revoke the key just made")
                 .build(),
         ),
@@ -882,7 +883,7 @@ mod tests {
                     .is_object());
             }
         }
-        assert_eq!(doc["components"]["securitySchemes"][MASTER_KEY]["name"], "x-api-key");
+        assert_eq!(doc["components"]["securitySchemes"][MASTER_KEY]["name"], API_KEY_HEADER);
         assert_eq!(doc["components"]["securitySchemes"][SERVICE_KEY]["scheme"], "bearer");
         assert!(operation_of(&doc, Endpoint::Register).get("security").is_none());
         assert!(operation_of(&doc, Endpoint::UserData).get("security").is_some());
