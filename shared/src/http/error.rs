@@ -2,7 +2,10 @@
 //! and a code.
 
 use crate::domain::error::{AuthError, Field, PasswordRule};
+use crate::domain::password::{MAX_CHARS, MIN_CHARS};
+use crate::domain::scoped::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use crate::domain::throttle::Rule;
+use crate::http::bodies::MAX_COST;
 use crate::http::schema::ErrorCode;
 use lambda_http::http::StatusCode;
 use std::borrow::Cow;
@@ -100,7 +103,7 @@ impl From<&AuthError> for PublicError {
             E::InvalidEmail => (StatusCode::BAD_REQUEST, "Invalid email address".into(), ErrorCode::InvalidEmail),
             E::WeakPassword(rule) => {
                 let (message, code) = password_rule(*rule);
-                (StatusCode::BAD_REQUEST, message.into(), code)
+                (StatusCode::BAD_REQUEST, message, code)
             }
             E::InvalidField(field) => {
                 let (message, code) = field_message(*field);
@@ -176,18 +179,22 @@ fn required_message(which: Required) -> &'static str {
     }
 }
 
-fn password_rule(rule: PasswordRule) -> (&'static str, ErrorCode) {
+fn password_rule(rule: PasswordRule) -> (Cow<'static, str>, ErrorCode) {
     match rule {
-        PasswordRule::TooShort => ("Password must be at least 8 characters long", ErrorCode::PasswordTooShort),
+        PasswordRule::TooShort => {
+            (format!("Password must be at least {MIN_CHARS} characters long").into(), ErrorCode::PasswordTooShort)
+        }
         PasswordRule::NoUppercase => {
-            ("Password must contain at least one uppercase letter", ErrorCode::PasswordNoUppercase)
+            ("Password must contain at least one uppercase letter".into(), ErrorCode::PasswordNoUppercase)
         }
         PasswordRule::NoLowercase => {
-            ("Password must contain at least one lowercase letter", ErrorCode::PasswordNoLowercase)
+            ("Password must contain at least one lowercase letter".into(), ErrorCode::PasswordNoLowercase)
         }
-        PasswordRule::NoDigit => ("Password must contain at least one number", ErrorCode::PasswordNoNumber),
-        PasswordRule::TooLong => ("Password must be at most 128 characters long", ErrorCode::PasswordTooLong),
-        PasswordRule::TooCommon => ("Password is too common", ErrorCode::PasswordTooCommon),
+        PasswordRule::NoDigit => ("Password must contain at least one number".into(), ErrorCode::PasswordNoNumber),
+        PasswordRule::TooLong => {
+            (format!("Password must be at most {MAX_CHARS} characters long").into(), ErrorCode::PasswordTooLong)
+        }
+        PasswordRule::TooCommon => ("Password is too common".into(), ErrorCode::PasswordTooCommon),
     }
 }
 
@@ -203,18 +210,19 @@ fn rate_limit_message(rule: Rule) -> &'static str {
 
 fn field_message(field: Field) -> (Cow<'static, str>, ErrorCode) {
     match field {
-        Field::NameTooLong => ("Name must be at most 100 characters".into(), ErrorCode::InvalidName),
+        Field::NameTooLong => {
+            (format!("Name must be at most {MAX_NAME_CHARS} characters").into(), ErrorCode::InvalidName)
+        }
         Field::MonthlyLimit => ("monthlyLimit must be a positive whole number".into(), ErrorCode::InvalidMonthlyLimit),
         Field::DailyLimit => ("dailyLimit must be a positive whole number".into(), ErrorCode::InvalidDailyLimit),
         Field::ExpiresAt => {
             ("expiresAt must be an RFC 3339 timestamp in the future".into(), ErrorCode::InvalidExpiresAt)
         }
         Field::FoundryUrl => ("foundryUrl must be an http(s) URL".into(), ErrorCode::InvalidFoundryUrl),
-        Field::Cost => (
-            format!("cost must be a whole number from 1 to {}", crate::http::bodies::MAX_COST).into(),
-            ErrorCode::InvalidCost,
-        ),
-        Field::TooLong(name) => (format!("{name} must be at most 256 characters").into(), ErrorCode::FieldTooLong),
+        Field::Cost => (format!("cost must be a whole number from 1 to {MAX_COST}").into(), ErrorCode::InvalidCost),
+        Field::TooLong(name) => {
+            (format!("{name} must be at most {MAX_TEXT_CHARS} characters").into(), ErrorCode::FieldTooLong)
+        }
     }
 }
 
@@ -252,6 +260,20 @@ mod tests {
             public(AuthError::WeakPassword(PasswordRule::NoDigit)).1,
             "Password must contain at least one number"
         );
+        assert_eq!(
+            public(AuthError::WeakPassword(PasswordRule::TooShort)).1,
+            "Password must be at least 8 characters long"
+        );
+        assert_eq!(
+            public(AuthError::WeakPassword(PasswordRule::TooLong)).1,
+            "Password must be at most 128 characters long"
+        );
+        assert_eq!(public(AuthError::InvalidField(Field::NameTooLong)).1, "Name must be at most 100 characters");
+        assert_eq!(
+            public(AuthError::InvalidField(Field::TooLong("scopedUserId"))).1,
+            "scopedUserId must be at most 256 characters"
+        );
+        assert_eq!(public(AuthError::InvalidField(Field::Cost)).1, "cost must be a whole number from 1 to 1000");
     }
 
     #[test]
