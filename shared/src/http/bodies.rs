@@ -2,8 +2,8 @@
 //! `request::body` (which answers every wrong field), and, with the `openapi` feature,
 //! described by utoipa in the OpenAPI document from the very same types.
 //!
-//! Every field is optional to serde: `null` and absent are the same, unknown fields are
-//! ignored, and which fields a route requires is the route's question (`http::error::Required`)
+//! `request::body` hands every declared field to serde, an absent one as `null`: `null`
+//! and absent are the same, unknown fields are ignored, and which fields a route requires is the route's question (`http::error::Required`)
 //! or the domain's. Fields are declared in the order they are checked.
 
 use crate::domain::scoped::NewScopedKey;
@@ -13,6 +13,9 @@ use secrecy::SecretString;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use zeroize::Zeroizing;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
 
 /// A password (or a token) as a request carries it: wiped when dropped, never printed.
 pub struct Secret(Zeroizing<String>);
@@ -53,15 +56,17 @@ fn email_and_password(email: Option<String>, password: Option<Secret>) -> Result
 }
 
 /// `{email, password}` of register: a new account.
-#[derive(Default, Deserialize)]
-#[serde(default)]
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct NewAccount {
     /// A syntactically valid address (trimmed; unique case-insensitively).
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, format = "email", max_length = 254, example = "gm@example.com"))]
     email: Option<String>,
     /// 8 to 128 characters with an uppercase letter, a lowercase letter and a digit, and
     /// not one of the 10,000 most common passwords. Never trimmed.
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::new_account_password, required = true))]
     password: Option<Secret>,
 }
 
@@ -72,12 +77,14 @@ impl NewAccount {
 }
 
 /// `{email, password}` of login and regenerate-key.
-#[derive(Default, Deserialize)]
-#[serde(default)]
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Credentials {
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, min_length = 1, example = "gm@example.com"))]
     email: Option<String>,
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, format = Password, min_length = 1, example = "Dragon-Hoard-2026"))]
     password: Option<Secret>,
 }
 
@@ -88,24 +95,30 @@ impl Credentials {
 }
 
 /// DELETE /auth/account
-#[derive(Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AccountDeletion {
     /// The account's email (compared trimmed, case-insensitively).
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, min_length = 1, example = "gm@example.com"))]
     pub confirm_email: Option<String>,
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, format = Password, min_length = 1, example = "Dragon-Hoard-2026"))]
     pub password: Option<Secret>,
 }
 
 /// POST /auth/change-password
-#[derive(Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PasswordChange {
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, format = Password, min_length = 1, example = "Dragon-Hoard-2026"))]
     current_password: Option<Secret>,
     /// The password rule of register applies.
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::changed_password, required = true))]
     new_password: Option<Secret>,
 }
 
@@ -120,10 +133,11 @@ impl PasswordChange {
 }
 
 /// POST /auth/forgot-password
-#[derive(Default, Deserialize)]
-#[serde(default)]
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ResetRequest {
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, min_length = 1, example = "gm@example.com"))]
     email: Option<String>,
 }
 
@@ -134,14 +148,16 @@ impl ResetRequest {
 }
 
 /// POST /auth/reset-password
-#[derive(Default, Deserialize)]
-#[serde(default)]
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PasswordReset {
     /// The token of the emailed link (`reset-token`).
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, min_length = 1, example = "5b4f2615572b1d4abe3e20582f055ebfb2840a366a91c08699ec61c2369d9f6e"))]
     token: Option<Secret>,
     /// The password rule of register applies (checked before the token).
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::reset_password, required = true))]
     password: Option<Secret>,
 }
 
@@ -162,8 +178,8 @@ pub const NEW_PASSWORD_PATTERN: &str = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s
 
 /// POST /auth/api-keys (its schema is written out in `http::openapi`: `monthlyLimit` and
 /// `dailyLimit` take a number or a string of digits).
-#[derive(Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ScopedKeyRequest {
     name: Option<String>,
     scoped_client_id: Option<String>,
@@ -193,26 +209,32 @@ impl From<ScopedKeyRequest> for NewScopedKey {
 }
 
 /// POST /auth/verify
-#[derive(Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct VerifyRequest {
     /// The key the relay's client presented in `x-api-key`, as it was; `""` when it
     /// presented none (answered `valid: false`, reason `missing`).
     #[serde(deserialize_with = "required")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, example = "frs_mvPL5OTAgbuMTlzHrFNtJZAvXoy27EMWLNUx25Mppi"))]
     pub key: String,
     /// The Foundry client the request targets (the relay's `clientId`): a key bound to
     /// another client is refused with reason `client`.
     #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(example = "fvtt_a1b2c3"))]
     pub client_id: Option<String>,
     /// The Foundry user the request acts as: a key bound to another is refused (`user`).
     #[serde(deserialize_with = "non_empty")]
     pub user_id: Option<String>,
     /// How many requests this one counts as; admitted only when every cap has room for all of it.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::cost))]
     pub cost: Option<Cost>,
     /// `false`: decide without counting (for a relay that caches the answer and reports
     /// its usage later with `cost`).
+    #[cfg_attr(feature = "openapi", schema(default = true))]
     pub count: Option<bool>,
     /// `true`: a valid scoped key's answer carries its Foundry login, the password decrypted.
+    #[cfg_attr(feature = "openapi", schema(default = false))]
     pub credentials: Option<bool>,
 }
 

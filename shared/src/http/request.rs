@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The answer to a body that is JSON but not an object.
+pub const NOT_AN_OBJECT: &str = "Request body must be a JSON object";
+
 /// The header that carries an API key (names are case-insensitive). Never the query string.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -36,7 +39,7 @@ impl JsonBody {
         }
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(RequestError::InvalidBody("Request body must be a JSON object".into())),
+            Ok(_) => Err(RequestError::InvalidBody(NOT_AN_OBJECT.into())),
             Err(_) => Err(RequestError::InvalidJson),
         }
     }

@@ -165,8 +165,11 @@ pub async fn dispatch(app: &App, req: Request) -> Response<Body> {
     }
 }
 
+/// The message of a 404: an unknown path, or verify without a service key configured.
+pub const NOT_FOUND: &str = "Not found";
+
 fn not_found() -> Response<Body> {
-    json_response(StatusCode::NOT_FOUND, &ErrorBody { error: "Not found".into(), code: ErrorCode::NotFound })
+    json_response(StatusCode::NOT_FOUND, &ErrorBody { error: NOT_FOUND.into(), code: ErrorCode::NotFound })
 }
 
 #[cfg(test)]
