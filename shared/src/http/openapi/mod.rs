@@ -27,7 +27,10 @@ use crate::http::schema::{
 };
 use crate::http::UNAVAILABLE_RETRY_AFTER_SECONDS;
 use serde_json::{json, Value};
-use spec::{description, new_scoped_key_schema, public, spec, Documented, MASTER_KEY, SERVICE_KEY};
+use spec::{
+    description, new_scoped_key_schema, public, spec, Documented, MASTER_KEY, MASTER_KEY_WORDS, SERVICE_KEY,
+    SERVICE_KEY_WORDS, TAGS,
+};
 use std::borrow::Cow;
 use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::link::LinkBuilder;
@@ -110,39 +113,20 @@ fn openapi() -> OpenApi {
     if let Some(components) = doc.components.as_mut() {
         components.add_security_scheme(
             MASTER_KEY,
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                API_KEY_HEADER,
-                "The account's master key (`frm_…`). A scoped key (`frs_…`) is refused on every \
-                 `/auth` route with 403 `master_key_required`; scoped keys are for the relay's own \
-                 routes, behind the authorizer (see the `AuthorizerContext` schema). A key in the \
-                 query string is never accepted.",
-            ))),
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(API_KEY_HEADER, MASTER_KEY_WORDS))),
         );
         components.add_security_scheme(
             SERVICE_KEY,
             SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "A relay's service key (`fsv_…`), as `authorization: Bearer <key>`; the service \
-                         keeps only its SHA-256 (`SERVICE_KEY_DIGESTS`). Without one configured, \
-                         `/auth/verify` answers 404.",
-                    ))
-                    .build(),
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(SERVICE_KEY_WORDS)).build(),
             ),
         );
         components.schemas.insert("NewScopedKey".into(), new_scoped_key_schema().into());
     }
     doc.tags = Some(
-        [
-            ("account", "Registering, signing in and the account itself"),
-            ("password reset", "Resetting a forgotten password by email"),
-            ("scoped keys", "Keys with a scope and limits, made by the master key"),
-            ("relay", "The relay asks whether a key may make a request"),
-        ]
-        .into_iter()
-        .map(|(name, description)| TagBuilder::new().name(name).description(Some(description)).build())
-        .collect(),
+        TAGS.into_iter()
+            .map(|(name, description)| TagBuilder::new().name(name).description(Some(description)).build())
+            .collect(),
     );
     let mut paths = Paths::new();
     for endpoint in Endpoint::ALL {

@@ -112,6 +112,25 @@ pub(super) const MASTER_KEY_EXAMPLE: &str = "frm_IFAn33AjJyE6832Q4SH6bZs9OFVPpdC
 const EMAIL_EXAMPLE: &str = "gm@example.com";
 const PASSWORD_EXAMPLE: &str = "Dragon-Hoard-2026";
 
+/// What the master key scheme is.
+pub(super) const MASTER_KEY_WORDS: &str = "The account's master key (`frm_…`). A scoped key (`frs_…`) is \
+refused on every `/auth` route with 403 `master_key_required`; scoped keys are for the relay's own \
+routes, behind the authorizer (see the `AuthorizerContext` schema). A key in the query string is \
+never accepted.";
+
+/// What the service key scheme is.
+pub(super) const SERVICE_KEY_WORDS: &str = "A relay's service key (`fsv_…`), as `authorization: Bearer \
+<key>`; the service keeps only its SHA-256 (`SERVICE_KEY_DIGESTS`). Without one configured, \
+`/auth/verify` answers 404.";
+
+/// The tags the operations are grouped by, with what each is about.
+pub(super) const TAGS: [(&str, &str); 4] = [
+    ("account", "Registering, signing in and the account itself"),
+    ("password reset", "Resetting a forgotten password by email"),
+    ("scoped keys", "Keys with a scope and limits, made by the master key"),
+    ("relay", "The relay asks whether a key may make a request"),
+];
+
 pub(super) fn description() -> String {
     format!(
         "The authentication and API-key service of the Foundry VTT REST relay. \
