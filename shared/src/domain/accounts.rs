@@ -3,7 +3,7 @@
 use crate::domain::app::App;
 use crate::domain::auth::Caller;
 use crate::domain::email::{normalise, Email};
-use crate::domain::error::{AuthError, PortError, Required};
+use crate::domain::error::{AuthError, PortError};
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::limits::Rule;
 use crate::domain::metrics::{self, Counter};
@@ -168,7 +168,7 @@ pub async fn delete_account(
     if !confirmed {
         return Err(AuthError::EmailConfirmationRequired);
     }
-    let password = password.ok_or(AuthError::Required(Required::Password))?;
+    let password = password.ok_or(AuthError::PasswordRequired)?;
     if !check_own_password(app, &caller.user, password).await? {
         return Err(AuthError::InvalidPassword);
     }
@@ -237,7 +237,9 @@ async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
         Ok(()) => {
             tracing::info!(user_id = %user.id, "password hash upgraded to the current parameters")
         }
-        Err(error) => tracing::warn!(user_id = %user.id, %error, "password hash upgrade failed"),
+        Err(error) => {
+            tracing::warn!(user_id = %user.id, error = %crate::domain::error::Chain(&error), "password hash upgrade failed")
+        }
     }
 }
 
@@ -247,14 +249,14 @@ async fn retire_scoped_keys(app: &App, user_id: &str, current_generation: u64) {
     let keys = match app.store.scoped_keys(user_id).await {
         Ok(keys) => keys,
         Err(error) => {
-            tracing::warn!(%user_id, %error, "listing scoped keys to retire failed");
+            tracing::warn!(%user_id, error = %crate::domain::error::Chain(&error), "listing scoped keys to retire failed");
             return;
         }
     };
     let now = app.clock.now();
     for key in keys.iter().filter(|k| k.enabled && k.generation < current_generation) {
         if let Err(error) = app.store.retire_scoped_key(key, now).await {
-            tracing::warn!(%user_id, scoped_key_id = %key.id, %error, "retiring a scoped key failed");
+            tracing::warn!(%user_id, scoped_key_id = %key.id, error = %crate::domain::error::Chain(&error), "retiring a scoped key failed");
         }
     }
 }

@@ -13,18 +13,6 @@ pub enum PasswordRule {
     TooCommon,
 }
 
-/// Which required fields a request lacked (each route has its own message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Required {
-    EmailAndPassword,
-    Email,
-    TokenAndPassword,
-    CurrentAndNewPassword,
-    Password,
-    Name,
-    Key,
-}
-
 /// Which optional field of a scoped key was not acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -43,11 +31,9 @@ pub enum Field {
 /// operation runs is `http::error::RequestError`.)
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AuthError {
-    // Input.
-    #[error("a required field is missing: {0:?}")]
-    Required(Required),
-
     // Validation.
+    #[error("a scoped key needs a name")]
+    NameRequired,
     #[error("invalid email address")]
     InvalidEmail,
     #[error("password rule broken: {0:?}")]
@@ -74,6 +60,8 @@ pub enum AuthError {
     CurrentPasswordIncorrect,
     #[error("email confirmation missing or different")]
     EmailConfirmationRequired,
+    #[error("deleting an account needs its password")]
+    PasswordRequired,
 
     // State.
     #[error("registration disabled")]
@@ -111,6 +99,24 @@ pub enum PortError {
     Other(String),
 }
 
+/// An error with its whole cause chain, for a log line: `error = %Chain(&error)` writes
+/// the error's own message and then every `source()` after it, separated by `: `
+/// (`internal error: service error: ResourceNotFoundException: ...`). An error's `Display`
+/// leaves out the cause it keeps as its `#[source]`, so `%error` alone would lose it.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
 impl PortError {
     pub fn other(e: impl std::fmt::Display) -> Self {
         Self::Other(e.to_string())
@@ -125,5 +131,18 @@ impl From<PortError> for AuthError {
             PortError::Unavailable(_) | PortError::Conflict => AuthError::Unavailable(e),
             PortError::Other(_) => AuthError::Internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_shows_every_cause_after_the_error() {
+        let error = AuthError::from(PortError::Other("ResourceNotFoundException: no table users".into()));
+        assert_eq!(error.to_string(), "internal error", "the cause is not in the error's own message");
+        assert_eq!(Chain(&error).to_string(), "internal error: ResourceNotFoundException: no table users");
+        assert_eq!(Chain(&PortError::Conflict).to_string(), "condition failed");
     }
 }

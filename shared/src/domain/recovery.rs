@@ -23,7 +23,7 @@ pub async fn forgot_password(app: &App, email: &str, address: Option<&str>) -> R
     throttle::per_address(app, Rule::ResetPerAddress, address).await?;
     no_sooner_than(app.settings.reset_response_floor, async {
         if let Err(error) = send_reset_link(app, email).await {
-            tracing::error!(%error, "forgot-password failed");
+            tracing::error!(error = %crate::domain::error::Chain(&error), "forgot-password failed");
         }
     })
     .await;
@@ -86,7 +86,7 @@ pub async fn reset_password(
     // The reset has committed: what follows is best effort and never changes the answer.
     // Whoever holds the mailbox may log in again at once, even after a lockout.
     if let Err(error) = throttle::clear_failures(app, &user.email_normalised).await {
-        tracing::warn!(user_id = %user.id, %error, "clearing the password-check throttle after a reset failed");
+        tracing::warn!(user_id = %user.id, error = %crate::domain::error::Chain(&error), "clearing the password-check throttle after a reset failed");
     }
     notify::send_logged(app, notify::password_changed_email(&user.email), "password-changed").await;
     Ok(())

@@ -3,7 +3,7 @@
 
 use crate::domain::app::App;
 use crate::domain::auth::Caller;
-use crate::domain::error::{AuthError, Field, PortError, Required};
+use crate::domain::error::{AuthError, Field, PortError};
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::model::ScopedKey;
 use crate::domain::ports::EncryptionContext;
@@ -48,7 +48,7 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     }
     let name = new.name.as_deref().map(str::trim).unwrap_or_default();
     if name.is_empty() {
-        return Err(AuthError::Required(Required::Name));
+        return Err(AuthError::NameRequired);
     }
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(AuthError::InvalidField(Field::NameTooLong));

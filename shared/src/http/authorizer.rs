@@ -2,8 +2,10 @@
 //! responses) over `domain::metering`.
 
 use crate::domain::app::App;
+use crate::domain::error::Chain;
 use crate::domain::keys::KeyKind;
 use crate::domain::metering::{authorize, Ask, Authorization};
+use crate::http::request::API_KEY_HEADER;
 use crate::http::schema::{AuthorizerContext, CapOrEmpty, KeyType};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
@@ -50,7 +52,7 @@ pub fn context(a: &Authorization) -> AuthorizerContext {
 pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request) -> AuthorizerResponse {
     let key = request
         .headers
-        .get("x-api-key")
+        .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .or_else(|| request.identity_source.as_ref().and_then(|s| s.first()).map(String::as_str));
     let query = |name: &str| request.query_string_parameters.get(name).map(String::as_str);
@@ -59,7 +61,14 @@ pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request)
         Ok(Some(a)) => answer(Some(context(&a))),
         Ok(None) => answer(None),
         Err(error) => {
-            tracing::error!(%error, "authorizer refused a request it could not check");
+            let route = request.route_key.as_deref().unwrap_or_default();
+            let request_id = request.request_context.request_id.as_deref().unwrap_or_default();
+            tracing::error!(
+                route,
+                request_id,
+                error = %Chain(&error),
+                "authorizer refused a request it could not check"
+            );
             answer(None)
         }
     }

@@ -1,8 +1,11 @@
 //! The one error boundary: where a request's failure becomes a status, a public message
 //! and a code.
 
-use crate::domain::error::{AuthError, Field, PasswordRule, Required};
+use crate::domain::error::{AuthError, Field, PasswordRule};
 use crate::domain::limits::Rule;
+use crate::domain::password::{MAX_CHARS, MIN_CHARS};
+use crate::domain::scoped::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use crate::http::bodies::MAX_COST;
 use crate::http::schema::ErrorCode;
 use lambda_http::http::StatusCode;
 use std::borrow::Cow;
@@ -11,6 +14,8 @@ use thiserror::Error;
 /// What a request's shape can get wrong, before any operation runs.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RequestError {
+    #[error("a required field is missing: {0:?}")]
+    Required(Required),
     #[error("malformed JSON body")]
     InvalidJson,
     #[error("invalid body: {0}")]
@@ -19,6 +24,16 @@ pub enum RequestError {
     UnsupportedContentType,
     #[error("body too large")]
     PayloadTooLarge,
+}
+
+/// Which required fields a request lacked (each route has its own message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Required {
+    EmailAndPassword,
+    Email,
+    TokenAndPassword,
+    CurrentAndNewPassword,
+    Key,
 }
 
 /// Why a request was not answered with success: its shape, or the operation.
@@ -63,6 +78,7 @@ impl From<&RequestError> for PublicError {
     fn from(err: &RequestError) -> Self {
         use RequestError as E;
         let (status, message, code): (StatusCode, Cow<'static, str>, ErrorCode) = match err {
+            E::Required(which) => (StatusCode::BAD_REQUEST, required_message(*which).into(), ErrorCode::MissingFields),
             E::InvalidJson => (StatusCode::BAD_REQUEST, "Invalid JSON format".into(), ErrorCode::InvalidJson),
             E::InvalidBody(detail) => (StatusCode::BAD_REQUEST, detail.clone().into(), ErrorCode::InvalidBody),
             E::UnsupportedContentType => (
@@ -82,11 +98,12 @@ impl From<&AuthError> for PublicError {
     fn from(err: &AuthError) -> Self {
         use AuthError as E;
         let (status, message, code): (StatusCode, Cow<'static, str>, ErrorCode) = match err {
-            E::Required(which) => (StatusCode::BAD_REQUEST, required_message(*which).into(), ErrorCode::MissingFields),
+            E::NameRequired => (StatusCode::BAD_REQUEST, "Name is required".into(), ErrorCode::MissingFields),
+            E::PasswordRequired => (StatusCode::BAD_REQUEST, "Password required".into(), ErrorCode::MissingFields),
             E::InvalidEmail => (StatusCode::BAD_REQUEST, "Invalid email address".into(), ErrorCode::InvalidEmail),
             E::WeakPassword(rule) => {
                 let (message, code) = password_rule(*rule);
-                (StatusCode::BAD_REQUEST, message.into(), code)
+                (StatusCode::BAD_REQUEST, message, code)
             }
             E::InvalidField(field) => {
                 let (message, code) = field_message(*field);
@@ -158,24 +175,26 @@ fn required_message(which: Required) -> &'static str {
         Required::Email => "Email is required",
         Required::TokenAndPassword => "Token and password are required",
         Required::CurrentAndNewPassword => "Current password and new password are required",
-        Required::Password => "Password required",
-        Required::Name => "Name is required",
         Required::Key => "key is required",
     }
 }
 
-fn password_rule(rule: PasswordRule) -> (&'static str, ErrorCode) {
+fn password_rule(rule: PasswordRule) -> (Cow<'static, str>, ErrorCode) {
     match rule {
-        PasswordRule::TooShort => ("Password must be at least 8 characters long", ErrorCode::PasswordTooShort),
+        PasswordRule::TooShort => {
+            (format!("Password must be at least {MIN_CHARS} characters long").into(), ErrorCode::PasswordTooShort)
+        }
         PasswordRule::NoUppercase => {
-            ("Password must contain at least one uppercase letter", ErrorCode::PasswordNoUppercase)
+            ("Password must contain at least one uppercase letter".into(), ErrorCode::PasswordNoUppercase)
         }
         PasswordRule::NoLowercase => {
-            ("Password must contain at least one lowercase letter", ErrorCode::PasswordNoLowercase)
+            ("Password must contain at least one lowercase letter".into(), ErrorCode::PasswordNoLowercase)
         }
-        PasswordRule::NoDigit => ("Password must contain at least one number", ErrorCode::PasswordNoNumber),
-        PasswordRule::TooLong => ("Password must be at most 128 characters long", ErrorCode::PasswordTooLong),
-        PasswordRule::TooCommon => ("Password is too common", ErrorCode::PasswordTooCommon),
+        PasswordRule::NoDigit => ("Password must contain at least one number".into(), ErrorCode::PasswordNoNumber),
+        PasswordRule::TooLong => {
+            (format!("Password must be at most {MAX_CHARS} characters long").into(), ErrorCode::PasswordTooLong)
+        }
+        PasswordRule::TooCommon => ("Password is too common".into(), ErrorCode::PasswordTooCommon),
     }
 }
 
@@ -191,18 +210,19 @@ fn rate_limit_message(rule: Rule) -> &'static str {
 
 fn field_message(field: Field) -> (Cow<'static, str>, ErrorCode) {
     match field {
-        Field::NameTooLong => ("Name must be at most 100 characters".into(), ErrorCode::InvalidName),
+        Field::NameTooLong => {
+            (format!("Name must be at most {MAX_NAME_CHARS} characters").into(), ErrorCode::InvalidName)
+        }
         Field::MonthlyLimit => ("monthlyLimit must be a positive whole number".into(), ErrorCode::InvalidMonthlyLimit),
         Field::DailyLimit => ("dailyLimit must be a positive whole number".into(), ErrorCode::InvalidDailyLimit),
         Field::ExpiresAt => {
             ("expiresAt must be an RFC 3339 timestamp in the future".into(), ErrorCode::InvalidExpiresAt)
         }
         Field::FoundryUrl => ("foundryUrl must be an http(s) URL".into(), ErrorCode::InvalidFoundryUrl),
-        Field::Cost => (
-            format!("cost must be a whole number from 1 to {}", crate::http::routes::MAX_COST).into(),
-            ErrorCode::InvalidCost,
-        ),
-        Field::TooLong(name) => (format!("{name} must be at most 256 characters").into(), ErrorCode::FieldTooLong),
+        Field::Cost => (format!("cost must be a whole number from 1 to {MAX_COST}").into(), ErrorCode::InvalidCost),
+        Field::TooLong(name) => {
+            (format!("{name} must be at most {MAX_TEXT_CHARS} characters").into(), ErrorCode::FieldTooLong)
+        }
     }
 }
 
@@ -231,11 +251,29 @@ mod tests {
             public(AuthError::ScopedKeyLimit(100)),
             (400, "Scoped key limit reached (100)".into(), "scoped_key_limit_reached")
         );
-        assert_eq!(public(AuthError::Required(Required::EmailAndPassword)).1, "Email and password are required");
+        let required = PublicError::from(&RequestError::Required(Required::EmailAndPassword));
+        assert_eq!((required.status.as_u16(), required.code.as_str()), (400, "missing_fields"));
+        assert_eq!(required.message, "Email and password are required");
+        assert_eq!(public(AuthError::PasswordRequired), (400, "Password required".into(), "missing_fields"));
+        assert_eq!(public(AuthError::NameRequired), (400, "Name is required".into(), "missing_fields"));
         assert_eq!(
             public(AuthError::WeakPassword(PasswordRule::NoDigit)).1,
             "Password must contain at least one number"
         );
+        assert_eq!(
+            public(AuthError::WeakPassword(PasswordRule::TooShort)).1,
+            "Password must be at least 8 characters long"
+        );
+        assert_eq!(
+            public(AuthError::WeakPassword(PasswordRule::TooLong)).1,
+            "Password must be at most 128 characters long"
+        );
+        assert_eq!(public(AuthError::InvalidField(Field::NameTooLong)).1, "Name must be at most 100 characters");
+        assert_eq!(
+            public(AuthError::InvalidField(Field::TooLong("scopedUserId"))).1,
+            "scopedUserId must be at most 256 characters"
+        );
+        assert_eq!(public(AuthError::InvalidField(Field::Cost)).1, "cost must be a whole number from 1 to 1000");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! HTTP: reading requests, the one error mapping, responses, and the route table.
 
 pub mod authorizer;
+pub mod bodies;
 pub mod error;
 pub mod gateway;
 #[cfg(feature = "openapi")]

@@ -167,14 +167,7 @@ impl Write for Captured {
 #[tokio::test]
 #[ignore = "needs the AWS emulator that scripts/test.sh starts"]
 async fn no_secret_reaches_a_log_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,shared=trace"))
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
 
     let h = Harness::new().await;
     let account = h.register_as(&unique_email(), "Logged-Pass-1").await;
@@ -211,6 +204,72 @@ async fn no_secret_reaches_a_log_line() {
     ] {
         assert!(!logs.contains(secret), "a log line holds {secret}");
     }
+}
+
+/// Captures, as JSON lines, what the service logs while `_guard` lives.
+fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,shared=trace"))
+        .with_writer(move || writer.clone())
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+impl Captured {
+    /// The captured lines that carry `message`, parsed.
+    fn lines_with(&self, message: &str) -> Vec<serde_json::Value> {
+        let logs = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        logs.lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|line| line["fields"]["message"] == message)
+            .collect()
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
+async fn a_failing_dependency_is_logged_once_with_its_whole_cause_the_route_and_the_request_id() {
+    // Given a store whose tables do not exist (DynamoDB answers ResourceNotFoundException)
+    let working = Harness::new().await;
+    let account = working.register().await;
+    let missing = format!("missing-{}", uuid::Uuid::new_v4().simple());
+    let h = Harness::configured(|c| {
+        let tables = &mut c.tables;
+        for table in [&mut tables.users, &mut tables.scoped_keys, &mut tables.reset_tokens, &mut tables.throttle] {
+            *table = Some(missing.clone());
+        }
+    })
+    .await;
+    let (captured, _guard) = capture_logs();
+
+    // When a route and the authorizer need it
+    let request = call(Endpoint::Login).json(json!({"email": account.email, "password": PASSWORD})).request();
+    let request_id = match lambda_http::RequestExt::request_context_ref(&request) {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.request_id.clone().unwrap(),
+        _ => panic!("an HTTP API request"),
+    };
+    let reply = Reply::from(Endpoint::Login.handle(&h.app, request).await);
+    let refused = h.authorize(Some(&account.key)).await;
+
+    // Then each answer tells nothing, and its one log line tells the SDK's error code
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(reply.error(), "Internal server error");
+    assert_eq!(refused["isAuthorized"], false);
+    let route_lines = captured.lines_with("request failed: answered 500");
+    assert_eq!(route_lines.len(), 1, "{route_lines:?}");
+    let line = &route_lines[0]["fields"];
+    assert_eq!((line["route"].as_str(), line["request_id"].as_str()), (Some("login"), Some(request_id.as_str())));
+    let error = line["error"].as_str().unwrap();
+    assert!(error.starts_with("internal error: ") && error.contains("ResourceNotFoundException"), "{error}");
+    let authorizer_lines = captured.lines_with("authorizer refused a request it could not check");
+    assert_eq!(authorizer_lines.len(), 1, "{authorizer_lines:?}");
+    let line = &authorizer_lines[0]["fields"];
+    assert_eq!(line["route"], "GET /relay/clients");
+    assert_eq!(line["request_id"], "CgJ3vhqpDoEEMfw=");
+    assert!(line["error"].as_str().unwrap().contains("ResourceNotFoundException"), "{line}");
 }
 
 impl Harness {

@@ -2,8 +2,8 @@
 
 use super::{conditional, n, pk, retry_conflicts, s, sdk_error, DynamoStore, Item, Written};
 use crate::domain::error::PortError;
-use crate::domain::ports::{PortResult, Throttle};
 use crate::domain::limits::{fixed_window, Limit, Verdict};
+use crate::domain::ports::{PortResult, Throttle};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};

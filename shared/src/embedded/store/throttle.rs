@@ -1,8 +1,8 @@
 //! Rate limits, tallies, blocks and the throttle secret.
 
 use super::{failed, EmbeddedStore, BLOCKS, COUNTERS, RATES, SECRETS};
-use crate::domain::ports::{PortResult, Throttle};
 use crate::domain::limits::{fixed_window, Admission, Limit, Verdict};
+use crate::domain::ports::{PortResult, Throttle};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::ReadableTable;

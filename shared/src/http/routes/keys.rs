@@ -1,0 +1,75 @@
+//! Scoped keys: create, list, revoke.
+
+use super::Answer;
+use crate::domain::accounts;
+use crate::domain::app::App;
+use crate::domain::auth::{authenticate, authenticate_master};
+use crate::domain::model::{ScopedKey, User};
+use crate::domain::scoped::{self, NewScopedKey};
+use crate::http::bodies::ScopedKeyRequest;
+use crate::http::json_response;
+use crate::http::request::{api_key, body, path_parameter};
+use crate::http::schema::{CreatedScopedKey, Deleted, ListedScopedKey, ScopedKeyList};
+use chrono::{DateTime, Utc};
+use lambda_http::http::StatusCode;
+use lambda_http::Request;
+
+pub(super) async fn create_api_key(app: &App, req: &Request) -> Answer {
+    // A scoped key is refused by `scoped::create`, with its own message.
+    let caller = authenticate(app, api_key(req)).await?;
+    let new = NewScopedKey::from(body::<ScopedKeyRequest>(req)?);
+    let created = scoped::create(app, &caller, new).await?;
+    let k = &created.record;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &CreatedScopedKey {
+            id: k.id.clone(),
+            key: created.key.expose().to_owned(),
+            name: k.name.clone(),
+            scoped_client_id: k.scoped_client_id.clone(),
+            scoped_user_id: k.scoped_user_id.clone(),
+            monthly_limit: k.monthly_limit,
+            daily_limit: k.daily_limit,
+            expires_at: k.expires_at.map(Into::into),
+            has_foundry_credentials: k.foundry_password_ciphertext.is_some(),
+            enabled: true,
+            created_at: k.created_at.into(),
+        },
+    ))
+}
+
+pub(super) async fn list_api_keys(app: &App, req: &Request) -> Answer {
+    let caller = authenticate_master(app, api_key(req)).await?;
+    let now = app.clock.now();
+    let keys = accounts::scoped_keys_of(app, &caller.user).await?;
+    let keys = keys.iter().map(|(k, requests)| listed_key(k, *requests, &caller.user, now)).collect();
+    Ok(json_response(StatusCode::OK, &ScopedKeyList { keys }))
+}
+
+fn listed_key(k: &ScopedKey, requests_this_month: u64, user: &User, now: DateTime<Utc>) -> ListedScopedKey {
+    ListedScopedKey {
+        id: k.id.clone(),
+        key: format!("{}...", k.prefix),
+        name: k.name.clone(),
+        scoped_client_id: k.scoped_client_id.clone(),
+        scoped_user_id: k.scoped_user_id.clone(),
+        monthly_limit: k.monthly_limit,
+        daily_limit: k.daily_limit,
+        requests_this_month,
+        expires_at: k.expires_at.map(Into::into),
+        is_expired: k.is_expired(now),
+        enabled: k.is_enabled(user),
+        has_foundry_credentials: k.foundry_password_ciphertext.is_some(),
+        foundry_url: k.foundry_url.clone(),
+        foundry_username: k.foundry_username.clone(),
+        created_at: k.created_at.into(),
+        updated_at: k.updated_at.into(),
+    }
+}
+
+pub(super) async fn delete_api_key(app: &App, req: &Request) -> Answer {
+    let caller = authenticate_master(app, api_key(req)).await?;
+    let id = path_parameter(req, "id").unwrap_or_default();
+    scoped::delete(app, &caller, &id).await?;
+    Ok(json_response(StatusCode::OK, &Deleted { success: true, message: "API key deleted" }))
+}
