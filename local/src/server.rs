@@ -67,7 +67,7 @@ async fn to_lambda(request: Request<Body>, peer: SocketAddr) -> Result<lambda_ht
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| from_lambda(shared::http::error_response(&RequestError::PayloadTooLarge.into())))?;
+        .map_err(|_| from_lambda(shared::http::response::error_response(&RequestError::PayloadTooLarge.into())))?;
     let body = if bytes.is_empty() {
         lambda_http::Body::Empty
     } else {

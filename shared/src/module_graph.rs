@@ -12,29 +12,10 @@ use std::path::Path;
 type Module = Vec<String>;
 type Graph = BTreeMap<Module, BTreeSet<Module>>;
 
-/// Edges outside the domain known to close a cycle, each a child module's use of its
-/// parent's `mod.rs` (or a sibling's) while the parent uses the child; their owners are
-/// removing them (issue 23). Nothing inside `domain` may ever be listed here.
-const TOLERATED: &[(&str, &str)] = &[
-    ("aws::dynamo", "aws"),
-    ("aws::kms", "aws"),
-    ("aws::ses", "aws"),
-    ("aws::dynamo::metering", "aws::dynamo"),
-    ("embedded::mailer", "embedded"),
-    ("http::routes", "http"),
-    ("http::error", "http::routes"),
-];
-
 #[test]
 fn the_crate_has_no_cycle_of_modules() {
-    let mut graph = graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let graph = graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     assert!(graph.len() > 30 && graph.contains_key(&module("domain::limits")), "the scan found the crate's files");
-    for (from, to) in TOLERATED {
-        assert!(!from.starts_with("domain") && !to.starts_with("domain"), "the domain tolerates no cycle");
-        if let Some(edges) = graph.get_mut(&module(from)) {
-            edges.remove(&module(to));
-        }
-    }
     if let Some(cycle) = find_cycle(&graph) {
         panic!("the modules form a cycle: {}", cycle.iter().map(name).collect::<Vec<_>>().join(" -> "));
     }

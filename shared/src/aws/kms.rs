@@ -1,6 +1,6 @@
 //! KMS as the cipher: every ciphertext is bound to its encryption context.
 
-use super::sdk_error;
+use crate::aws::failure::sdk_error;
 use crate::domain::error::PortError;
 use crate::domain::ports::{Cipher, EncryptionContext, PortResult};
 use async_trait::async_trait;

@@ -1,6 +1,6 @@
 //! SES v2 as the mailer.
 
-use super::sdk_error;
+use crate::aws::failure::sdk_error;
 use crate::domain::ports::{Mailer, OutgoingEmail, PortResult};
 use async_trait::async_trait;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};

@@ -14,6 +14,12 @@ pub const MIN_CHARS: usize = 8;
 /// The longest password accepted, in Unicode characters.
 pub const MAX_CHARS: usize = 128;
 
+/// The rules of [`check_rules`] that a JSON Schema `pattern` can state (ECMA-262): an
+/// uppercase letter, a lowercase letter and a digit, anywhere. (The rules count any Unicode
+/// uppercase and lowercase letter, which a portable pattern cannot name: what the pattern
+/// admits, the rules admit too.)
+pub const PATTERN: &str = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])";
+
 /// Checks a new password against the contract's rules, in the contract's order.
 /// Length counts Unicode characters; the password is never trimmed.
 pub fn check_rules(password: &str) -> Result<(), AuthError> {

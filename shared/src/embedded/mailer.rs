@@ -16,7 +16,7 @@ pub struct OutboxMailer {
 
 impl OutboxMailer {
     pub fn new(dir: &Path, from: &str) -> PortResult<Self> {
-        super::private_dir(dir)?;
+        crate::embedded::private::private_dir(dir)?;
         let from = from.parse().map_err(|e| PortError::Other(format!("sender address {from:?}: {e}")))?;
         Ok(Self { dir: dir.to_owned(), from })
     }
@@ -61,7 +61,7 @@ impl Mailer for OutboxMailer {
         let temporary = partial.clone();
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            let mut file = super::private_file_options().truncate(true).open(&temporary)?;
+            let mut file = crate::embedded::private::private_file_options().truncate(true).open(&temporary)?;
             file.write_all(&bytes).and_then(|()| file.sync_all())
         })
         .await

@@ -6,6 +6,7 @@
 //! and absent are the same, unknown fields are ignored, and which fields a route requires is the route's question (`http::error::Required`)
 //! or the domain's. Fields are declared in the order they are checked.
 
+use crate::domain::meter::MAX_COST;
 use crate::domain::scoped::NewScopedKey;
 use crate::http::error::{RequestError, Required};
 use chrono::{DateTime, Utc};
@@ -66,7 +67,7 @@ pub struct NewAccount {
     /// 8 to 128 characters with an uppercase letter, a lowercase letter and a digit, and
     /// not one of the 10,000 most common passwords. Never trimmed.
     #[serde(deserialize_with = "non_empty")]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::new_account_password, required = true))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::fields::new_account_password, required = true))]
     password: Option<Secret>,
 }
 
@@ -118,7 +119,7 @@ pub struct PasswordChange {
     current_password: Option<Secret>,
     /// The password rule of register applies.
     #[serde(deserialize_with = "non_empty")]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::changed_password, required = true))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::fields::changed_password, required = true))]
     new_password: Option<Secret>,
 }
 
@@ -157,7 +158,7 @@ pub struct PasswordReset {
     token: Option<Secret>,
     /// The password rule of register applies (checked before the token).
     #[serde(deserialize_with = "non_empty")]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::reset_password, required = true))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::fields::reset_password, required = true))]
     password: Option<Secret>,
 }
 
@@ -170,11 +171,6 @@ impl PasswordReset {
         }
     }
 }
-
-/// A new password's rules that a JSON Schema pattern can state: an uppercase letter, a
-/// lowercase letter and a digit, anywhere (ECMA-262; the service counts any Unicode
-/// uppercase and lowercase letter, which a portable pattern cannot name).
-pub const NEW_PASSWORD_PATTERN: &str = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])";
 
 /// POST /auth/api-keys (its schema is written out in `http::openapi`: `monthlyLimit` and
 /// `dailyLimit` take a number or a string of digits).
@@ -227,7 +223,7 @@ pub struct VerifyRequest {
     #[serde(deserialize_with = "non_empty")]
     pub user_id: Option<String>,
     /// How many requests this one counts as; admitted only when every cap has room for all of it.
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::cost))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::fields::cost))]
     pub cost: Option<Cost>,
     /// `false`: decide without counting (for a relay that caches the answer and reports
     /// its usage later with `cost`).
@@ -242,9 +238,6 @@ pub struct VerifyRequest {
 fn required<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     Option::<String>::deserialize(deserializer)?.ok_or_else(|| de::Error::missing_field(""))
 }
-
-/// The most a single verify may count (the relay's batch of requests).
-pub const MAX_COST: u64 = 1000;
 
 /// verify's `cost`: a whole number from 1 to [`MAX_COST`] (written with a zero fraction,
 /// `365.0`, it is a whole number too, as JSON Schema counts it).

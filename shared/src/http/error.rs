@@ -3,9 +3,9 @@
 
 use crate::domain::error::{AuthError, Field, PasswordRule};
 use crate::domain::limits::Rule;
+use crate::domain::meter::MAX_COST;
 use crate::domain::password::{MAX_CHARS, MIN_CHARS};
 use crate::domain::scoped::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
-use crate::http::bodies::MAX_COST;
 use crate::http::schema::ErrorCode;
 use lambda_http::http::StatusCode;
 use std::borrow::Cow;

@@ -141,7 +141,7 @@ async fn a_fully_loaded_account_keeps_every_hot_path_item_within_one_unit() {
         // The most counters it can hold between two writes: today, this month, yesterday's
         // and last month's (a request in flight over midnight), and the leftovers kept.
         let mut fullest = item.clone();
-        fullest.insert("usage".into(), counters(4 + shared::aws::dynamo::LEFTOVERS_KEPT + 1));
+        fullest.insert("usage".into(), counters(4 + shared::aws::dynamo::metering::LEFTOVERS_KEPT + 1));
         println!("  with the most counters it can hold: {} bytes", item_size(&fullest));
         assert!(item_size(&fullest) <= 1024, "{what} with the most counters: {} bytes", item_size(&fullest));
     }

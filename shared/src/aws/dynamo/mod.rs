@@ -14,14 +14,13 @@
 //! transactions and the item helpers they share.
 
 mod keys;
-mod metering;
+pub mod metering;
 mod scoped;
 mod throttle;
 mod tokens;
 mod users;
-pub use metering::LEFTOVERS_KEPT;
 
-use super::sdk_error;
+use crate::aws::failure::sdk_error;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::model::User;

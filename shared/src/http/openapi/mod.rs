@@ -10,9 +10,8 @@
 //! Built only with the `openapi` feature, which the local server enables: the Lambda
 //! functions link none of it.
 
+pub mod fields;
 mod spec;
-
-pub use spec::{changed_password, cost, new_account_password, reset_password};
 
 use crate::domain::error::{AuthError, PortError};
 use crate::http::bodies::{
@@ -20,12 +19,12 @@ use crate::http::bodies::{
 };
 use crate::http::error::{Failure, RequestError};
 use crate::http::request::{API_KEY_HEADER, MAX_BODY_BYTES, NOT_AN_OBJECT};
+use crate::http::response::UNAVAILABLE_RETRY_AFTER_SECONDS;
 use crate::http::routes::Endpoint;
 use crate::http::schema::{
     CreatedScopedKey, DataExport, Deleted, ErrorBody, ErrorCode, LoggedIn, Message, RegeneratedKey, Registered,
     ScopedKeyList, TokenValidity, UserData,
 };
-use crate::http::UNAVAILABLE_RETRY_AFTER_SECONDS;
 use serde_json::{json, Value};
 use spec::{
     description, new_scoped_key_schema, public, spec, Documented, MASTER_KEY, MASTER_KEY_WORDS, SERVICE_KEY,
@@ -453,11 +452,11 @@ mod tests {
             [("NewAccount", "password"), ("PasswordChange", "newPassword"), ("PasswordReset", "password")]
         {
             let password = &schemas[schema]["properties"][field];
-            assert_eq!(password["pattern"], crate::http::bodies::NEW_PASSWORD_PATTERN, "{schema}");
+            assert_eq!(password["pattern"], crate::domain::password::PATTERN, "{schema}");
             assert_eq!(password["minLength"], crate::domain::password::MIN_CHARS, "{schema}");
             assert_eq!(schemas[schema]["required"], json!([field_order(schema)[0], field_order(schema)[1]]));
         }
-        assert_eq!(schemas["VerifyRequest"]["properties"]["cost"]["maximum"], crate::http::bodies::MAX_COST);
+        assert_eq!(schemas["VerifyRequest"]["properties"]["cost"]["maximum"], crate::domain::meter::MAX_COST);
         assert_eq!(schemas["NewAccount"]["properties"]["email"]["maxLength"], 254);
         assert_eq!(schemas["NewScopedKey"]["properties"]["name"]["maxLength"], crate::domain::scoped::MAX_NAME_CHARS);
         assert_eq!(schemas["NewScopedKey"]["required"], json!(["name"]));

@@ -4,17 +4,16 @@
 
 use crate::domain::error::{AuthError, Field, PasswordRule};
 use crate::domain::limits::Rule;
-use crate::domain::password::{MAX_CHARS, MIN_CHARS};
 use crate::domain::scoped::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
-use crate::http::bodies::{MAX_COST, NEW_PASSWORD_PATTERN};
 use crate::http::error::{Failure, PublicError, RequestError, Required};
 use crate::http::request::MAX_BODY_BYTES;
-use crate::http::routes::{Endpoint, NOT_FOUND};
+use crate::http::response::NOT_FOUND;
+use crate::http::routes::Endpoint;
 use crate::http::schema::ErrorCode;
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType};
-use utoipa::openapi::{KnownFormat, SchemaFormat, Type};
+use utoipa::openapi::schema::ObjectBuilder;
+use utoipa::openapi::Type;
 
 /// The characters `str::trim` removes (Unicode's `White_Space`), as a regular expression
 /// character class's contents.
@@ -42,7 +41,7 @@ fn password_rules() -> impl Iterator<Item = Documented> {
 }
 
 /// The scoped key cap in the examples: the default of `SCOPED_KEYS_PER_ACCOUNT`.
-const SCOPED_KEYS_PER_ACCOUNT_EXAMPLE: u64 = 100;
+const SCOPED_KEYS_PER_ACCOUNT_EXAMPLE: u64 = crate::domain::settings::DEFAULT_SCOPED_KEYS_PER_ACCOUNT;
 
 /// A `foundryUrl` the service takes (JSON Schema cannot say "a URL the service can parse",
 /// so this is the plain subset: `http` or `https`, a host of letters, digits and dots whose
@@ -53,55 +52,6 @@ const HTTP_URL_PATTERN: &str = concat!(
     white_space!(),
     r"]*|https?://([A-Za-z0-9]+\.)*[A-Za-z][A-Za-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*)$"
 );
-
-/// A new password (register, change-password, reset-password): the rules a schema can state,
-/// from the constants the service checks with.
-// `example`, as utoipa's derive writes it for every other field of the request bodies.
-#[allow(deprecated)]
-fn new_password(description: &str, example: &str) -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
-        .min_length(Some(MIN_CHARS))
-        .max_length(Some(MAX_CHARS))
-        .pattern(Some(NEW_PASSWORD_PATTERN))
-        .description(Some(description))
-        .example(Some(json!(example)))
-        .build()
-}
-
-/// register's `password`.
-pub fn new_account_password() -> Object {
-    new_password(
-        &format!(
-            "{MIN_CHARS} to {MAX_CHARS} characters with an uppercase letter, a lowercase letter and a digit, and\n\
-             not one of the 10,000 most common passwords. Never trimmed."
-        ),
-        "Dragon-Hoard-2026",
-    )
-}
-
-/// change-password's `newPassword`.
-pub fn changed_password() -> Object {
-    new_password("The password rule of register applies.", "Fresh-Start-2027")
-}
-
-/// reset-password's `password`.
-pub fn reset_password() -> Object {
-    new_password("The password rule of register applies (checked before the token).", "Fresh-Start-2027")
-}
-
-/// verify's `cost`.
-pub fn cost() -> Object {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-        .minimum(Some(1))
-        .maximum(Some(MAX_COST))
-        .default(Some(json!(1)))
-        .description(Some("How many requests this one counts as; admitted only when every cap has room for all of it."))
-        .build()
-}
 
 /// The security scheme of every key-authenticated route.
 pub(super) const MASTER_KEY: &str = "masterKey";

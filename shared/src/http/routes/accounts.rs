@@ -1,14 +1,14 @@
 //! The account: register, login, regenerate-key, user-data, export-data, delete account,
 //! change-password.
 
-use super::Answer;
 use crate::domain::accounts;
 use crate::domain::app::App;
 use crate::domain::auth::authenticate_master;
 use crate::domain::throttle;
 use crate::http::bodies::{AccountDeletion, Credentials, NewAccount, PasswordChange};
-use crate::http::json_response;
 use crate::http::request::{api_key, body, source_ip};
+use crate::http::response::json_response;
+use crate::http::response::Answer;
 use crate::http::schema::{
     DataExport, Deleted, ExportedApiAccess, ExportedScopedKey, ExportedSubscription, ExportedUsage, ExportedUser,
     LoggedIn, Message, PlanLimits, RegeneratedKey, Registered, UserData,

@@ -1,14 +1,14 @@
 //! Scoped keys: create, list, revoke.
 
-use super::Answer;
 use crate::domain::accounts;
 use crate::domain::app::App;
 use crate::domain::auth::{authenticate, authenticate_master};
 use crate::domain::model::{ScopedKey, User};
 use crate::domain::scoped::{self, NewScopedKey};
 use crate::http::bodies::ScopedKeyRequest;
-use crate::http::json_response;
 use crate::http::request::{api_key, body, path_parameter};
+use crate::http::response::json_response;
+use crate::http::response::Answer;
 use crate::http::schema::{CreatedScopedKey, Deleted, ListedScopedKey, ScopedKeyList};
 use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;

@@ -9,13 +9,11 @@ mod verify;
 use crate::domain::app::App;
 use crate::domain::error::{Chain, PortError};
 use crate::http::error::Failure;
+use crate::http::response::{error_response, json_response, not_found, Answer};
 use crate::http::schema::{ErrorBody, ErrorCode};
-use crate::http::{error_response, json_response};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::collections::HashMap;
-
-type Answer = Result<Response<Body>, Failure>;
 
 /// Declares [`Endpoint`] from one table of routes: each variant with its method, its path
 /// (path parameters in braces, as API Gateway writes them), the name of the function (crate
@@ -163,13 +161,6 @@ pub async fn dispatch(app: &App, req: Request) -> Response<Body> {
     } else {
         not_found()
     }
-}
-
-/// The message of a 404: an unknown path, or verify without a service key configured.
-pub const NOT_FOUND: &str = "Not found";
-
-fn not_found() -> Response<Body> {
-    json_response(StatusCode::NOT_FOUND, &ErrorBody { error: NOT_FOUND.into(), code: ErrorCode::NotFound })
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! Resetting a forgotten password: forgot-password, reset-password, validate-reset-token.
 
-use super::Answer;
 use crate::domain::app::App;
 use crate::domain::recovery;
 use crate::http::bodies::{PasswordReset, ResetRequest};
-use crate::http::json_response;
 use crate::http::request::{body, path_parameter, source_ip};
+use crate::http::response::json_response;
+use crate::http::response::Answer;
 use crate::http::schema::{Message, TokenValidity};
 use lambda_http::http::StatusCode;
 use lambda_http::Request;

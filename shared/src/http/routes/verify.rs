@@ -1,6 +1,5 @@
 //! POST /auth/verify: the relay asks whether a key may make a request.
 
-use super::{not_found, Answer};
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use crate::domain::limits::Rule;
@@ -11,8 +10,9 @@ use crate::domain::service_key::fingerprint;
 use crate::domain::throttle;
 use crate::http::authorizer::context;
 use crate::http::bodies::{Cost, VerifyRequest};
-use crate::http::json_response;
 use crate::http::request::{body, source_ip};
+use crate::http::response::json_response;
+use crate::http::response::{not_found, Answer};
 use crate::http::schema::{Reason, RefusedKey, Verification, VerifiedKey};
 use lambda_http::http::StatusCode;
 use lambda_http::Request;
