@@ -3,6 +3,7 @@
 //! value is read as text (or NULL), whatever the column's type in either database, and
 //! interpreted by `relay`.
 
+use shared::domain::error::Chain;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -87,7 +88,7 @@ async fn read_postgres(url: &str) -> Result<Relay, SourceError> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(failed)?;
     let driver = tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::warn!(%error, "PostgreSQL connection closed with an error");
+            tracing::warn!(error = %Chain(&error), "PostgreSQL connection closed with an error");
         }
     });
     let mut relay = Relay::default();

@@ -20,9 +20,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use shared::domain::app::App;
+use shared::domain::error::Chain;
 use shared::domain::metering::{authorize, Ask, Authorization};
 use shared::http::gateway::{context_headers, GATEWAY_SECRET_HEADER, HEADER_PREFIX};
-use std::error::Error;
+use shared::http::request::API_KEY_HEADER;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -270,7 +271,7 @@ impl Refusal {
 /// closed; logged with its causes, never with the key). As the authorizer, it holds a
 /// scoped key to the Foundry client and user the query names (`clientId`, `userId`).
 async fn decide(app: &App, uri: &Uri, headers: &HeaderMap) -> Result<Authorization, Refusal> {
-    let Some(presented) = headers.get("x-api-key").filter(|v| !v.is_empty()) else {
+    let Some(presented) = headers.get(API_KEY_HEADER).filter(|v| !v.is_empty()) else {
         return Err(Refusal::Unauthorized);
     };
     let presented = String::from_utf8_lossy(presented.as_bytes());
@@ -280,7 +281,7 @@ async fn decide(app: &App, uri: &Uri, headers: &HeaderMap) -> Result<Authorizati
         Ok(Some(authorization)) => Ok(authorization),
         Ok(None) => Err(Refusal::Forbidden),
         Err(error) => {
-            tracing::error!(error = %causes(&error), "refused a relay request that could not be checked");
+            tracing::error!(error = %Chain(&error), "refused a relay request that could not be checked");
             Err(Refusal::Forbidden)
         }
     }
@@ -379,19 +380,19 @@ async fn splice(client: OnUpgrade, relay: OnUpgrade) {
     let (client, relay) = match tokio::try_join!(client, relay) {
         Ok(both) => both,
         Err(error) => {
-            tracing::warn!(error = %causes(&error), "a WebSocket to the relay could not be upgraded");
+            tracing::warn!(error = %Chain(&error), "a WebSocket to the relay could not be upgraded");
             return;
         }
     };
     let (mut client, mut relay) = (TokioIo::new(client), TokioIo::new(relay));
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut relay).await {
-        tracing::debug!(error = %causes(&error), "a WebSocket to the relay ended");
+        tracing::debug!(error = %Chain(&error), "a WebSocket to the relay ended");
     }
 }
 
 /// 502 for a relay that could not be reached or failed mid-answer (logged with causes).
 fn unavailable(error: &hyper_util::client::legacy::Error) -> Response<Body> {
-    tracing::warn!(error = %causes(error), "the relay could not be reached");
+    tracing::warn!(error = %Chain(error), "the relay could not be reached");
     answer(StatusCode::BAD_GATEWAY, UNAVAILABLE)
 }
 
@@ -403,18 +404,6 @@ fn answer(status: StatusCode, body: &'static str) -> Response<Body> {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     crate::server::allow_any_origin(response.headers_mut());
     response
-}
-
-/// An error and its sources, `outer: inner: ...`, for one log line.
-fn causes(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

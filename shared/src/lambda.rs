@@ -1,7 +1,8 @@
 //! `run(endpoint)`: the whole of a function's `main`.
 
 use crate::aws::{build_app_with, lambda_sdk_config};
-use crate::config::{Config, Needs};
+use crate::config::{Config, ConfigError, Needs};
+use crate::domain::error::Chain;
 use crate::domain::metrics::{self, Counter, Emf};
 use crate::http::Endpoint;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
@@ -75,15 +76,15 @@ fn publish(emf: &Emf) {
     text.push('\n');
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        tracing::warn!(%error, "writing metrics failed");
+        tracing::warn!(error = %Chain(&error), "writing metrics failed");
     }
 }
 
 /// The app state of a function: it reads, and requires, only what it `needs`.
 fn init(function: &'static str, needs: Needs) -> Result<Arc<crate::domain::app::App>, Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = Config::from_env(needs).inspect_err(|error| {
-        tracing::error!(%error, function, "configuration invalid");
+    let config = Config::from_env(needs).inspect_err(|error: &ConfigError| {
+        tracing::error!(error = %Chain(error), function, "configuration invalid");
     })?;
     Ok(Arc::new(build_app_with(&config, &lambda_sdk_config())))
 }

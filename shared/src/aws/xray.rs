@@ -12,6 +12,7 @@
 //! unless they ask) no interceptor is installed at all.
 
 use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::error::Chain;
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
 };
@@ -144,7 +145,7 @@ impl Intercept for Subsegments {
         // Tracing is best effort: a datagram that cannot be sent is dropped.
         let datagram = format!("{{\"format\": \"json\", \"version\": 1}}\n{doc}");
         if let Err(error) = self.socket.send_to(datagram.as_bytes(), self.address) {
-            tracing::debug!(%error, "sending an X-Ray subsegment failed");
+            tracing::debug!(error = %Chain(&error), "sending an X-Ray subsegment failed");
         }
         Ok(())
     }

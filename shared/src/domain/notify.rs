@@ -1,6 +1,7 @@
 //! The emails the service sends. Sending failures are logged, never answered.
 
 use crate::domain::app::App;
+use crate::domain::error::Chain;
 use crate::domain::ports::OutgoingEmail;
 use url::Url;
 
@@ -53,7 +54,7 @@ pub async fn send_logged(app: &App, email: OutgoingEmail, kind: &'static str) ->
     match app.mailer.send(&email).await {
         Ok(()) => true,
         Err(error) => {
-            tracing::error!(%error, email_kind = kind, "sending email failed");
+            tracing::error!(error = %Chain(&error), email_kind = kind, "sending email failed");
             false
         }
     }

@@ -8,6 +8,7 @@
 //! Nothing is started before the first job: a function that never hashes spawns no thread
 //! and allocates no block.
 
+use crate::domain::error::Chain;
 use crate::domain::hasher::HashMemory;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -120,7 +121,7 @@ impl HashPool {
             let counters = Arc::clone(&self.counters);
             match std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || work(&receiver, &counters)) {
                 Ok(_) => started += 1,
-                Err(error) => tracing::error!(%error, "could not start a hashing worker"),
+                Err(error) => tracing::error!(error = %Chain(&error), "could not start a hashing worker"),
             }
         }
         (started > 0).then_some(sender)

@@ -9,7 +9,7 @@
 //! recovered from the throttle table.
 
 use crate::domain::app::App;
-use crate::domain::error::AuthError;
+use crate::domain::error::{AuthError, Chain};
 use crate::domain::limits::{Limit, Rule};
 use crate::domain::metrics::{self, Counter};
 use chrono::{DateTime, Utc};
@@ -142,7 +142,7 @@ pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: boo
         if let Err(error) =
             app.store.give_back(&rate_key(Rule::AccountFailures.prefix(), &account, limit), limit, now).await
         {
-            tracing::warn!(%error, "giving back a password check failed");
+            tracing::warn!(error = %Chain(&error), "giving back a password check failed");
         }
         return;
     }
@@ -161,7 +161,7 @@ pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: boo
             metrics::count(Counter::Lockouts);
             tracing::info!(until = %until.to_rfc3339(), "password checks of an account locked")
         }
-        Err(error) => tracing::warn!(%error, "locking an account after its last failed check failed"),
+        Err(error) => tracing::warn!(error = %Chain(&error), "locking an account after its last failed check failed"),
     }
 }
 

@@ -20,7 +20,7 @@
 
 use super::{conditional, from_item, n, pk, retry_conflicts, s, sdk_error, time, to_item, DynamoStore, Item, Written};
 use crate::domain::clock::iso;
-use crate::domain::error::PortError;
+use crate::domain::error::{Chain, PortError};
 use crate::domain::keys::KeyKind;
 use crate::domain::meter::{account_refusal, entry_refusal, verdict, AccountMeter, Meter, Metered, Refusal};
 use crate::domain::model::{day_period, month_period, previous_periods, KeyEntry, User};
@@ -290,7 +290,7 @@ impl DynamoStore {
             .expression_attribute_values(":cost", n(meter.cost));
         let once = || undo.clone().customize().config_override(no_retries()).send();
         if let Err(error) = conditional(once).await {
-            tracing::warn!(%error, "taking back a scoped key's count failed; it counts too many");
+            tracing::warn!(error = %Chain(&error), "taking back a scoped key's count failed; it counts too many");
         }
     }
 
@@ -316,7 +316,7 @@ impl DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .set_expression_attribute_names(Some(names));
         if let Err(error) = conditional(|| request.clone().send()).await {
-            tracing::warn!(%error, "removing old counters failed; the next write tries again");
+            tracing::warn!(error = %Chain(&error), "removing old counters failed; the next write tries again");
         }
     }
 }

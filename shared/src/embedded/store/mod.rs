@@ -14,7 +14,7 @@ mod throttle;
 mod tokens;
 mod users;
 
-use crate::domain::error::PortError;
+use crate::domain::error::{Chain, PortError};
 use crate::domain::model::User;
 use crate::domain::ports::PortResult;
 use crate::records::{user_pk, ScopedKeyItem, TokenItem, UserItem};
@@ -75,7 +75,7 @@ fn flush(db: &Database, unflushed: &AtomicBool) {
     let committed = db.begin_write().map_err(redb::Error::from).and_then(|txn| txn.commit().map_err(redb::Error::from));
     if let Err(error) = committed {
         unflushed.store(true, Ordering::Release);
-        tracing::warn!(%error, "flushing the counted requests to disk failed; trying again");
+        tracing::warn!(error = %Chain(&error), "flushing the counted requests to disk failed; trying again");
     }
 }
 
