@@ -1,10 +1,10 @@
-//! `run(endpoint)`: the whole of a function's `main`.
+//! `run::<Route>()`: the whole of a function's `main`.
 
 use crate::aws::{build_app_with, lambda_sdk_config};
 use crate::config::{Config, ConfigError, Needs};
 use crate::domain::error::Chain;
 use crate::domain::metrics::{self, Counter, Emf};
-use crate::http::Endpoint;
+use crate::http::routes::{self, Route};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_http::{service_fn, LambdaEvent, Request};
 use std::convert::Infallible;
@@ -14,19 +14,21 @@ use std::sync::Arc;
 pub type Error = lambda_http::Error;
 
 /// Sets up JSON logs (format and level from the Lambda environment: `AWS_LAMBDA_LOG_FORMAT`,
-/// `AWS_LAMBDA_LOG_LEVEL`, default INFO), builds the app state once, and serves `endpoint`
+/// `AWS_LAMBDA_LOG_LEVEL`, default INFO), builds the app state once, and serves the route `R`
 /// until the runtime stops. A missing or invalid setting stops the function here, with a
-/// message naming it; only what the endpoint uses is required ([`Needs::of`]).
+/// message naming it; only what the endpoint uses is required ([`Needs::of`]). The route
+/// is a type, so that the binary links its handler alone (see [`Route`]).
 ///
 /// Each invocation's metrics (see [`crate::domain::metrics`]) are written to stdout as
 /// CloudWatch EMF lines, in one write, before its answer is handed back.
-pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
+pub async fn run<R: Route>() -> Result<(), Error> {
+    let endpoint = R::ENDPOINT;
     let app = init(endpoint.function_name(), Needs::of(endpoint))?;
     let emf = Arc::new(emf(endpoint.function_name()));
     lambda_http::run(service_fn(move |req: Request| {
         let (app, emf) = (Arc::clone(&app), Arc::clone(&emf));
         async move {
-            let response = endpoint.handle(&app, req).await;
+            let response = routes::handle::<R>(&app, req).await;
             metrics::count(Counter::Requests);
             if response.status().is_client_error() {
                 metrics::count(Counter::ClientErrors);

@@ -4,7 +4,7 @@
 //!   [`domain::app::App`] state, the settings and the port traits, and imports nothing else here.
 //! - [`aws`]: the DynamoDB, SES v2 and KMS adapters.
 //! - [`http`]: request parsing, the one error mapping, and the route table.
-//! - [`lambda`]: `run(endpoint)`, a function's whole `main`.
+//! - [`lambda`]: `run::<Route>()`, a function's whole `main`.
 
 pub mod aws;
 pub mod config;

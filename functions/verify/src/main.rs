@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::run(shared::http::Endpoint::Verify).await
+    shared::lambda::run::<shared::http::routes::Verify>().await
 }

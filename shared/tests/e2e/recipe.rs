@@ -27,8 +27,8 @@ fn missing_steps(endpoint: Endpoint, template: &Value, openapi: &serde_json::Val
             if !manifest.contains(&format!("name = \"{name}\"")) {
                 missing.push(format!("step 3: functions/{name}/Cargo.toml names its package {name:?}"));
             }
-            if !main.contains(&format!("Endpoint::{endpoint:?}")) {
-                missing.push(format!("step 3: functions/{name}/src/main.rs runs Endpoint::{endpoint:?}"));
+            if !main.contains(&format!("routes::{endpoint:?}>")) {
+                missing.push(format!("step 3: functions/{name}/src/main.rs runs routes::{endpoint:?} (lambda::run::<routes::{endpoint:?}>())"));
             }
         }
         _ => missing.push(format!("step 3: the crate functions/{name} (Cargo.toml and src/main.rs)")),

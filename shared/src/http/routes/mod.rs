@@ -14,6 +14,7 @@ use crate::http::schema::{ErrorBody, ErrorCode};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::collections::HashMap;
+use std::future::Future;
 
 /// Declares [`Endpoint`] from one table of routes: each variant with its method, its path
 /// (path parameters in braces, as API Gateway writes them), the name of the function (crate
@@ -44,7 +45,37 @@ macro_rules! endpoints {
                 }
             }
         }
+
+        $(
+            /// The route of
+            #[doc = concat!("`", stringify!($method), " ", $path, "`")]
+            /// alone, for its function's `main` (see [`Route`]).
+            pub struct $endpoint;
+
+            impl Route for $endpoint {
+                const ENDPOINT: Endpoint = Endpoint::$endpoint;
+
+                fn answer<'a>(app: &'a App, req: &'a Request) -> impl Future<Output = Answer> + Send + 'a {
+                    $handler(app, req)
+                }
+            }
+        )*
     };
+}
+
+/// One route and its handler, known when the program is built: a function's `main` serves
+/// one (`lambda::run::<routes::Login>()`), and so links that handler alone, where
+/// [`Endpoint::handle`] (the local server, the tests) links every handler of the table.
+pub trait Route {
+    const ENDPOINT: Endpoint;
+
+    fn answer<'a>(app: &'a App, req: &'a Request) -> impl Future<Output = Answer> + Send + 'a;
+}
+
+/// Answers one request to the route `R`, as [`Endpoint::handle`] answers it.
+pub async fn handle<R: Route>(app: &App, req: Request) -> Response<Body> {
+    let answer = R::answer(app, &req).await;
+    R::ENDPOINT.respond(&req, answer)
 }
 
 endpoints! {
@@ -79,8 +110,15 @@ impl Endpoint {
 
     /// Answers one request routed to this endpoint. Every failure is an answer.
     pub async fn handle(self, app: &App, req: Request) -> Response<Body> {
-        self.answer(app, &req).await.unwrap_or_else(|failure| {
-            log_fault(self, &req, &failure);
+        let answer = self.answer(app, &req).await;
+        self.respond(&req, answer)
+    }
+
+    /// A handler's answer as the response: a failure is answered by the one error
+    /// mapping, and a fault of the service logged once, with its cause.
+    fn respond(self, req: &Request, answer: Answer) -> Response<Body> {
+        answer.unwrap_or_else(|failure| {
+            log_fault(self, req, &failure);
             error_response(&failure)
         })
     }
