@@ -18,8 +18,8 @@ use std::future::Future;
 
 /// Declares [`Endpoint`] from one table of routes: each variant with its method, its path
 /// (path parameters in braces, as API Gateway writes them), the name of the function (crate
-/// and binary) that serves it, and its handler. With it `Endpoint::ALL`, `route` and the
-/// dispatch to the handler.
+/// and binary) that serves it, and its handler. With it `Endpoint::ALL`, `route`, the
+/// dispatch to the handler, and a [`Route`] type per endpoint.
 macro_rules! endpoints {
     ($($endpoint:ident => $method:ident $path:literal, $function:literal, $handler:path;)*) => {
         /// The endpoints of the Auth API; each is one Lambda function.
@@ -39,9 +39,10 @@ macro_rules! endpoints {
                 }
             }
 
-            async fn answer(self, app: &App, req: &Request) -> Answer {
+            /// Answers one request routed to this endpoint. Every failure is an answer.
+            pub async fn handle(self, app: &App, req: Request) -> Response<Body> {
                 match self {
-                    $(Endpoint::$endpoint => $handler(app, req).await,)*
+                    $(Endpoint::$endpoint => handle::<$endpoint>(app, req).await,)*
                 }
             }
         }
@@ -106,12 +107,6 @@ impl Endpoint {
 
     pub fn function_name(self) -> &'static str {
         self.route().2
-    }
-
-    /// Answers one request routed to this endpoint. Every failure is an answer.
-    pub async fn handle(self, app: &App, req: Request) -> Response<Body> {
-        let answer = self.answer(app, &req).await;
-        self.respond(&req, answer)
     }
 
     /// A handler's answer as the response: a failure is answered by the one error
