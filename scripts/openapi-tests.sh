@@ -9,7 +9,8 @@
 #      generated cases (coverage and fuzzing phases) and a stateful run that follows the
 #      document's links (register, then the returned key), with every check.
 # Bounded by OPENAPI_FUZZ_EXAMPLES cases per operation (default 40) and OPENAPI_FUZZ_SECONDS
-# (default 180). Called by scripts/test.sh; runs on its own too.
+# (default 180). A failing run prints its seed: OPENAPI_FUZZ_SEED=<seed> replays it.
+# Called by scripts/test.sh; runs on its own too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -87,6 +88,7 @@ status=0
     --max-examples "${OPENAPI_FUZZ_EXAMPLES:-40}" \
     --max-time "${OPENAPI_FUZZ_SECONDS:-180}" \
     --generation-database none \
+    ${OPENAPI_FUZZ_SEED:+--seed "$OPENAPI_FUZZ_SEED"} \
     --report ndjson --report-ndjson-path "$work/events.ndjson" \
     --no-color
 ) || status=$?

@@ -97,9 +97,9 @@ export function watchPasswordRules(input, list) {
   if (!input || !list) return;
   const checks = {
     length: (p) => [...p].length >= 8,
-    upper: (p) => /\p{Lu}/u.test(p),
-    lower: (p) => /\p{Ll}/u.test(p),
-    digit: (p) => /\p{Nd}/u.test(p),
+    upper: (p) => /[A-Z]/.test(p),
+    lower: (p) => /[a-z]/.test(p),
+    digit: (p) => /[0-9]/.test(p),
     max: (p) => p.length > 0 && [...p].length <= 128,
   };
   const update = () => {

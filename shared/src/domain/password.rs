@@ -14,10 +14,10 @@ pub const MIN_CHARS: usize = 8;
 /// The longest password accepted, in Unicode characters.
 pub const MAX_CHARS: usize = 128;
 
-/// The rules of [`check_rules`] that a JSON Schema `pattern` can state (ECMA-262): an
-/// uppercase letter, a lowercase letter and a digit, anywhere. (The rules count any Unicode
-/// uppercase and lowercase letter, which a portable pattern cannot name: what the pattern
-/// admits, the rules admit too.)
+/// The letter and digit rules of [`check_rules`] as a JSON Schema `pattern` (ECMA-262): an
+/// ASCII uppercase letter, an ASCII lowercase letter and an ASCII digit, anywhere. The
+/// rules are exactly these, as the relay's own (`[A-Z]`, `[a-z]`, `[0-9]`), so the
+/// published schema and the server accept the same passwords.
 pub const PATTERN: &str = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])";
 
 /// Checks a new password against the contract's rules, in the contract's order.
@@ -27,10 +27,10 @@ pub fn check_rules(password: &str) -> Result<(), AuthError> {
     if password.chars().count() < MIN_CHARS {
         return weak(PasswordRule::TooShort);
     }
-    if !password.chars().any(char::is_uppercase) {
+    if !password.chars().any(|c| c.is_ascii_uppercase()) {
         return weak(PasswordRule::NoUppercase);
     }
-    if !password.chars().any(char::is_lowercase) {
+    if !password.chars().any(|c| c.is_ascii_lowercase()) {
         return weak(PasswordRule::NoLowercase);
     }
     if !password.chars().any(|c| c.is_ascii_digit()) {
@@ -105,12 +105,41 @@ mod tests {
             ("alllowercase1", NoUppercase),
             ("ALLUPPERCASE1", NoLowercase),
             ("NoDigitsHere", NoDigit),
+            // Letters outside ASCII are characters like any other, as in the relay.
+            ("ÄÖÜ-äöü-123", NoUppercase),
+            ("ÄÖÜ-äöü-123A", NoLowercase),
             (&*format!("Aa1{}", "x".repeat(126)), TooLong),
         ];
         for (password, rule) in cases {
             assert_eq!(check_rules(password), Err(AuthError::WeakPassword(rule)), "{password}");
         }
         assert_eq!(check_rules(&format!("Aa1{}", "x".repeat(125))), Ok(()));
+    }
+
+    /// The published pattern and the rules accept the same characters: each lookahead's
+    /// class, read back from [`PATTERN`], matches exactly the characters its rule counts,
+    /// over all of Unicode.
+    #[test]
+    fn the_pattern_states_the_letter_and_digit_rules_exactly() {
+        let rules: [(&str, fn(&char) -> bool); 3] =
+            [("upper", char::is_ascii_uppercase), ("lower", char::is_ascii_lowercase), ("digit", char::is_ascii_digit)];
+        let classes: Vec<&str> = PATTERN
+            .strip_prefix('^')
+            .expect("anchored")
+            .split_terminator(')')
+            .map(|look| look.strip_prefix(r"(?=[\s\S]*").expect("a lookahead for one class"))
+            .collect();
+        assert_eq!(classes.len(), rules.len(), "{PATTERN}");
+        for (class, (rule, counts)) in classes.iter().zip(rules) {
+            let class = regex_lite::Regex::new(class).expect("a class regex-lite reads");
+            let mut buffer = [0; 4];
+            for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+                assert_eq!(class.is_match(c.encode_utf8(&mut buffer)), counts(&c), "{rule} {c:?}");
+            }
+        }
+        // The three rules together, as check_rules applies them.
+        let all = ["Aa1bcdefg", "aa1bcdefg", "AA1BCDEFG", "Aabcdefgh"];
+        assert_eq!(all.map(|p| check_rules(p).is_ok()), [true, false, false, false]);
     }
 
     #[test]
@@ -129,7 +158,7 @@ mod tests {
     fn length_counts_unicode_characters_and_nothing_is_trimmed() {
         // Seven characters but more than eight bytes.
         assert_eq!(check_rules("Ää1äääá"), Err(AuthError::WeakPassword(PasswordRule::TooShort)));
-        assert_eq!(check_rules("Ää1äääáé"), Ok(()));
+        assert_eq!(check_rules("Aa1äääáé"), Ok(()));
         // Spaces count.
         assert_eq!(check_rules(" Abcde1 "), Ok(()));
     }
