@@ -9,6 +9,7 @@ use shared::domain::error::PortError;
 use shared::domain::keys::KeyDigest;
 use shared::domain::model::{day_period, month_period, ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
 use shared::domain::ports::EncryptionContext;
+use shared::domain::scopes::Grant;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub struct Options {
@@ -220,6 +221,10 @@ async fn seal(app: &App, planned: &PlannedUser, now: DateTime<Utc>) -> Result<Im
             prefix: key.key.display_prefix(),
             scoped_client_id: key.scoped_client_id.clone(),
             scoped_user_id: key.scoped_user_id.clone(),
+            scoped_client_ids: Vec::new(),
+            scoped_user_ids: Default::default(),
+            // The Node relay's keys predate scopes: they keep doing all they did.
+            grant: Grant::Unrestricted,
             monthly_limit: None,
             daily_limit: key.daily_limit,
             expires_at: key.expires_at,

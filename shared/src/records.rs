@@ -7,6 +7,7 @@
 use crate::domain::keys::{KeyDigest, KeyKind};
 use crate::domain::meter::AccountMeter;
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
+use crate::domain::scopes::Grant;
 use crate::domain::token::StoredResetToken;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -140,6 +141,14 @@ pub(crate) struct KeyItem {
     pub(crate) scoped_client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scoped_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) scoped_client_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) scoped_user_ids: BTreeMap<String, String>,
+    /// The scope names; absent for a key made before scopes (unrestricted). A list, not a
+    /// set, so that it can be empty; the counting condition reads it with `contains`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scopes: Option<Vec<String>>,
     /// The scoped key's request counters by period (always present, see `UserItem`).
     #[serde(default)]
     pub(crate) usage: BTreeMap<String, u64>,
@@ -157,6 +166,14 @@ pub(crate) struct ScopedKeyItem {
     pub(crate) scoped_client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scoped_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) scoped_client_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) scoped_user_ids: BTreeMap<String, String>,
+    /// The scope names; absent for a key made before scopes (unrestricted). A list, not a
+    /// set, so that it can be empty; the counting condition reads it with `contains`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scopes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) monthly_limit: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +285,9 @@ impl From<&KeyEntry> for KeyItem {
             daily_limit: e.daily_limit,
             scoped_client_id: e.scoped_client_id.clone(),
             scoped_user_id: e.scoped_user_id.clone(),
+            scoped_client_ids: e.scoped_client_ids.clone(),
+            scoped_user_ids: e.scoped_user_ids.clone(),
+            scopes: e.grant.stored(),
             usage: e.usage.counts.clone(),
         }
     }
@@ -283,6 +303,9 @@ impl From<&ScopedKey> for ScopedKeyItem {
             key_prefix: k.prefix.clone(),
             scoped_client_id: k.scoped_client_id.clone(),
             scoped_user_id: k.scoped_user_id.clone(),
+            scoped_client_ids: k.scoped_client_ids.clone(),
+            scoped_user_ids: k.scoped_user_ids.clone(),
+            scopes: k.grant.stored(),
             monthly_limit: k.monthly_limit,
             daily_limit: k.daily_limit,
             expires_at: k.expires_at,
@@ -307,6 +330,9 @@ impl From<ScopedKeyItem> for ScopedKey {
             prefix: i.key_prefix,
             scoped_client_id: i.scoped_client_id,
             scoped_user_id: i.scoped_user_id,
+            scoped_client_ids: i.scoped_client_ids,
+            scoped_user_ids: i.scoped_user_ids,
+            grant: Grant::from_stored(i.scopes.as_deref()),
             monthly_limit: i.monthly_limit,
             daily_limit: i.daily_limit,
             expires_at: i.expires_at,
@@ -335,6 +361,9 @@ impl KeyItem {
             daily_limit: self.daily_limit,
             scoped_client_id: self.scoped_client_id,
             scoped_user_id: self.scoped_user_id,
+            scoped_client_ids: self.scoped_client_ids,
+            scoped_user_ids: self.scoped_user_ids,
+            grant: Grant::from_stored(self.scopes.as_deref()),
             usage: Usage { counts: self.usage, last_request_at: None },
         }
     }

@@ -27,6 +27,7 @@ pub mod pool;
 pub mod ports;
 pub mod recovery;
 pub mod scoped;
+pub mod scopes;
 pub mod service_key;
 pub mod settings;
 pub mod throttle;

@@ -1,6 +1,7 @@
 //! What the service keeps about an account and its keys.
 
 use crate::domain::keys::{KeyDigest, KeyKind};
+use crate::domain::scopes::Grant;
 use chrono::{DateTime, Datelike, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -189,6 +190,12 @@ pub struct KeyEntry {
     pub daily_limit: Option<u64>,
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
+    /// The Foundry clients the key serves (when not empty, instead of `scoped_client_id`).
+    pub scoped_client_ids: Vec<String>,
+    /// The Foundry user per client (before `scoped_user_id`, for a request naming that client).
+    pub scoped_user_ids: BTreeMap<String, String>,
+    /// What the scoped key may do.
+    pub grant: Grant,
     /// The scoped key's own request counters.
     pub usage: Usage,
 }
@@ -208,6 +215,9 @@ impl KeyEntry {
             daily_limit: None,
             scoped_client_id: None,
             scoped_user_id: None,
+            scoped_client_ids: Vec::new(),
+            scoped_user_ids: BTreeMap::new(),
+            grant: Grant::Unrestricted,
             usage: Usage::default(),
         }
     }
@@ -222,6 +232,13 @@ pub struct ScopedKey {
     pub prefix: String,
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
+    /// The Foundry clients the key serves (the relay 3.x's `scopedClientIds`); when not
+    /// empty, it decides instead of `scoped_client_id`.
+    pub scoped_client_ids: Vec<String>,
+    /// The Foundry user per client id (the relay 3.x's `scopedUserIds`).
+    pub scoped_user_ids: BTreeMap<String, String>,
+    /// What the key may do: its scopes, or everything for a key made before scopes.
+    pub grant: Grant,
     pub monthly_limit: Option<u64>,
     /// The key's cap on requests per UTC day (the Node relay's keys had one).
     pub daily_limit: Option<u64>,
@@ -259,6 +276,9 @@ impl ScopedKey {
             daily_limit: self.daily_limit,
             scoped_client_id: self.scoped_client_id.clone(),
             scoped_user_id: self.scoped_user_id.clone(),
+            scoped_client_ids: self.scoped_client_ids.clone(),
+            scoped_user_ids: self.scoped_user_ids.clone(),
+            grant: self.grant,
             usage: Usage::default(),
         }
     }

@@ -7,6 +7,7 @@ use crate::domain::error::{AuthError, Field, PortError};
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::model::ScopedKey;
 use crate::domain::ports::EncryptionContext;
+use crate::domain::scopes::{Grant, ScopeSet};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -94,6 +95,9 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
         prefix: key.display_prefix(),
         scoped_client_id,
         scoped_user_id,
+        scoped_client_ids: Vec::new(),
+        scoped_user_ids: Default::default(),
+        grant: Grant::Only(ScopeSet::default_set()),
         monthly_limit: new.monthly_limit,
         daily_limit: new.daily_limit,
         expires_at: new.expires_at,
