@@ -121,7 +121,8 @@ mod tests {
     /// over all of Unicode.
     #[test]
     fn the_pattern_states_the_letter_and_digit_rules_exactly() {
-        let rules: [(&str, fn(&char) -> bool); 3] =
+        type Rule = fn(&char) -> bool;
+        let rules: [(&str, Rule); 3] =
             [("upper", char::is_ascii_uppercase), ("lower", char::is_ascii_lowercase), ("digit", char::is_ascii_digit)];
         let classes: Vec<&str> = PATTERN
             .strip_prefix('^')

@@ -130,6 +130,11 @@ fn scoped_key(user: &User) -> ScopedKey {
         prefix: key.display_prefix(),
         scoped_client_id: Some("client".into()),
         scoped_user_id: None,
+        scoped_client_ids: vec!["client".into(), "other".into()],
+        scoped_user_ids: [("client".to_owned(), "user".to_owned())].into(),
+        grant: shared::domain::scopes::Grant::Only(shared::domain::scopes::ScopeSet::of([
+            shared::domain::scopes::Scope::RollRead,
+        ])),
         monthly_limit: Some(10),
         daily_limit: None,
         expires_at: Some(now + Duration::days(1)),
