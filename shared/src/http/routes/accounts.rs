@@ -10,8 +10,8 @@ use crate::http::request::{api_key, body, source_ip};
 use crate::http::response::json_response;
 use crate::http::response::Answer;
 use crate::http::schema::{
-    DataExport, Deleted, ExportedApiAccess, ExportedScopedKey, ExportedSubscription, ExportedUsage, ExportedUser,
-    LoggedIn, Message, PlanLimits, RegeneratedKey, Registered, UserData,
+    scope_names, DataExport, Deleted, ExportedApiAccess, ExportedScopedKey, ExportedSubscription, ExportedUsage,
+    ExportedUser, LoggedIn, Message, PlanLimits, RegeneratedKey, Registered, UserData,
 };
 use lambda_http::http::StatusCode;
 use lambda_http::Request;
@@ -89,6 +89,9 @@ pub(super) async fn export_data(app: &App, req: &Request) -> Answer {
             key_prefix: k.prefix.clone(),
             scoped_client_id: k.scoped_client_id.clone(),
             scoped_user_id: k.scoped_user_id.clone(),
+            scopes: scope_names(k),
+            scoped_client_ids: k.scoped_client_ids.clone(),
+            scoped_user_ids: k.scoped_user_ids.clone(),
             monthly_limit: k.monthly_limit,
             daily_limit: k.daily_limit,
             requests_this_month: *requests,
