@@ -143,8 +143,12 @@ pub struct Registered {
 pub struct LoggedIn {
     pub id: String,
     pub email: String,
-    /// The account's current master key.
-    pub api_key: String,
+    /// The account's current master key; `null` when this service never saw it (an
+    /// account imported from a relay 3.x, which kept only its digest): the key works, and
+    /// regenerate-key makes a new one that login shows.
+    pub api_key: Option<String>,
+    /// Whether `apiKey` holds the key (`false`: regenerate it to see one).
+    pub api_key_available: bool,
     pub requests_this_month: u64,
     pub created_at: Timestamp,
 }

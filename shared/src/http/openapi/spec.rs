@@ -148,7 +148,7 @@ pub(super) fn spec(endpoint: Endpoint) -> Spec {
             key: false,
             body: Some(("Credentials", credentials)),
             path_parameter: None,
-            success: (200, "The account and its master key", "LoggedIn", json!({"id": id, "email": EMAIL_EXAMPLE, "apiKey": MASTER_KEY_EXAMPLE, "requestsThisMonth": 0, "createdAt": created})),
+            success: (200, "The account and its master key", "LoggedIn", json!({"id": id, "email": EMAIL_EXAMPLE, "apiKey": MASTER_KEY_EXAMPLE, "apiKeyAvailable": true, "requestsThisMonth": 0, "createdAt": created})),
             errors: vec![
                 public(RequestError::Required(Required::EmailAndPassword)),
                 public(AuthError::InvalidCredentials),

@@ -41,7 +41,8 @@ pub(super) async fn login(app: &App, req: &Request) -> Answer {
         &LoggedIn {
             id: user.id.clone(),
             email: user.email.clone(),
-            api_key: session.key.expose().to_owned(),
+            api_key: session.key.as_ref().map(|key| key.expose().to_owned()),
+            api_key_available: session.key.is_some(),
             requests_this_month: user.usage.this_month(app.clock.now()),
             created_at: user.created_at.into(),
         },
