@@ -279,11 +279,15 @@ fn import(source: &[String], target: &Target, extra: &[&str], credentials_key: O
 
 /// What the `authorizer` function answers API Gateway for a request with `key`
 /// (`events/authorizer.json`, the event it is sent).
-async fn authorizer(app: &App, key: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/authorizer.json");
-    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+/// The authorizer's answer to a relay request of `method` on `path` with `key`.
+async fn authorizer(app: &App, key: &str, method: &str, path: &str) -> Value {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/authorizer.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     event["headers"]["x-api-key"] = json!(key);
     event["identitySource"] = json!([key]);
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["method"] = json!(method);
+    event["requestContext"]["http"]["path"] = json!(path);
     serde_json::to_value(shared::http::authorizer::respond(app, &serde_json::from_value(event).unwrap()).await).unwrap()
 }
 
@@ -352,7 +356,7 @@ async fn import_and_use(fixture: &Fixture, source: Vec<String>, target: Target) 
         .expect("the relay's master key");
     assert_eq!(bob.requests_this_month, 1, "an old month's requests are not");
 
-    let scoped = authorizer(&app, &fixture.live_key).await;
+    let scoped = authorizer(&app, &fixture.live_key, "GET", "/clients").await;
     assert_eq!(scoped["isAuthorized"], true, "the live scoped key: {scoped}");
     let context = &scoped["context"];
     assert_eq!((context["keyType"].as_str(), context["userId"].as_str()), (Some("scoped"), Some(alice.id.as_str())));
@@ -362,12 +366,12 @@ async fn import_and_use(fixture: &Fixture, source: Vec<String>, target: Target) 
     );
     assert_eq!(context["dailyLimit"], 2);
     assert_eq!(
-        authorizer(&app, &fixture.live_key).await,
+        authorizer(&app, &fixture.live_key, "GET", "/clients").await,
         json!({"isAuthorized": false, "context": {}}),
         "today's relay request and this one make the daily limit of 2"
     );
     for refused in [&fixture.expired_key, &fixture.disabled_key] {
-        assert_eq!(authorizer(&app, refused).await, json!({"isAuthorized": false, "context": {}}));
+        assert_eq!(authorizer(&app, refused, "GET", "/clients").await, json!({"isAuthorized": false, "context": {}}));
     }
 
     let listed = list_keys(&app, &fixture.alice.2).await;
@@ -737,11 +741,21 @@ async fn import_v3_and_use(fixture: &FixtureV3, source: Vec<String>, target: Tar
     assert_eq!(scoped.monthly_limit, Some(100));
     assert_eq!(scoped.usage.this_month(Utc::now()), 7);
     assert!(scoped.enabled && scoped.expires_at.is_some());
-    // TODO(lead, after merging the scope-aware authorizer): assert that `decide`/`authorize`
-    // allow entity:read and roll:execute with this key and refuse every other scope.
-    let authorized = authorizer(&app, &fixture.keys[0]).await;
-    assert_eq!(authorized["isAuthorized"], true, "{authorized}");
-    assert_eq!(authorized["context"]["keyType"], "scoped");
+    // It passes the authorizer with exactly its scopes, counted only when admitted.
+    for (method, path, admitted) in [
+        ("GET", "/get", true),
+        ("POST", "/roll", true),
+        ("GET", "/rolls", false),
+        ("GET", "/clients", false),
+        ("POST", "/execute-js", false),
+    ] {
+        let answer = authorizer(&app, &fixture.keys[0], method, path).await;
+        assert_eq!(answer["isAuthorized"], admitted, "{method} {path}: {answer}");
+        if admitted {
+            assert_eq!(answer["context"]["scopes"], "entity:read roll:execute", "{answer}");
+        }
+    }
+    assert_eq!(entry(&app, &fixture.keys[0]).await.usage.this_month(Utc::now()), 9, "7 carried over, 2 admitted");
     // An empty scope list, and a null one, grant nothing; a key row with no keyHash is
     // indexed by the SHA-256 of its key.
     let unscoped = entry(&app, &fixture.keys[1]).await;
