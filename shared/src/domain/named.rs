@@ -6,7 +6,7 @@
 /// `ALL` (every variant, in declaration order), `COUNT`, `name()` and `index()` (its
 /// position in `ALL`).
 ///
-/// ```ignore
+/// ```text
 /// named_enum! {
 ///     /// What it is.
 ///     pub enum Colour {

@@ -245,10 +245,33 @@ impl From<ScopedKeyPatch> for ScopedKeyChange {
     }
 }
 
-/// A field where `null` means something (remove) and absence another (keep): present
-/// fields are `Some`, `null` included (with `#[serde(default)]` for absence).
+/// A field where `null` means something (remove) and absence another (keep): `None` when
+/// absent, `Some(None)` for `null`. The request body's reader tells them apart (absent is
+/// `visit_none`, `null` `visit_unit`; see `http::request`).
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
+    struct Nullable<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Nullable<T> {
+        type Value = Option<Option<T>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a value or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Some(None))
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            T::deserialize(deserializer).map(|value| Some(Some(value)))
+        }
+    }
+
+    deserializer.deserialize_option(Nullable(std::marker::PhantomData))
 }
 
 /// POST /auth/verify

@@ -170,7 +170,8 @@ impl<'de> de::Deserializer<'de> for Fields {
 struct InOrder {
     map: Map<String, Value>,
     fields: std::slice::Iter<'static, &'static str>,
-    current: Option<(&'static str, Value)>,
+    /// The field being read, and its value (`None`: absent).
+    current: Option<(&'static str, Option<Value>)>,
 }
 
 impl<'de> de::MapAccess<'de> for InOrder {
@@ -180,25 +181,29 @@ impl<'de> de::MapAccess<'de> for InOrder {
         let Some(field) = self.fields.next() else {
             return Ok(None);
         };
-        self.current = Some((field, self.map.remove(*field).unwrap_or(Value::Null)));
+        self.current = Some((field, self.map.remove(*field)));
         seed.deserialize(field.into_deserializer()).map(Some)
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, FieldError> {
-        let (field, value) = self.current.take().unwrap_or(("", Value::Null));
+        let (field, value) = self.current.take().unwrap_or(("", None));
         seed.deserialize(FieldValue(value)).map_err(|error| FieldError { field, ..error })
     }
 }
 
-/// One field's JSON value. An array or an object (a key's `scopes`, `scopedUserIds`) is
-/// read by `serde_json`, its first wrong element named in its words.
-struct FieldValue(Value);
+/// One field's JSON value (`None`: the field is absent). An array or an object (a key's
+/// `scopes`, `scopedUserIds`) is read by `serde_json`, its first wrong element named in its
+/// words.
+struct FieldValue(Option<Value>);
 
 impl<'de> de::Deserializer<'de> for FieldValue {
     type Error = FieldError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
-        match self.0 {
+        let Some(value) = self.0 else {
+            return visitor.visit_unit();
+        };
+        match value {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(b),
             Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
@@ -225,11 +230,14 @@ impl<'de> de::Deserializer<'de> for FieldValue {
         }
     }
 
-    /// `null` (and so an absent field) is `None`, as everywhere in this API.
+    /// An absent field is `visit_none`, `null` is `visit_unit`: both `None` to an `Option`
+    /// (as everywhere in this API), told apart only where a field says `null` means
+    /// something (`bodies::nullable`: remove).
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
         match self.0 {
-            Value::Null => visitor.visit_none(),
-            _ => visitor.visit_some(self),
+            None => visitor.visit_none(),
+            Some(Value::Null) => visitor.visit_unit(),
+            Some(_) => visitor.visit_some(self),
         }
     }
 

@@ -33,6 +33,22 @@ impl Harness {
         serde_json::to_value(shared::http::authorizer::respond(&self.app, &request).await).unwrap()
     }
 
+    /// The authorizer's answer to a relay request of `method` on `path` (and query) with `key`.
+    pub async fn authorize_route(&self, key: &str, method: &str, path: &str) -> Value {
+        let mut event = authorizer_event(Some(key));
+        let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
+        event["rawPath"] = json!(raw_path);
+        event["rawQueryString"] = json!(query);
+        let parameters: serde_json::Map<String, Value> =
+            url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), json!(v))).collect();
+        event["queryStringParameters"] = Value::Object(parameters);
+        event["requestContext"]["http"]["method"] = json!(method);
+        event["requestContext"]["http"]["path"] = json!(raw_path);
+        event["routeKey"] = json!(format!("{method} {raw_path}"));
+        let request = serde_json::from_value(event).expect("an authorizer request");
+        serde_json::to_value(shared::http::authorizer::respond(&self.app, &request).await).unwrap()
+    }
+
     async fn admitted(&self, key: &str) -> bool {
         self.authorize(Some(key)).await["isAuthorized"].as_bool().unwrap()
     }

@@ -21,6 +21,7 @@ mod recovery;
 mod routing;
 mod runtime_api;
 mod scoped_keys;
+mod scopes;
 mod support;
 mod template;
 mod throttling;

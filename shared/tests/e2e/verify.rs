@@ -13,7 +13,7 @@ use shared::http::Endpoint;
 
 /// A harness whose verify accepts `accepted` (digests), with the wrong-service-key
 /// budget `failures` per address.
-async fn verifying(accepted: &[&NewServiceKey], failures: u32) -> Harness {
+pub async fn verifying(accepted: &[&NewServiceKey], failures: u32) -> Harness {
     let digests: Vec<&str> = accepted.iter().map(|k| k.digest.as_str()).collect();
     let digests = ServiceKeyDigests::parse(digests).unwrap();
     Harness::configured(move |c| {
@@ -32,13 +32,13 @@ fn unique_address() -> String {
     format!("2001:db8:{:x}:{:x}::1", (id >> 16) as u16, id as u16)
 }
 
-fn ask(service_key: &str, body: Value) -> Call {
+pub fn ask(service_key: &str, body: Value) -> Call {
     call(Endpoint::Verify).header("authorization", &format!("Bearer {service_key}")).json(body)
 }
 
 impl Harness {
     /// Asks verify about `body` with `service_key`; answers the 200's body.
-    async fn verify(&self, service_key: &NewServiceKey, body: Value) -> Value {
+    pub async fn verify(&self, service_key: &NewServiceKey, body: Value) -> Value {
         let reply = self.send(ask(&service_key.key, body)).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         reply.body
