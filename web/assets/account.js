@@ -56,6 +56,7 @@ function showWithoutKey(address) {
   email = address;
   $('who').textContent = `Signed in as ${address}.`;
   keyShown(false);
+  $('regenerate-hint').textContent = 'The new key replaces the relay\'s: paste it into Foundry.';
   say($('load-message'), 'Regenerate your key (under “API key”) to see your usage and manage scoped keys here.', 'info');
 }
 
@@ -394,6 +395,7 @@ function wire() {
     say($('key-message'), 'Your new key is active. Your old key and every scoped key no longer work: paste the new key into Foundry.', 'success');
     if (wasWithoutKey) {
       keyShown(true);
+      $('regenerate-hint').textContent = 'Use this if your key may have leaked.';
       say($('load-message'), '');
       await load();
     } else {
