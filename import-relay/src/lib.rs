@@ -8,5 +8,5 @@ pub mod run;
 pub mod source;
 
 pub use relay::{CredentialsKey, Reason};
-pub use run::{import, Options, Outcome, Report};
-pub use source::{read, Relay, Source};
+pub use run::{import, Options, Outcome, Report, Table};
+pub use source::{read, Kind, Relay, Source};

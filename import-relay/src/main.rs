@@ -1,4 +1,6 @@
 //! `import-relay (--sqlite PATH | --postgres URL) (--data DIR | --aws) [--credentials-key KEY] [--dry-run]`
+//!
+//! The source is a Node relay's (2.x) database or a relay 3.x's, told apart by its columns.
 
 use clap::{ArgGroup, Parser};
 use import_relay::{CredentialsKey, Options, Source};
@@ -10,7 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Moves a Foundry REST relay's accounts (users, API keys, scoped keys) into this service")]
+#[command(
+    version,
+    about = "Moves a Foundry REST relay's accounts (users, API keys, scoped keys, Foundry credentials) into this service, from the Node relay (2.x) or the relay 3.x"
+)]
 #[command(group(ArgGroup::new("source").required(true).args(["sqlite", "postgres"])))]
 #[command(group(ArgGroup::new("target").required(true).args(["data", "aws"])))]
 struct Args {
@@ -28,7 +33,8 @@ struct Args {
     #[arg(long)]
     aws: bool,
     /// The relay's CREDENTIALS_ENCRYPTION_KEY (64 hex characters or base64 of 32 bytes),
-    /// to carry the stored Foundry passwords over.
+    /// to carry the stored Foundry passwords over (the Node relay's on the scoped keys, the
+    /// relay 3.x's Credentials); without it those are reported as not imported.
     #[arg(long, value_name = "KEY", env = "CREDENTIALS_ENCRYPTION_KEY", hide_env_values = true)]
     credentials_key: Option<String>,
     /// Check and report everything, write nothing.
@@ -74,12 +80,11 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
         None => shared::aws::build_app(&Config::from_env(Needs::ALL)?).await,
     };
-    let users: std::collections::HashSet<_> = relay.users.iter().filter_map(|u| u.get("id")).collect();
-    let orphans = relay.api_keys.iter().filter(|k| !k.get("userId").is_some_and(|id| users.contains(id))).count();
-    let rows = relay.users.len() + orphans;
+    // Every row of the three tables gets one outcome.
+    let rows = relay.users.len() + relay.api_keys.len() + relay.credentials.len();
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(rows as u64);
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} accounts {elapsed}") {
+        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} rows {elapsed}") {
             bar.set_style(style);
         }
         bar
@@ -96,5 +101,5 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     .await;
     bar.finish_and_clear();
     println!("{}", report.summary());
-    Ok(if report.failed() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.failed(None) > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -1,7 +1,8 @@
-//! Reading a Node relay's database: its `Users` and `ApiKeys` tables, in SQLite (as its
-//! Sequelize models create them) or PostgreSQL (the same quoted names and columns). Every
-//! value is read as text (or NULL), whatever the column's type in either database, and
-//! interpreted by `relay`.
+//! Reading a relay's database, the Node relay's (2.x: `Users` and `ApiKeys`, as its
+//! Sequelize models create them) or the relay 3.x's (`Users`, `ApiKeys`, `Credentials` and
+//! `KnownClients`), in SQLite or PostgreSQL (the same quoted camelCase names). Which relay
+//! wrote it is told by the columns. Every value is read as text (or NULL), whatever the
+//! column's type in either database, and interpreted by `relay`.
 
 use shared::domain::error::Chain;
 use std::collections::HashMap;
@@ -26,11 +27,42 @@ impl Row {
     }
 }
 
-/// The rows the import reads; `PasswordResetTokens` are not (they expire within the hour).
+/// Which relay wrote the database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// The Node relay (2.x): `Users.apiKey` in plain text, Foundry logins on the keys.
+    #[default]
+    Node,
+    /// The relay 3.x: `Users.apiKeyHash`, `ApiKeys.keyHash`, a `Credentials` table.
+    V3,
+}
+
+impl Kind {
+    /// Tells the relays apart by their columns: the 3.x's `Users.apiKeyHash`,
+    /// `ApiKeys.keyHash` and `Credentials` table, or the Node relay's `Users.apiKey`.
+    pub fn of(users: &[String], api_keys: &[String], has_credentials: bool) -> Option<Kind> {
+        let has = |columns: &[String], name: &str| columns.iter().any(|c| c == name);
+        if has(users, "apiKeyHash") && has(api_keys, "keyHash") && has_credentials {
+            Some(Kind::V3)
+        } else if has(users, "apiKey") && has(api_keys, "key") {
+            Some(Kind::Node)
+        } else {
+            None
+        }
+    }
+}
+
+/// The rows the import reads; `PasswordResetTokens` are not (they expire within the hour),
+/// nor the relay 3.x's sessions, logs and settings.
 #[derive(Debug, Clone, Default)]
 pub struct Relay {
+    pub kind: Kind,
     pub users: Vec<Row>,
     pub api_keys: Vec<Row>,
+    /// The relay 3.x's Foundry logins (empty for the Node relay).
+    pub credentials: Vec<Row>,
+    /// The relay 3.x's Foundry clients, which name the credential each one uses.
+    pub known_clients: Vec<Row>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +71,11 @@ pub enum SourceError {
     Sqlite { path: String, detail: String },
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    #[error("not a relay database: neither Users.apiKey (Node relay) nor Users.apiKeyHash, ApiKeys.keyHash and a Credentials table (relay 3.x)")]
+    UnknownSchema,
 }
 
-/// The two tables, each ordered by `id`.
+/// The tables, each ordered by `id`.
 pub async fn read(source: &Source) -> Result<Relay, SourceError> {
     match source {
         Source::Sqlite(path) => {
@@ -60,6 +94,18 @@ fn read_sqlite(path: &std::path::Path) -> Result<Relay, SourceError> {
     let failed = |e: rusqlite::Error| SourceError::Sqlite { path: path.display().to_string(), detail: e.to_string() };
     let connection =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(failed)?;
+    let exists = |name: &str| -> Result<bool, SourceError> {
+        let mut statement =
+            connection.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1").map_err(failed)?;
+        statement.exists([name]).map_err(failed)
+    };
+    let columns = |name: &str| -> Result<Vec<String>, SourceError> {
+        if !exists(name)? {
+            return Ok(Vec::new());
+        }
+        let statement = connection.prepare(&format!("SELECT * FROM `{name}` LIMIT 0")).map_err(failed)?;
+        Ok(statement.column_names().into_iter().map(str::to_owned).collect())
+    };
     let table = |name: &str| -> Result<Vec<Row>, SourceError> {
         let mut statement = connection.prepare(&format!("SELECT * FROM `{name}` ORDER BY `id`")).map_err(failed)?;
         let columns: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
@@ -80,28 +126,58 @@ fn read_sqlite(path: &std::path::Path) -> Result<Relay, SourceError> {
         }
         Ok(out)
     };
-    Ok(Relay { users: table("Users")?, api_keys: table("ApiKeys")? })
+    let kind =
+        Kind::of(&columns("Users")?, &columns("ApiKeys")?, exists("Credentials")?).ok_or(SourceError::UnknownSchema)?;
+    let mut relay = Relay { kind, users: table("Users")?, api_keys: table("ApiKeys")?, ..Relay::default() };
+    if kind == Kind::V3 {
+        relay.credentials = table("Credentials")?;
+        // A relay 3.x from before clients were remembered has no KnownClients: no
+        // credential then serves a client.
+        if exists("KnownClients")? {
+            relay.known_clients = table("KnownClients")?;
+        }
+    }
+    Ok(relay)
 }
 
 async fn read_postgres(url: &str) -> Result<Relay, SourceError> {
     let failed = |e: tokio_postgres::Error| SourceError::Postgres(e.to_string());
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(failed)?;
+    let (owned, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(failed)?;
     let driver = tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(error = %Chain(&error), "PostgreSQL connection closed with an error");
         }
     });
-    let mut relay = Relay::default();
-    for (name, rows) in [("Users", &mut relay.users), ("ApiKeys", &mut relay.api_keys)] {
+    let client = &owned;
+    // The columns of a table of the connection's search path; none when it does not exist.
+    let columns = |name: &'static str| async move {
+        let query = "SELECT column_name::text FROM information_schema.columns \
+                     WHERE table_name = $1 AND table_schema = ANY (current_schemas(false)) ORDER BY ordinal_position";
+        let rows = client.query(query, &[&name]).await.map_err(failed)?;
+        rows.iter().map(|row| row.try_get::<_, String>(0).map_err(failed)).collect::<Result<Vec<_>, _>>()
+    };
+    let table = |name: &'static str| async move {
         // One JSON object per row: every column type arrives as text, number, boolean
         // or null, which `json_row` makes text.
         let query = format!(r#"SELECT row_to_json(t)::text FROM "{name}" t ORDER BY "id""#);
+        let mut rows = Vec::new();
         for row in client.query(query.as_str(), &[]).await.map_err(failed)? {
             let text: String = row.try_get(0).map_err(failed)?;
             rows.push(json_row(&text).ok_or_else(|| SourceError::Postgres(format!("{name}: a row is not an object")))?);
         }
+        Ok::<_, SourceError>(rows)
+    };
+    let has_credentials = !columns("Credentials").await?.is_empty();
+    let kind = Kind::of(&columns("Users").await?, &columns("ApiKeys").await?, has_credentials)
+        .ok_or(SourceError::UnknownSchema)?;
+    let mut relay = Relay { kind, users: table("Users").await?, api_keys: table("ApiKeys").await?, ..Relay::default() };
+    if kind == Kind::V3 {
+        relay.credentials = table("Credentials").await?;
+        if !columns("KnownClients").await?.is_empty() {
+            relay.known_clients = table("KnownClients").await?;
+        }
     }
-    drop(client);
+    drop(owned);
     let _ = driver.await;
     Ok(relay)
 }
@@ -137,5 +213,16 @@ mod tests {
         assert_eq!(row.get("expiresAt"), None);
         assert_eq!(row.get("missing"), None);
         assert!(json_row("[1]").is_none());
+    }
+
+    #[test]
+    fn the_relay_is_told_by_its_columns() {
+        let names = |list: &[&str]| list.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+        let node = (names(&["id", "email", "apiKey"]), names(&["id", "key"]));
+        let v3 = (names(&["id", "email", "apiKeyHash"]), names(&["id", "key", "keyHash"]));
+        assert_eq!(Kind::of(&node.0, &node.1, false), Some(Kind::Node));
+        assert_eq!(Kind::of(&v3.0, &v3.1, true), Some(Kind::V3));
+        assert_eq!(Kind::of(&v3.0, &v3.1, false), None, "no Credentials table: neither");
+        assert_eq!(Kind::of(&names(&["id"]), &names(&["id"]), true), None);
     }
 }

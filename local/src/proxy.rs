@@ -151,7 +151,7 @@ impl Relay {
         if is_websocket(request.headers()) {
             return self.tunnel(peer, request).await;
         }
-        let authorization = match decide(app, request.uri(), request.headers()).await {
+        let authorization = match decide(app, request.method(), request.uri(), request.headers()).await {
             Ok(authorization) => authorization,
             Err(refusal) => return refusal.answer(),
         };
@@ -269,14 +269,19 @@ impl Refusal {
 /// is presented (the gateway answers that without calling the authorizer, so neither do
 /// we), 403 for any other refusal, and 403 too when the decision could not be made (fails
 /// closed; logged with its causes, never with the key). As the authorizer, it holds a
-/// scoped key to the Foundry client and user the query names (`clientId`, `userId`).
-async fn decide(app: &App, uri: &Uri, headers: &HeaderMap) -> Result<Authorization, Refusal> {
+/// scoped key to the Foundry client and user the query names (`clientId`, `userId`) and
+/// to the scope the route needs.
+async fn decide(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Authorization, Refusal> {
     let Some(presented) = headers.get(API_KEY_HEADER).filter(|v| !v.is_empty()) else {
         return Err(Refusal::Unauthorized);
     };
     let presented = String::from_utf8_lossy(presented.as_bytes());
     let (client_id, user_id) = (query(uri, "clientId"), query(uri, "userId"));
-    let ask = Ask { client_id: client_id.as_deref(), user_id: user_id.as_deref(), ..Ask::key(Some(&presented)) };
+    let ask = Ask {
+        client_id: client_id.as_deref(),
+        user_id: user_id.as_deref(),
+        ..Ask::route(app, Some(&presented), method.as_str(), uri.path())
+    };
     match authorize(app, ask).await {
         Ok(Some(authorization)) => Ok(authorization),
         Ok(None) => Err(Refusal::Forbidden),

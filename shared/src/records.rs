@@ -145,10 +145,10 @@ pub(crate) struct KeyItem {
     pub(crate) scoped_client_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) scoped_user_ids: BTreeMap<String, String>,
-    /// The scope names; absent for a key made before scopes (unrestricted). A list, not a
-    /// set, so that it can be empty; the counting condition reads it with `contains`.
+    /// The grant in one character per scope (`scopes::Grant::code`; `""`: none), which the
+    /// counting condition tests with `contains`; absent for a key made before scopes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) scopes: Option<String>,
     /// The scoped key's request counters by period (always present, see `UserItem`).
     #[serde(default)]
     pub(crate) usage: BTreeMap<String, u64>,
@@ -287,7 +287,7 @@ impl From<&KeyEntry> for KeyItem {
             scoped_user_id: e.scoped_user_id.clone(),
             scoped_client_ids: e.scoped_client_ids.clone(),
             scoped_user_ids: e.scoped_user_ids.clone(),
-            scopes: e.grant.stored(),
+            scopes: e.grant.code(),
             usage: e.usage.counts.clone(),
         }
     }
@@ -348,6 +348,20 @@ impl From<ScopedKeyItem> for ScopedKey {
 }
 
 impl KeyItem {
+    /// The attributes of a scoped key's entry that decide its requests, copied from the
+    /// key: what changing the key's settings rewrites (the counters stay).
+    pub(crate) const RESTRICTIONS: &'static [&'static str] = &[
+        "expiresAt",
+        "enabled",
+        "monthlyLimit",
+        "dailyLimit",
+        "scopedClientId",
+        "scopedUserId",
+        "scopedClientIds",
+        "scopedUserIds",
+        "scopes",
+    ];
+
     pub(crate) fn into_entry(self, digest: &KeyDigest) -> KeyEntry {
         KeyEntry {
             digest: digest.clone(),
@@ -363,7 +377,7 @@ impl KeyItem {
             scoped_user_id: self.scoped_user_id,
             scoped_client_ids: self.scoped_client_ids,
             scoped_user_ids: self.scoped_user_ids,
-            grant: Grant::from_stored(self.scopes.as_deref()),
+            grant: Grant::from_code(self.scopes.as_deref()),
             usage: Usage { counts: self.usage, last_request_at: None },
         }
     }

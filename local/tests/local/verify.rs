@@ -83,8 +83,34 @@ async fn verify_names_refusals_keeps_caps_and_counts_concurrent_requests_exactly
         (json!({"key": scoped, "clientId": "w2"}), "client"),
     ];
     for (body, reason) in refusals {
-        assert_eq!(ask(body).await.1, json!({"valid": false, "reason": reason, "resetsAt": null}));
+        assert_eq!(
+            ask(body).await.1,
+            json!({"valid": false, "reason": reason, "resetsAt": null, "requiredScope": null})
+        );
     }
+    // A new key holds the read-only default set: the route's scope decides, counting nothing.
+    let scope_refusals = [
+        (json!({"key": scoped, "scope": "roll:execute", "count": false}), json!("roll:execute")),
+        (json!({"key": scoped, "method": "POST", "path": "/execute-js", "count": false}), json!("execute-js")),
+        (
+            json!({"key": scoped, "method": "POST", "path": "/macro/Macro.x1/execute", "count": false}),
+            json!("macro:execute"),
+        ),
+        (json!({"key": scoped, "method": "GET", "path": "/admin/users", "count": false}), json!(null)),
+    ];
+    for (body, required) in scope_refusals {
+        let expected = json!({"valid": false, "reason": "scope", "resetsAt": null, "requiredScope": required});
+        assert_eq!(ask(body.clone()).await.1, expected, "{body}");
+    }
+    let (_, admitted) = ask(json!({"key": scoped, "method": "GET", "path": "/rolls/?limit=3", "count": false})).await;
+    assert_eq!(admitted["valid"], true, "{admitted}");
+    let held: Vec<&str> = admitted["scopes"].as_str().unwrap().split(' ').collect();
+    assert_eq!(held.len(), 17, "the default set: {held:?}");
+    assert!(held.contains(&"roll:read") && !held.contains(&"roll:execute"));
+    let (status, refused) = ask(json!({"key": scoped, "scope": "roll:fly"})).await;
+    assert_eq!((status, &refused["code"]), (400, &json!("invalid_scopes")), "{refused}");
+    let (status, lone) = ask(json!({"key": scoped, "method": "GET"})).await;
+    assert_eq!((status, &lone["code"]), (400, &json!("invalid_body")), "{lone}");
     let (_, decided) = ask(json!({"key": scoped, "count": false})).await;
     assert_eq!((&decided["valid"], &decided["requestsThisMonth"]), (&json!(true), &json!(0)));
 

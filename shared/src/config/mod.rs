@@ -2,6 +2,7 @@
 //! helpers (`Env`), and each function asking only for what it uses ([`Needs`]).
 
 use crate::domain::limits::{parse_limits, Limit, Throttling};
+use crate::domain::scopes::RouteScopes;
 use crate::domain::service_key::ServiceKeyDigests;
 use crate::domain::settings::{
     Settings, DEFAULT_DAILY_REQUEST_LIMIT, DEFAULT_MONTHLY_REQUEST_LIMIT, DEFAULT_SCOPED_KEYS_PER_ACCOUNT,
@@ -132,7 +133,7 @@ impl Needs {
             }
             ValidateResetToken => Needs { reset_tokens_table: true, throttle_table: true, ..users },
             CreateApiKey => Needs { scoped_keys_table: true, kms_key: true, ..users },
-            ListApiKeys | DeleteApiKey => Needs { scoped_keys_table: true, ..users },
+            ListApiKeys | UpdateApiKey | DeleteApiKey => Needs { scoped_keys_table: true, ..users },
         }
     }
 }
@@ -299,6 +300,14 @@ fn settings(reset_url: Option<Url>, env: &Env<impl Fn(&str) -> Option<String>>) 
         hash_workers,
         hash_queue: env.number("HASH_QUEUE", DEFAULT_HASH_QUEUE as usize)?,
         service_key_digests: service_key_digests.unwrap_or_default(),
+        route_scopes: env.parsed("ROUTE_SCOPES", RouteScopes::with_setting)?.unwrap_or_default(),
+        master_key_relay_access: env
+            .parsed("MASTER_KEY_RELAY_ACCESS", |v| match v {
+                "all" => Ok(true),
+                "none" => Ok(false),
+                _ => Err(format!("expected all or none, got {v:?}")),
+            })?
+            .unwrap_or(true),
     })
 }
 

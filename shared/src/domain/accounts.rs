@@ -87,10 +87,23 @@ async fn check_own_password(app: &App, user: &User, password: &str) -> Result<bo
     Ok(correct)
 }
 
-/// A successful login answers the current master key, decrypted from its KMS ciphertext.
-pub async fn login(app: &App, email: &str, password: &str, address: Option<&str>) -> Result<Registered, AuthError> {
+/// A logged-in account with its master key, when the service can show it.
+#[derive(Debug)]
+pub struct LoggedIn {
+    pub user: User,
+    /// `None` when the key was never seen here (see [`StoredMasterKey::is_available`]):
+    /// it works, but only a regenerated key can be shown.
+    pub key: Option<ApiKey>,
+}
+
+/// A successful login answers the current master key, decrypted from its KMS ciphertext,
+/// or none for an account whose key the service never saw.
+pub async fn login(app: &App, email: &str, password: &str, address: Option<&str>) -> Result<LoggedIn, AuthError> {
     throttle::per_address(app, Rule::AuthPerAddress, address).await?;
     let user = check_credentials(app, email, password).await?;
+    if !user.master_key.is_available() {
+        return Ok(LoggedIn { user, key: None });
+    }
     let plaintext = app.cipher.decrypt(&user.master_key.ciphertext, &EncryptionContext::master_key(&user.id)).await?;
     let key = std::str::from_utf8(&plaintext)
         .ok()
@@ -102,7 +115,7 @@ pub async fn login(app: &App, email: &str, password: &str, address: Option<&str>
                 user.id
             )))
         })?;
-    Ok(Registered { user, key })
+    Ok(LoggedIn { user, key: Some(key) })
 }
 
 /// A new master key. The old one and every scoped key of the account stop working in the

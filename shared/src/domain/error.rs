@@ -25,6 +25,12 @@ pub enum Field {
     Cost,
     /// A free-text field longer than [`crate::domain::scoped::MAX_TEXT_CHARS`].
     TooLong(&'static str),
+    /// `scopedClientIds`: empty, repeated or too long ids, or more than
+    /// [`crate::domain::scoped::MAX_CLIENTS`].
+    ClientIds,
+    /// `scopedUserIds`: an empty or too long id, or more than
+    /// [`crate::domain::scoped::MAX_CLIENTS`] entries.
+    UserIds,
 }
 
 /// Why an operation did not succeed. (What a request's shape can get wrong before any
@@ -40,6 +46,10 @@ pub enum AuthError {
     WeakPassword(PasswordRule),
     #[error("invalid scoped key field: {0:?}")]
     InvalidField(Field),
+    /// The first string of a list of scopes that is not a scope of the catalogue, or is
+    /// there twice (a client's text: shown in the answer, as the client sent it).
+    #[error("unknown or repeated scope")]
+    InvalidScopes(String),
 
     // Authentication.
     #[error("API key missing")]

@@ -7,6 +7,7 @@
 use crate::domain::keys::{KeyDigest, KeyKind};
 use crate::domain::model::{KeyEntry, Subscription, Usage, User};
 use crate::domain::named::named_enum;
+use crate::domain::scopes::Need;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
 named_enum! {
@@ -31,6 +32,10 @@ named_enum! {
         Client => "client",
         /// A scoped key bound to another Foundry user than the request's.
         User => "user",
+        /// A scoped key without the scope the route requires (or a route of no scope).
+        Scope => "scope",
+        /// A master key on a relay route, where `MASTER_KEY_RELAY_ACCESS` is `none`.
+        MasterKeyNotAllowed => "master_key_not_allowed",
         /// A dependency failed: refused without a verdict (fails closed).
         Error => "error",
     }
@@ -70,6 +75,10 @@ pub struct Meter<'a> {
     /// The Foundry client and user the request targets, when it names them.
     pub client_id: Option<&'a str>,
     pub user_id: Option<&'a str>,
+    /// What the request needs of a scoped key.
+    pub need: Need,
+    /// Whether a master key may make the request (`MASTER_KEY_RELAY_ACCESS`).
+    pub master_allowed: bool,
     /// The account's caps (`DAILY_REQUEST_LIMIT`, `MONTHLY_REQUEST_LIMIT`; an active
     /// subscription lifts the monthly one).
     pub daily_limit: u64,
@@ -153,17 +162,18 @@ pub fn entry_refusal(entry: &KeyEntry, meter: &Meter<'_>, counted: u64) -> Optio
         return Some(Refusal::UNKNOWN);
     }
     if entry.kind == KeyKind::Master {
-        return None;
+        return (!meter.master_allowed).then(|| Refusal::because(Decision::MasterKeyNotAllowed));
     }
-    let bound = |scope: &Option<String>, asked: Option<&str>| matches!((scope.as_deref(), asked), (Some(scope), Some(asked)) if scope != asked);
     let reason = if !entry.enabled {
         Decision::Disabled
     } else if entry.expires_at.is_some_and(|at| is_expired(at, meter.now)) {
         Decision::Expired
-    } else if bound(&entry.scoped_client_id, meter.client_id) {
+    } else if !serves_client(entry, meter.client_id) {
         Decision::Client
-    } else if bound(&entry.scoped_user_id, meter.user_id) {
+    } else if !serves_user(entry, meter.client_id, meter.user_id) {
         Decision::User
+    } else if !entry.grant.allows(meter.need) {
+        Decision::Scope
     } else {
         let usage = &entry.usage;
         let day = (usage.today(meter.now).saturating_sub(counted), entry.daily_limit);
@@ -171,6 +181,29 @@ pub fn entry_refusal(entry: &KeyEntry, meter: &Meter<'_>, counted: u64) -> Optio
         return caps(meter.now, meter.cost, day, month);
     };
     Some(Refusal::because(reason))
+}
+
+/// Whether a scoped key serves the Foundry client a request names (any, when it names
+/// none): one of its client list when it has one, else its one client, if any.
+pub fn serves_client(entry: &KeyEntry, asked: Option<&str>) -> bool {
+    let Some(asked) = asked else {
+        return true;
+    };
+    if !entry.scoped_client_ids.is_empty() {
+        return entry.scoped_client_ids.iter().any(|id| id == asked);
+    }
+    entry.scoped_client_id.as_deref().is_none_or(|id| id == asked)
+}
+
+/// The Foundry user a scoped key acts as for a request of `client`: the key's user for
+/// that client when it maps one, else its one user, if any.
+pub fn user_for<'e>(entry: &'e KeyEntry, client: Option<&str>) -> Option<&'e str> {
+    client.and_then(|client| entry.scoped_user_ids.get(client)).or(entry.scoped_user_id.as_ref()).map(String::as_str)
+}
+
+/// Whether a scoped key may act as the Foundry user a request names (any, when it names none).
+pub fn serves_user(entry: &KeyEntry, client: Option<&str>, asked: Option<&str>) -> bool {
+    asked.is_none_or(|asked| user_for(entry, client).is_none_or(|user| user == asked))
 }
 
 /// The account's verdict on a request of `entry`: the key must still be the account's, and
@@ -244,6 +277,8 @@ mod tests {
             count: true,
             client_id: None,
             user_id: None,
+            need: Need::Nothing,
+            master_allowed: true,
             daily_limit: 1000,
             monthly_limit: 100,
         }
@@ -289,6 +324,65 @@ mod tests {
         assert_eq!(entry_refusal(&entry, &ask, 0).unwrap().reason, Decision::User);
         ask.user_id = Some("gm");
         assert_eq!(entry_refusal(&entry, &ask, 0), None);
+    }
+
+    #[test]
+    fn a_key_of_several_clients_serves_each_as_its_user_for_it() {
+        let now = at("2026-12-02T10:00:00Z");
+        let digest = KeyDigest("d".repeat(64));
+        let mut entry = scoped(now, 0, 0);
+        // The list takes precedence over the single client, as in the relay.
+        entry.scoped_client_id = Some("world-z".into());
+        entry.scoped_client_ids = vec!["world-a".into(), "world-b".into()];
+        entry.scoped_user_ids = [("world-a".to_owned(), "gm-a".to_owned())].into();
+        entry.scoped_user_id = Some("gm".into());
+        let mut ask = meter(&digest, now, 1);
+        let reason = |ask: &Meter<'_>| entry_refusal(&entry, ask, 0).map(|r| r.reason);
+        for (client, user, expected) in [
+            (Some("world-a"), Some("gm-a"), None),
+            (Some("world-a"), Some("gm"), Some(Decision::User)),
+            (Some("world-b"), Some("gm"), None),
+            (Some("world-b"), Some("gm-a"), Some(Decision::User)),
+            (Some("world-z"), None, Some(Decision::Client)),
+            (None, Some("gm"), None),
+            (None, None, None),
+        ] {
+            (ask.client_id, ask.user_id) = (client, user);
+            assert_eq!(reason(&ask), expected, "{client:?} {user:?}");
+        }
+        assert_eq!(user_for(&entry, Some("world-a")), Some("gm-a"));
+        assert_eq!(user_for(&entry, Some("world-b")), Some("gm"));
+    }
+
+    #[test]
+    fn a_scoped_key_needs_the_routes_scope_and_a_master_key_the_setting() {
+        use crate::domain::scopes::{Grant, Scope, ScopeSet};
+        let now = at("2026-12-02T10:00:00Z");
+        let digest = KeyDigest("d".repeat(64));
+        let mut entry = scoped(now, 0, 0);
+        entry.grant = Grant::Only(ScopeSet::of([Scope::RollRead]));
+        let mut ask = meter(&digest, now, 1);
+        let reason = |entry: &KeyEntry, ask: &Meter<'_>| entry_refusal(entry, ask, 0).map(|r| r.reason);
+        for (need, expected) in [
+            (Need::Scope(Scope::RollRead), None),
+            (Need::Scope(Scope::RollExecute), Some(Decision::Scope)),
+            (Need::Scope(Scope::ExecuteJs), Some(Decision::Scope)),
+            (Need::Unmapped, Some(Decision::Scope)),
+            (Need::Nothing, None),
+        ] {
+            ask.need = need;
+            assert_eq!(reason(&entry, &ask), expected, "{need:?}");
+        }
+        // Over its cap and without the scope: the scope is named (the cap would free up, the scope not).
+        entry.daily_limit = Some(0);
+        ask.need = Need::Scope(Scope::ExecuteJs);
+        assert_eq!(reason(&entry, &ask), Some(Decision::Scope));
+        let mut master = KeyEntry::master("u1", &digest, 1);
+        master.grant = Grant::Only(ScopeSet::EMPTY);
+        ask.kind = Some(KeyKind::Master);
+        assert_eq!(reason(&master, &ask), None, "a master key holds every scope");
+        ask.master_allowed = false;
+        assert_eq!(reason(&master, &ask), Some(Decision::MasterKeyNotAllowed));
     }
 
     #[test]

@@ -5,9 +5,10 @@
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use crate::domain::keys::{ApiKey, KeyKind};
-use crate::domain::meter::{AccountMeter, Decision, Meter, Metered, Refusal};
+use crate::domain::meter::{user_for, AccountMeter, Decision, Meter, Metered, Refusal};
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{KeyEntry, Subscription};
+use crate::domain::scopes::{Grant, Need, ScopeSet};
 use chrono::{DateTime, Utc};
 
 /// One request of the relay, as the door saw it.
@@ -18,6 +19,8 @@ pub struct Ask<'a> {
     /// The Foundry client and user the request targets, when it names them.
     pub client_id: Option<&'a str>,
     pub user_id: Option<&'a str>,
+    /// What it needs of a scoped key (the route's scope).
+    pub need: Need,
     /// How many requests it counts as (1 to [`crate::domain::meter::MAX_COST`]).
     pub cost: u64,
     /// `false`: decide, and count nothing.
@@ -27,7 +30,13 @@ pub struct Ask<'a> {
 impl<'a> Ask<'a> {
     /// One request of `key`, counted.
     pub fn key(key: Option<&'a str>) -> Self {
-        Self { key, client_id: None, user_id: None, cost: 1, count: true }
+        Self { key, client_id: None, user_id: None, need: Need::Nothing, cost: 1, count: true }
+    }
+
+    /// The request of `method` on the relay's `path`, with what its route needs
+    /// (`settings.route_scopes`) and the client and user it names.
+    pub fn route(app: &App, key: Option<&'a str>, method: &str, path: &str) -> Self {
+        Self { need: app.settings.route_scopes.need(method, path), ..Self::key(key) }
     }
 }
 
@@ -37,8 +46,13 @@ pub struct Authorization {
     pub user_id: String,
     pub kind: KeyKind,
     pub scoped_key_id: Option<String>,
+    /// The Foundry client the key is bound to: the one the request named, when the key
+    /// serves several, else its one client.
     pub scoped_client_id: Option<String>,
+    /// The Foundry user the key acts as for that client.
     pub scoped_user_id: Option<String>,
+    /// What the key may do (every scope for a master key and for a key made before scopes).
+    pub scopes: ScopeSet,
     /// The key's requests this month (scoped), or the account's (master), this one included.
     pub requests_this_month: u64,
     /// Today's requests of the key (scoped) or of the account (master), this one included.
@@ -53,7 +67,7 @@ pub struct Authorization {
 }
 
 impl Authorization {
-    fn of(entry: KeyEntry, user: &AccountMeter, app: &App, now: DateTime<Utc>) -> Self {
+    fn of(entry: KeyEntry, user: &AccountMeter, app: &App, ask: &Ask<'_>, now: DateTime<Utc>) -> Self {
         let (usage, monthly_limit, daily_limit) = match entry.kind {
             KeyKind::Master => (
                 &user.usage,
@@ -71,9 +85,17 @@ impl Authorization {
             daily_limit,
             expires_at: entry.expires_at,
             subscription_status: user.subscription_status.clone(),
+            scoped_user_id: user_for(&entry, ask.client_id).map(str::to_owned),
+            scoped_client_id: match (&entry.scoped_client_ids[..], ask.client_id) {
+                ([], _) => entry.scoped_client_id.clone(),
+                ([only], None) => Some(only.clone()),
+                (_, asked) => asked.map(str::to_owned),
+            },
+            scopes: match entry.kind {
+                KeyKind::Master => Grant::Unrestricted.scopes(),
+                KeyKind::Scoped => entry.grant.scopes(),
+            },
             scoped_key_id: entry.scoped_key_id,
-            scoped_client_id: entry.scoped_client_id,
-            scoped_user_id: entry.scoped_user_id,
         }
     }
 }
@@ -116,11 +138,13 @@ async fn decide_uncounted(app: &App, ask: Ask<'_>) -> Result<Result<Authorizatio
         count: ask.count,
         client_id: ask.client_id,
         user_id: ask.user_id,
+        need: ask.need,
+        master_allowed: app.settings.master_key_relay_access,
         daily_limit: app.settings.daily_request_limit,
         monthly_limit: app.settings.monthly_request_limit,
     };
     Ok(match app.store.meter(&meter).await? {
-        Metered::Admitted { entry, account } => Ok(Authorization::of(entry, &account, app, now)),
+        Metered::Admitted { entry, account } => Ok(Authorization::of(entry, &account, app, &ask, now)),
         Metered::Refused(refusal) => Err(refusal),
     })
 }

@@ -262,7 +262,7 @@ mod tests {
         let rules = rules.into_iter().chain(["service-key-failures"]);
         expected.extend(rules.map(|rule| ("Throttled", Some(("Rule", rule)))));
         let reasons = ["admitted", "cap", "missing", "malformed", "unknown", "revoked", "disabled", "expired"];
-        let reasons = reasons.into_iter().chain(["client", "user", "error"]);
+        let reasons = reasons.into_iter().chain(["client", "user", "scope", "master_key_not_allowed", "error"]);
         expected.extend(reasons.map(|reason| ("AuthorizerDecisions", Some(("Reason", reason)))));
         let services = ["DynamoDB", "KMS", "SES"];
         expected.extend(services.map(|service| ("DependencyFailures", Some(("Service", service)))));

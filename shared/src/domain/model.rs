@@ -101,9 +101,20 @@ pub struct User {
 pub struct StoredMasterKey {
     pub digest: KeyDigest,
     /// KMS ciphertext bound to the account (encryption context), so login can return it.
+    /// Empty when the service never saw the key: an account imported from a relay 3.x,
+    /// which kept only the key's digest (the key works, login cannot show it until the
+    /// owner regenerates it).
     pub ciphertext: Vec<u8>,
+    /// The key's first characters; empty when the key was never seen here.
     pub prefix: String,
     pub created_at: DateTime<Utc>,
+}
+
+impl StoredMasterKey {
+    /// Whether login can answer the key itself (its ciphertext is stored).
+    pub fn is_available(&self) -> bool {
+        !self.ciphertext.is_empty()
+    }
 }
 
 /// Requests the authorizer counted, by UTC period (`day:2026-11-26`, `month:2026-11`):

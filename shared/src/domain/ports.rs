@@ -91,6 +91,11 @@ pub trait ScopedKeys: Send + Sync {
     /// Deletes the key and its index entry and uncounts it on the account, all or nothing;
     /// `Conflict` when it is already gone.
     async fn delete_scoped_key(&self, key: &ScopedKey) -> PortResult<()>;
+    /// Replaces a key's settings with `after`'s: the stored key and its index entry's copy
+    /// of what decides a request (the entry's counters stay), all or nothing; `Conflict`
+    /// when the key changed since `before` was read (its `updated_at`), is gone, or its
+    /// index entry is (retired after a master key change).
+    async fn update_scoped_key(&self, before: &ScopedKey, after: &ScopedKey) -> PortResult<()>;
     /// Marks a key disabled and drops its index entry (after a master key change).
     async fn retire_scoped_key(&self, key: &ScopedKey, now: DateTime<Utc>) -> PortResult<()>;
 }

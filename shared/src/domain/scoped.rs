@@ -10,6 +10,7 @@ use crate::domain::ports::EncryptionContext;
 use crate::domain::scopes::{Grant, ScopeSet};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
 
 /// The longest name of a scoped key, in characters after trimming.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -17,6 +18,8 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_TEXT_CHARS: usize = 256;
 /// The longest Foundry URL, in characters.
 pub const MAX_URL_CHARS: usize = MAX_TEXT_CHARS * 8;
+/// The most Foundry clients one key may serve (`scopedClientIds`, `scopedUserIds`).
+pub const MAX_CLIENTS: usize = 20;
 
 /// A scoped key as requested; empty optional strings count as absent.
 #[derive(Default)]
@@ -30,6 +33,24 @@ pub struct NewScopedKey {
     pub foundry_url: Option<String>,
     pub foundry_username: Option<String>,
     pub foundry_password: Option<SecretString>,
+    /// Scope names; `None`: the default set ([`crate::domain::scopes::Scope::DEFAULT`]).
+    pub scopes: Option<Vec<String>>,
+    pub scoped_client_ids: Option<Vec<String>>,
+    pub scoped_user_ids: Option<BTreeMap<String, String>>,
+}
+
+/// A change to a key's settings: what is `None` stays as it is; `Some(None)` removes a cap
+/// or the expiry.
+#[derive(Default)]
+pub struct ScopedKeyChange {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub monthly_limit: Option<Option<u64>>,
+    pub daily_limit: Option<Option<u64>>,
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub enabled: Option<bool>,
+    pub scoped_client_ids: Option<Vec<String>>,
+    pub scoped_user_ids: Option<BTreeMap<String, String>>,
 }
 
 /// A created key with its plaintext, shown this once.
@@ -47,23 +68,11 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     if caller.user.scoped_key_count >= cap {
         return Err(AuthError::ScopedKeyLimit(cap));
     }
-    let name = new.name.as_deref().map(str::trim).unwrap_or_default();
-    if name.is_empty() {
-        return Err(AuthError::NameRequired);
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(AuthError::InvalidField(Field::NameTooLong));
-    }
-    if new.monthly_limit == Some(0) {
-        return Err(AuthError::InvalidField(Field::MonthlyLimit));
-    }
-    if new.daily_limit == Some(0) {
-        return Err(AuthError::InvalidField(Field::DailyLimit));
-    }
+    let name = name(new.name.as_deref())?;
+    let monthly_limit = request_cap(new.monthly_limit, Field::MonthlyLimit)?;
+    let daily_limit = request_cap(new.daily_limit, Field::DailyLimit)?;
     let now = app.clock.now();
-    if new.expires_at.is_some_and(|at| at <= now) {
-        return Err(AuthError::InvalidField(Field::ExpiresAt));
-    }
+    let expires_at = expiry(new.expires_at, now)?;
     let foundry_url = new.foundry_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
     if foundry_url.is_some_and(|u| !is_http_url(u)) {
         return Err(AuthError::InvalidField(Field::FoundryUrl));
@@ -75,6 +84,9 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     if foundry_password.as_ref().is_some_and(|p| p.expose_secret().chars().count() > MAX_TEXT_CHARS) {
         return Err(AuthError::InvalidField(Field::TooLong("foundryPassword")));
     }
+    let grant = new.scopes.map_or(Ok(Grant::Only(ScopeSet::default_set())), |names| grant(&names))?;
+    let scoped_client_ids = new.scoped_client_ids.map(client_ids).transpose()?.unwrap_or_default();
+    let scoped_user_ids = new.scoped_user_ids.map(user_ids).transpose()?.unwrap_or_default();
 
     let user = &caller.user;
     let id = uuid::Uuid::new_v4().to_string();
@@ -90,17 +102,17 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     let record = ScopedKey {
         id,
         user_id: user.id.clone(),
-        name: name.to_owned(),
+        name,
         digest: key.digest(),
         prefix: key.display_prefix(),
         scoped_client_id,
         scoped_user_id,
-        scoped_client_ids: Vec::new(),
-        scoped_user_ids: Default::default(),
-        grant: Grant::Only(ScopeSet::default_set()),
-        monthly_limit: new.monthly_limit,
-        daily_limit: new.daily_limit,
-        expires_at: new.expires_at,
+        scoped_client_ids,
+        scoped_user_ids,
+        grant,
+        monthly_limit,
+        daily_limit,
+        expires_at,
         foundry_url: foundry_url.map(str::to_owned),
         foundry_username,
         foundry_password_ciphertext,
@@ -124,6 +136,107 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
         },
         Err(e) => Err(e.into()),
     }
+}
+
+/// Changes one of the caller's keys (master key only): the same rules as [`create`]; the
+/// key, its id and its counters stay. Unknown and malformed ids, other accounts' keys and
+/// keys retired with an older master key are all "not found". A concurrent change is
+/// read again and this one applied over it.
+pub async fn update(app: &App, caller: &Caller, key_id: &str, change: ScopedKeyChange) -> Result<ScopedKey, AuthError> {
+    if caller.key.kind() != KeyKind::Master {
+        return Err(AuthError::MasterKeyRequired);
+    }
+    let name = change.name.as_deref().map(|n| name(Some(n))).transpose()?;
+    let monthly_limit = change.monthly_limit.map(|c| request_cap(c, Field::MonthlyLimit)).transpose()?;
+    let daily_limit = change.daily_limit.map(|c| request_cap(c, Field::DailyLimit)).transpose()?;
+    let now = app.clock.now();
+    let expires_at = change.expires_at.map(|at| expiry(at, now)).transpose()?;
+    let grant = change.scopes.as_deref().map(grant).transpose()?;
+    let scoped_client_ids = change.scoped_client_ids.map(client_ids).transpose()?;
+    let scoped_user_ids = change.scoped_user_ids.map(user_ids).transpose()?;
+    if uuid::Uuid::try_parse(key_id).is_err() {
+        return Err(AuthError::ApiKeyNotFound);
+    }
+    for _ in 0..3 {
+        let before = app.store.scoped_key(&caller.user.id, key_id).await?.ok_or(AuthError::ApiKeyNotFound)?;
+        if before.generation != caller.user.key_generation {
+            return Err(AuthError::ApiKeyNotFound);
+        }
+        let mut after = before.clone();
+        after.name = name.clone().unwrap_or(after.name);
+        after.monthly_limit = monthly_limit.unwrap_or(after.monthly_limit);
+        after.daily_limit = daily_limit.unwrap_or(after.daily_limit);
+        after.expires_at = expires_at.unwrap_or(after.expires_at);
+        after.grant = grant.unwrap_or(after.grant);
+        after.enabled = change.enabled.unwrap_or(after.enabled);
+        after.scoped_client_ids = scoped_client_ids.clone().unwrap_or(after.scoped_client_ids);
+        after.scoped_user_ids = scoped_user_ids.clone().unwrap_or(after.scoped_user_ids);
+        // Later than the version it replaces, even on a clock that has not moved: the
+        // store's condition tells versions apart by it.
+        after.updated_at = now.max(before.updated_at + chrono::Duration::milliseconds(1));
+        match app.store.update_scoped_key(&before, &after).await {
+            Ok(()) => return Ok(after),
+            Err(PortError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(PortError::Conflict.into())
+}
+
+/// A key's name: trimmed, given, and not too long.
+fn name(raw: Option<&str>) -> Result<String, AuthError> {
+    let name = raw.map(str::trim).unwrap_or_default();
+    if name.is_empty() {
+        return Err(AuthError::NameRequired);
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AuthError::InvalidField(Field::NameTooLong));
+    }
+    Ok(name.to_owned())
+}
+
+/// A cap on requests: positive, or none.
+fn request_cap(cap: Option<u64>, field: Field) -> Result<Option<u64>, AuthError> {
+    if cap == Some(0) {
+        return Err(AuthError::InvalidField(field));
+    }
+    Ok(cap)
+}
+
+/// An expiry: in the future, or none.
+fn expiry(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, AuthError> {
+    if at.is_some_and(|at| at <= now) {
+        return Err(AuthError::InvalidField(Field::ExpiresAt));
+    }
+    Ok(at)
+}
+
+/// The scopes asked for: catalogue names, none twice (`[]`: nothing).
+fn grant(names: &[String]) -> Result<Grant, AuthError> {
+    ScopeSet::parse(names).map(Grant::Only).map_err(AuthError::InvalidScopes)
+}
+
+/// A Foundry client or user id in a list or map: not only whitespace, not too long, kept
+/// as given (ids are opaque; the relay compares them exactly).
+fn is_id(id: &str) -> bool {
+    !id.trim().is_empty() && id.chars().count() <= MAX_TEXT_CHARS
+}
+
+/// Client ids: each an id, each once, not too many.
+fn client_ids(ids: Vec<String>) -> Result<Vec<String>, AuthError> {
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    if ids.len() > MAX_CLIENTS || distinct.len() != ids.len() || !ids.iter().all(|id| is_id(id)) {
+        return Err(AuthError::InvalidField(Field::ClientIds));
+    }
+    Ok(ids)
+}
+
+/// Client id → user id: both ids; not too many.
+fn user_ids(map: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AuthError> {
+    if map.len() > MAX_CLIENTS || !map.iter().all(|(client, user)| is_id(client) && is_id(user)) {
+        return Err(AuthError::InvalidField(Field::UserIds));
+    }
+    Ok(map)
 }
 
 /// Deletes one of the caller's keys. Unknown ids, malformed ids and other accounts' keys

@@ -77,7 +77,18 @@ impl Scope {
     pub fn is_dangerous(self) -> bool {
         Scope::DANGEROUS.contains(&self)
     }
+
+    /// The scope's one-character code (see [`Grant::code`]).
+    pub fn code(self) -> char {
+        char::from(CODES[self.index()])
+    }
 }
+
+/// One character per scope, by catalogue position: how a key's index entry, which every
+/// request reads and writes, holds its grant in a few bytes (a scope's name takes ten or
+/// more). New scopes go at the end of the catalogue, so that stored codes keep their meaning.
+const CODES: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyzABCDEF";
+const _: () = assert!(Scope::COUNT <= CODES.len());
 
 /// A set of scopes, in catalogue order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -169,6 +180,23 @@ impl Grant {
 
     pub fn from_stored<S: AsRef<str>>(stored: Option<&[S]>) -> Self {
         stored.map_or(Grant::Unrestricted, |names| Grant::Only(ScopeSet::from_stored(names)))
+    }
+
+    /// The grant as the key's index entry stores it: one character per scope
+    /// ([`Scope::code`]; `""` for none), `None` when unrestricted. A store tests a scope with
+    /// a substring test (DynamoDB's `contains`).
+    pub fn code(self) -> Option<String> {
+        match self {
+            Grant::Unrestricted => None,
+            Grant::Only(set) => Some(set.iter().map(Scope::code).collect()),
+        }
+    }
+
+    /// The grant of a stored code; a character of no scope grants nothing.
+    pub fn from_code(code: Option<&str>) -> Self {
+        code.map_or(Grant::Unrestricted, |code| {
+            Grant::Only(ScopeSet::of(Scope::ALL.into_iter().filter(|scope| code.contains(scope.code()))))
+        })
     }
 }
 
@@ -369,6 +397,11 @@ pub const RELAY_ROUTES: &[(Scope, &[&str])] = &[
     (Scope::Dnd5e, &["* /dnd5e/*"]),
 ];
 
+/// The relay's WebSockets (the Foundry module's and the clients'): they authenticate in
+/// their first message, where the relay maps each action to its scope, so their upgrade
+/// needs none.
+pub const OPEN_ROUTES: &[&str] = &["GET /relay", "GET /ws/api"];
+
 /// The route table: which scope a relay request needs, by method and path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteScopes {
@@ -381,8 +414,9 @@ impl Default for RouteScopes {
     fn default() -> Self {
         let entries = RELAY_ROUTES
             .iter()
-            .flat_map(|(scope, routes)| routes.iter().map(|route| (*scope, *route)))
-            .map(|(scope, route)| Entry::parse(route, Rule::Scope(scope), false))
+            .flat_map(|(scope, routes)| routes.iter().map(|route| (Rule::Scope(*scope), *route)))
+            .chain(OPEN_ROUTES.iter().map(|route| (Rule::Open, *route)))
+            .map(|(rule, route)| Entry::parse(route, rule, false))
             .collect::<Result<_, _>>()
             .unwrap_or_else(|error| unreachable!("the relay's table parses: {error}"));
         Self { entries, fallback: Rule::Deny }
@@ -472,6 +506,24 @@ mod tests {
         assert_eq!(Grant::from_stored::<String>(None), Grant::Unrestricted);
         assert_eq!(Grant::from_stored(Some(&["roll:read", "gone:away"][..])), rolls);
         assert_eq!(rolls.stored(), Some(vec!["roll:read".to_owned()]));
+    }
+
+    #[test]
+    fn a_grant_is_coded_one_character_per_scope_and_read_back() {
+        // Pinned: stored entries keep their meaning.
+        assert_eq!((Scope::EntityRead.code(), Scope::RollRead.code(), Scope::Dnd5e.code()), ('a', 'c', 'F'));
+        let codes: std::collections::HashSet<char> = Scope::ALL.iter().map(|s| s.code()).collect();
+        assert_eq!(codes.len(), Scope::COUNT);
+        for grant in [
+            Grant::Unrestricted,
+            Grant::Only(ScopeSet::EMPTY),
+            Grant::Only(ScopeSet::default_set()),
+            Grant::Only(ScopeSet::of(Scope::ALL)),
+        ] {
+            assert_eq!(Grant::from_code(grant.code().as_deref()), grant);
+        }
+        assert_eq!(Grant::Only(ScopeSet::default_set()).code().map(|c| c.len()), Some(17));
+        assert_eq!(Grant::Only(ScopeSet::EMPTY).code(), Some(String::new()));
     }
 
     /// Every route of `../shared/relay-routes.md`, written out as that table has it.
@@ -596,6 +648,10 @@ mod tests {
         assert_eq!(table.need("GET", "/rolls/?limit=5"), Need::Scope(Scope::RollRead));
         assert_eq!(table.need("get", "/rolls#x"), Need::Scope(Scope::RollRead));
         assert_eq!(table.need("POST", "/macro/Macro.x/execute/"), Need::Scope(Scope::MacroExecute));
+        // The WebSockets check scopes per message, in the relay.
+        assert_eq!(table.need("GET", "/relay?id=table-1"), Need::Nothing);
+        assert_eq!(table.need("GET", "/ws/api"), Need::Nothing);
+        assert_eq!(table.need("POST", "/relay"), Need::Unmapped);
         for (method, path) in [
             ("GET", "/"),
             ("GET", ""),

@@ -1,6 +1,7 @@
 //! The settings the domain runs by; `config` reads them from the environment.
 
 use crate::domain::limits::Throttling;
+use crate::domain::scopes::RouteScopes;
 use crate::domain::service_key::ServiceKeyDigests;
 use std::time::Duration;
 use url::Url;
@@ -36,4 +37,9 @@ pub struct Settings {
     /// The service keys `POST /auth/verify` accepts (`SERVICE_KEY_DIGESTS`); none: the
     /// route answers 404.
     pub service_key_digests: ServiceKeyDigests,
+    /// Which scope each relay route needs (`ROUTE_SCOPES` over the relay 3.x's table).
+    pub route_scopes: RouteScopes,
+    /// Whether a master key may call the relay's routes (`MASTER_KEY_RELAY_ACCESS`: `all`,
+    /// the default, or `none`, as the relay 3.x); it always manages its account.
+    pub master_key_relay_access: bool,
 }

@@ -40,6 +40,7 @@ pub fn context(a: &Authorization) -> AuthorizerContext {
         scoped_key_id: a.scoped_key_id.clone().unwrap_or_default(),
         scoped_client_id: a.scoped_client_id.clone().unwrap_or_default(),
         scoped_user_id: a.scoped_user_id.clone().unwrap_or_default(),
+        scopes: a.scopes.names().join(" "),
         requests_this_month: a.requests_this_month,
         requests_today: a.requests_today,
         monthly_limit: CapOrEmpty(a.monthly_limit),
@@ -56,7 +57,13 @@ pub async fn respond(app: &App, request: &ApiGatewayV2CustomAuthorizerV2Request)
         .and_then(|v| v.to_str().ok())
         .or_else(|| request.identity_source.as_ref().and_then(|s| s.first()).map(String::as_str));
     let query = |name: &str| request.query_string_parameters.get(name).map(String::as_str);
-    let ask = Ask { client_id: query("clientId"), user_id: query("userId"), ..Ask::key(key) };
+    let http = &request.request_context.http;
+    let path = request.raw_path.as_deref().or(http.path.as_deref()).unwrap_or_default();
+    let ask = Ask {
+        client_id: query("clientId"),
+        user_id: query("userId"),
+        ..Ask::route(app, key, http.method.as_str(), path)
+    };
     match authorize(app, ask).await {
         Ok(Some(a)) => answer(Some(context(&a))),
         Ok(None) => answer(None),

@@ -7,12 +7,13 @@
 //! or the domain's. Fields are declared in the order they are checked.
 
 use crate::domain::meter::MAX_COST;
-use crate::domain::scoped::NewScopedKey;
+use crate::domain::scoped::{NewScopedKey, ScopedKeyChange};
 use crate::http::error::{RequestError, Required};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use zeroize::Zeroizing;
 
 #[cfg(feature = "openapi")]
@@ -186,6 +187,9 @@ pub struct ScopedKeyRequest {
     foundry_url: Option<String>,
     foundry_username: Option<String>,
     foundry_password: Option<String>,
+    scopes: Option<Vec<String>>,
+    scoped_client_ids: Option<Vec<String>>,
+    scoped_user_ids: Option<BTreeMap<String, String>>,
 }
 
 impl From<ScopedKeyRequest> for NewScopedKey {
@@ -200,8 +204,51 @@ impl From<ScopedKeyRequest> for NewScopedKey {
             foundry_url: body.foundry_url,
             foundry_username: body.foundry_username,
             foundry_password: body.foundry_password.map(SecretString::from),
+            scopes: body.scopes,
+            scoped_client_ids: body.scoped_client_ids,
+            scoped_user_ids: body.scoped_user_ids,
         }
     }
+}
+
+/// PATCH /auth/api-keys/{id} (its schema is written out in `http::openapi` with
+/// create's): absent fields stay as they are; `null` removes a cap or the expiry, and
+/// is absent for the others.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopedKeyPatch {
+    name: Option<String>,
+    scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    monthly_limit: Option<Option<Positive>>,
+    #[serde(default, deserialize_with = "nullable")]
+    daily_limit: Option<Option<Positive>>,
+    #[serde(default, deserialize_with = "nullable")]
+    expires_at: Option<Option<Rfc3339>>,
+    enabled: Option<bool>,
+    scoped_client_ids: Option<Vec<String>>,
+    scoped_user_ids: Option<BTreeMap<String, String>>,
+}
+
+impl From<ScopedKeyPatch> for ScopedKeyChange {
+    fn from(body: ScopedKeyPatch) -> Self {
+        ScopedKeyChange {
+            name: body.name,
+            scopes: body.scopes,
+            monthly_limit: body.monthly_limit.map(|cap| cap.map(|Positive(n)| n)),
+            daily_limit: body.daily_limit.map(|cap| cap.map(|Positive(n)| n)),
+            expires_at: body.expires_at.map(|at| at.map(|Rfc3339(t)| t)),
+            enabled: body.enabled,
+            scoped_client_ids: body.scoped_client_ids,
+            scoped_user_ids: body.scoped_user_ids,
+        }
+    }
+}
+
+/// A field where `null` means something (remove) and absence another (keep): present
+/// fields are `Some`, `null` included (with `#[serde(default)]` for absence).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// POST /auth/verify
@@ -222,6 +269,18 @@ pub struct VerifyRequest {
     /// The Foundry user the request acts as: a key bound to another is refused (`user`).
     #[serde(deserialize_with = "non_empty")]
     pub user_id: Option<String>,
+    /// The scope the request needs: a key without it is refused with reason `scope`.
+    /// Instead, `method` and `path` name the relay request, and the route table says.
+    /// Neither: no scope is checked.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::fields::scope))]
+    pub scope: Option<String>,
+    /// The relay request's method (with `path`; one without the other is refused).
+    #[cfg_attr(feature = "openapi", schema(example = "POST"))]
+    pub method: Option<String>,
+    /// The relay request's path (with `method`), as the relay received it; a query string
+    /// is ignored. A route in no entry of the route table is refused to keys that hold scopes.
+    #[cfg_attr(feature = "openapi", schema(example = "/roll"))]
+    pub path: Option<String>,
     /// How many requests this one counts as; admitted only when every cap has room for all of it.
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::fields::cost))]
     pub cost: Option<Cost>,

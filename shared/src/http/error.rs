@@ -5,7 +5,7 @@ use crate::domain::error::{AuthError, Field, PasswordRule};
 use crate::domain::limits::Rule;
 use crate::domain::meter::MAX_COST;
 use crate::domain::password::{MAX_CHARS, MIN_CHARS};
-use crate::domain::scoped::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use crate::domain::scoped::{MAX_CLIENTS, MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use crate::http::schema::ErrorCode;
 use lambda_http::http::StatusCode;
 use std::borrow::Cow;
@@ -108,6 +108,15 @@ impl From<&AuthError> for PublicError {
             E::InvalidField(field) => {
                 let (message, code) = field_message(*field);
                 (StatusCode::BAD_REQUEST, message, code)
+            }
+            E::InvalidScopes(first) => {
+                // The client's own text, cut short: a scope name is at most 16 characters.
+                let shown: String = first.chars().take(40).collect();
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("Unknown or repeated scope: {shown:?}").into(),
+                    ErrorCode::InvalidScopes,
+                )
             }
             E::MissingApiKey => (StatusCode::UNAUTHORIZED, "API key is required".into(), ErrorCode::ApiKeyRequired),
             E::InvalidApiKey => (StatusCode::UNAUTHORIZED, "Invalid API key".into(), ErrorCode::InvalidApiKey),
@@ -223,6 +232,20 @@ fn field_message(field: Field) -> (Cow<'static, str>, ErrorCode) {
         Field::TooLong(name) => {
             (format!("{name} must be at most {MAX_TEXT_CHARS} characters").into(), ErrorCode::FieldTooLong)
         }
+        Field::ClientIds => (
+            format!(
+                "scopedClientIds must be at most {MAX_CLIENTS} different client ids of 1 to {MAX_TEXT_CHARS} characters"
+            )
+            .into(),
+            ErrorCode::InvalidScopedClientIds,
+        ),
+        Field::UserIds => (
+            format!(
+                "scopedUserIds must map at most {MAX_CLIENTS} client ids to user ids, each of 1 to {MAX_TEXT_CHARS} characters"
+            )
+            .into(),
+            ErrorCode::InvalidScopedUserIds,
+        ),
     }
 }
 

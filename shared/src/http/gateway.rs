@@ -15,12 +15,13 @@ pub const HEADER_PREFIX: &str = "x-foundry-auth-";
 pub const GATEWAY_SECRET_HEADER: &str = "x-foundry-auth-gateway";
 
 /// The headers written from the authorizer's context: (context field, header name).
-pub const CONTEXT_HEADERS: [(&str, &str); 9] = [
+pub const CONTEXT_HEADERS: [(&str, &str); 10] = [
     ("userId", "x-foundry-auth-user-id"),
     ("keyType", "x-foundry-auth-key-type"),
     ("scopedKeyId", "x-foundry-auth-scoped-key-id"),
     ("scopedClientId", "x-foundry-auth-scoped-client-id"),
     ("scopedUserId", "x-foundry-auth-scoped-user-id"),
+    ("scopes", "x-foundry-auth-scopes"),
     ("requestsThisMonth", "x-foundry-auth-requests-this-month"),
     ("requestsToday", "x-foundry-auth-requests-today"),
     ("monthlyLimit", "x-foundry-auth-monthly-limit"),
@@ -59,6 +60,7 @@ mod tests {
             scoped_key_id: "k-1".into(),
             scoped_client_id: "client-1".into(),
             scoped_user_id: String::new(),
+            scopes: "roll:read chat:read".into(),
             requests_this_month: 12,
             requests_today: 3,
             monthly_limit: CapOrEmpty(Some(500)),
@@ -81,5 +83,6 @@ mod tests {
         assert_eq!(get("x-foundry-auth-monthly-limit"), Some("500"));
         assert_eq!(get("x-foundry-auth-daily-limit"), Some(""));
         assert_eq!(get("x-foundry-auth-scoped-user-id"), Some(""));
+        assert_eq!(get("x-foundry-auth-scopes"), Some("roll:read chat:read"));
     }
 }

@@ -190,7 +190,8 @@ impl<'de> de::MapAccess<'de> for InOrder {
     }
 }
 
-/// One field's JSON value. An array or object is never what a field of these bodies takes.
+/// One field's JSON value. An array or an object (a key's `scopes`, `scopedUserIds`) is
+/// read by `serde_json`, its first wrong element named in its words.
 struct FieldValue(Value);
 
 impl<'de> de::Deserializer<'de> for FieldValue {
@@ -207,8 +208,20 @@ impl<'de> de::Deserializer<'de> for FieldValue {
                 _ => Err(de::Error::invalid_type(de::Unexpected::Other("number"), &visitor)),
             },
             Value::String(s) => visitor.visit_string(s),
-            Value::Array(_) => Err(de::Error::invalid_type(de::Unexpected::Seq, &visitor)),
-            Value::Object(_) => Err(de::Error::invalid_type(de::Unexpected::Map, &visitor)),
+            nested @ (Value::Array(_) | Value::Object(_)) => {
+                // What the field takes, in serde's words: a list is "a sequence", a map "a map".
+                let expected = (&visitor as &dyn de::Expected).to_string();
+                let (unexpected, fits) = match nested {
+                    Value::Array(_) => (de::Unexpected::Seq, expected == "a sequence"),
+                    _ => (de::Unexpected::Map, expected == "a map"),
+                };
+                if !fits {
+                    return Err(de::Error::invalid_type(unexpected, &visitor));
+                }
+                nested
+                    .deserialize_any(visitor)
+                    .map_err(|error| FieldError { field: "", kind: FaultKind::Other(error.to_string()) })
+            }
         }
     }
 
@@ -262,6 +275,23 @@ mod tests {
         assert_eq!(wrong(r#"{"n":1,"email":true}"#), RequestError::InvalidBody("email must be a string".into()).into());
         assert_eq!(wrong(r#"{"flag":"yes"}"#), RequestError::InvalidBody("flag must be a boolean".into()).into());
         assert_eq!(wrong(r#"{"n":{"a":1}}"#), RequestError::InvalidBody("n must be a string".into()).into());
+        // Lists and maps are read when the field takes one, their first wrong element named.
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code, reason = "read for its errors")]
+        struct Lists {
+            list: Option<Vec<String>>,
+            map: Option<std::collections::BTreeMap<String, String>>,
+        }
+        let lists = |text: &str| body::<Lists>(&request(None, text));
+        let read = lists(r#"{"list":["a","b"],"map":{"c":"d"}}"#).unwrap();
+        assert_eq!((read.list.unwrap().len(), read.map.unwrap()["c"].as_str()), (2, "d"));
+        let message = |text: &str| match lists(text) {
+            Err(Failure::Request(RequestError::InvalidBody(message))) => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(message(r#"{"list":{"a":"b"}}"#), "list must be a sequence");
+        assert_eq!(message(r#"{"map":["a"]}"#), "map must be a map");
+        assert!(message(r#"{"list":["a",1]}"#).starts_with("list: invalid type: integer `1`, expected a string"));
     }
 
     #[test]

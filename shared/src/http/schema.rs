@@ -7,9 +7,12 @@
 
 use crate::domain::clock::iso;
 use crate::domain::meter::Decision;
+use crate::domain::model::ScopedKey;
+use crate::domain::scopes::Grant;
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
@@ -82,6 +85,9 @@ error_codes! {
     InvalidApiKey => "invalid_api_key",
     ServiceKeyRequired => "service_key_required",
     InvalidCost => "invalid_cost",
+    InvalidScopes => "invalid_scopes",
+    InvalidScopedClientIds => "invalid_scoped_client_ids",
+    InvalidScopedUserIds => "invalid_scoped_user_ids",
     MasterKeyRequired => "master_key_required",
     InvalidCredentials => "invalid_credentials",
     InvalidPassword => "invalid_password",
@@ -137,8 +143,12 @@ pub struct Registered {
 pub struct LoggedIn {
     pub id: String,
     pub email: String,
-    /// The account's current master key.
-    pub api_key: String,
+    /// The account's current master key; `null` when this service never saw it (an
+    /// account imported from a relay 3.x, which kept only its digest): the key works, and
+    /// regenerate-key makes a new one that login shows.
+    pub api_key: Option<String>,
+    /// Whether `apiKey` holds the key (`false`: regenerate it to see one).
+    pub api_key_available: bool,
     pub requests_this_month: u64,
     pub created_at: Timestamp,
 }
@@ -224,6 +234,14 @@ pub struct ExportedScopedKey {
     pub key_prefix: String,
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
+    /// The key's scopes, in catalogue order; `null` for a key made before scopes, which
+    /// holds every scope (and may be narrowed with PATCH).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>, example = json!(["roll:read", "chat:read"])))]
+    pub scopes: Option<Vec<&'static str>>,
+    /// The Foundry clients the key serves (instead of `scopedClientId`, when not empty).
+    pub scoped_client_ids: Vec<String>,
+    /// The Foundry user the key acts as, per client id.
+    pub scoped_user_ids: BTreeMap<String, String>,
     pub monthly_limit: Option<u64>,
     pub daily_limit: Option<u64>,
     pub requests_this_month: u64,
@@ -271,6 +289,14 @@ pub struct TokenValidity {
     pub valid: bool,
 }
 
+/// A key's scopes as answered: `None` for a key made before scopes (unrestricted).
+pub fn scope_names(key: &ScopedKey) -> Option<Vec<&'static str>> {
+    match key.grant {
+        Grant::Unrestricted => None,
+        Grant::Only(set) => Some(set.names()),
+    }
+}
+
 /// POST /auth/api-keys: the new scoped key, with its plaintext shown this once.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -282,6 +308,14 @@ pub struct CreatedScopedKey {
     pub name: String,
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
+    /// The key's scopes, in catalogue order; `null` for a key made before scopes, which
+    /// holds every scope (and may be narrowed with PATCH).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>, example = json!(["roll:read", "chat:read"])))]
+    pub scopes: Option<Vec<&'static str>>,
+    /// The Foundry clients the key serves (instead of `scopedClientId`, when not empty).
+    pub scoped_client_ids: Vec<String>,
+    /// The Foundry user the key acts as, per client id.
+    pub scoped_user_ids: BTreeMap<String, String>,
     pub monthly_limit: Option<u64>,
     pub daily_limit: Option<u64>,
     pub expires_at: Option<Timestamp>,
@@ -301,6 +335,14 @@ pub struct ListedScopedKey {
     pub name: String,
     pub scoped_client_id: Option<String>,
     pub scoped_user_id: Option<String>,
+    /// The key's scopes, in catalogue order; `null` for a key made before scopes, which
+    /// holds every scope (and may be narrowed with PATCH).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>, example = json!(["roll:read", "chat:read"])))]
+    pub scopes: Option<Vec<&'static str>>,
+    /// The Foundry clients the key serves (instead of `scopedClientId`, when not empty).
+    pub scoped_client_ids: Vec<String>,
+    /// The Foundry user the key acts as, per client id.
+    pub scoped_user_ids: BTreeMap<String, String>,
     pub monthly_limit: Option<u64>,
     pub daily_limit: Option<u64>,
     pub requests_this_month: u64,
@@ -366,7 +408,8 @@ impl ToSchema for CapOrEmpty {}
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "userId": "71ea7eec-a986-4a81-85a4-195cc03e88da", "keyType": "scoped",
     "scopedKeyId": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "scopedClientId": "client-1",
-    "scopedUserId": "", "requestsThisMonth": 12, "requestsToday": 3, "monthlyLimit": 500, "dailyLimit": ""
+    "scopedUserId": "", "scopes": "roll:read chat:read", "requestsThisMonth": 12, "requestsToday": 3,
+    "monthlyLimit": 500, "dailyLimit": ""
 })))]
 pub struct AuthorizerContext {
     /// The account.
@@ -378,6 +421,9 @@ pub struct AuthorizerContext {
     pub scoped_client_id: String,
     /// The scoped key's Foundry user; `""` for a master key or an unset scope.
     pub scoped_user_id: String,
+    /// What the key may do, space-separated scope names in catalogue order (every scope for
+    /// a master key and for a scoped key made before scopes; `""` for a key of none).
+    pub scopes: String,
     /// This month's requests of the key (scoped) or of the account (master), this one included.
     pub requests_this_month: u64,
     /// Today's (UTC) requests of the key (scoped) or of the account (master), this one included.
@@ -451,6 +497,10 @@ pub struct RefusedKey {
     pub reason: Reason,
     /// For `cap`: the start of the UTC day or month that frees the cap that refused; else `null`.
     pub resets_at: Option<Timestamp>,
+    /// For `scope`: the scope the route requires; `null` otherwise, and for a route that is
+    /// in no entry of the route table (refused to every key that holds scopes).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "roll:execute"))]
+    pub required_scope: Option<&'static str>,
 }
 
 /// POST /auth/verify

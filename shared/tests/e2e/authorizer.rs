@@ -95,14 +95,14 @@ async fn the_context_tells_the_route_who_is_calling() {
         h.authorize(Some(&scoped)).await,
         json!({"isAuthorized": true, "context": {
             "userId": account.id, "keyType": "scoped", "scopedKeyId": id, "scopedClientId": "client-7",
-            "scopedUserId": "gm-3", "requestsThisMonth": 1, "requestsToday": 1, "monthlyLimit": 40, "dailyLimit": "",
+            "scopedUserId": "gm-3", "scopes": default_scopes(), "requestsThisMonth": 1, "requestsToday": 1, "monthlyLimit": 40, "dailyLimit": "",
         }})
     );
     assert_eq!(
         h.authorize(Some(&account.key)).await,
         json!({"isAuthorized": true, "context": {
             "userId": account.id, "keyType": "master", "scopedKeyId": "", "scopedClientId": "",
-            "scopedUserId": "", "requestsThisMonth": 2, "requestsToday": 2, "monthlyLimit": 250, "dailyLimit": 1000,
+            "scopedUserId": "", "scopes": every_scope(), "requestsThisMonth": 2, "requestsToday": 2, "monthlyLimit": 250, "dailyLimit": 1000,
         }})
     );
     let (_, unlimited) = h.scoped_key(&account.key, json!({"name": "no cap"})).await;

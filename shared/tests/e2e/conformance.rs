@@ -10,6 +10,7 @@ use shared::domain::limits::Limit;
 use shared::domain::meter::{Decision, Meter, Metered};
 use shared::domain::model::{ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
 use shared::domain::ports::Store;
+use shared::domain::scopes::{Grant, Need, Scope, ScopeSet};
 use shared::domain::token::{ResetToken, StoredResetToken};
 use std::sync::Arc;
 
@@ -77,6 +78,9 @@ conformance!(
     an_entry_and_its_account_are_read_together,
     a_scoped_keys_daily_limit_is_kept_and_refusals_count_nothing,
     an_imported_account_is_written_whole_or_not_at_all,
+    a_key_is_held_to_its_scopes_clients_and_users,
+    a_master_key_is_refused_on_the_relay_when_the_setting_says_so,
+    changing_a_key_keeps_its_counters_and_decides_by_the_new_settings,
 );
 
 fn new_user(email: &str) -> User {
@@ -130,11 +134,9 @@ fn scoped_key(user: &User) -> ScopedKey {
         prefix: key.display_prefix(),
         scoped_client_id: Some("client".into()),
         scoped_user_id: None,
-        scoped_client_ids: vec!["client".into(), "other".into()],
-        scoped_user_ids: [("client".to_owned(), "user".to_owned())].into(),
-        grant: shared::domain::scopes::Grant::Only(shared::domain::scopes::ScopeSet::of([
-            shared::domain::scopes::Scope::RollRead,
-        ])),
+        scoped_client_ids: Vec::new(),
+        scoped_user_ids: Default::default(),
+        grant: Grant::Only(ScopeSet::of([Scope::RollRead])),
         monthly_limit: Some(10),
         daily_limit: None,
         expires_at: Some(now + Duration::days(1)),
@@ -369,6 +371,8 @@ fn meter(digest: &KeyDigest, kind: KeyKind, daily: u64, monthly: u64) -> Meter<'
         count: true,
         client_id: None,
         user_id: None,
+        need: Need::Nothing,
+        master_allowed: true,
         daily_limit: daily,
         monthly_limit: monthly,
     }
@@ -498,6 +502,106 @@ async fn a_key_bound_to_a_client_and_user_refuses_others(store: &Arc<dyn Store>)
     assert_eq!(reread(store, &user).await.usage.this_month(request.now), 2, "refusals counted nothing");
     let as_master = meter(&key.digest, KeyKind::Master, 100, NO_CAP);
     assert_eq!(metered(store, &as_master).await, Err(Decision::Unknown), "a scoped key's digest under frm_");
+}
+
+async fn a_key_is_held_to_its_scopes_clients_and_users(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let mut key = scoped_key(&user);
+    key.scoped_client_id = Some("world-z".into());
+    key.scoped_client_ids = vec!["world-a".into(), "world-b".into()];
+    key.scoped_user_ids = [("world-a".to_owned(), "gm-a".to_owned())].into();
+    key.scoped_user_id = Some("gm".into());
+    store.create_scoped_key(&user, &key, CAP).await.unwrap();
+    let request = meter(&key.digest, KeyKind::Scoped, 100, NO_CAP);
+    let asked = |need, client, user| Meter { need, client_id: client, user_id: user, ..request.clone() };
+    let roll = Need::Scope(Scope::RollRead);
+    for (need, client, user, expected) in [
+        (roll, Some("world-a"), Some("gm-a"), Ok(1)),
+        (Need::Scope(Scope::RollExecute), None, None, Err(Decision::Scope)),
+        (Need::Scope(Scope::ExecuteJs), Some("world-a"), None, Err(Decision::Scope)),
+        (Need::Unmapped, None, None, Err(Decision::Scope)),
+        (roll, Some("world-z"), None, Err(Decision::Client)),
+        (roll, Some("world-a"), Some("gm"), Err(Decision::User)),
+        (roll, Some("world-b"), Some("gm-a"), Err(Decision::User)),
+        (roll, Some("world-b"), Some("gm"), Ok(2)),
+        (Need::Nothing, None, Some("gm"), Ok(3)),
+    ] {
+        let label = format!("{need:?} {client:?} {user:?}");
+        assert_eq!(metered(store, &asked(need, client, user)).await, expected, "{label}");
+    }
+    assert_eq!(reread(store, &user).await.usage.this_month(request.now), 3, "refusals counted nothing");
+
+    // A key made before scopes holds every scope, and routes of none.
+    let mut old = scoped_key(&user);
+    old.grant = Grant::Unrestricted;
+    store.create_scoped_key(&user, &old, CAP).await.unwrap();
+    let old_request = meter(&old.digest, KeyKind::Scoped, 100, NO_CAP);
+    assert_eq!(metered(store, &Meter { need: Need::Scope(Scope::ExecuteJs), ..old_request.clone() }).await, Ok(1));
+    assert_eq!(metered(store, &Meter { need: Need::Unmapped, ..old_request }).await, Ok(2));
+    // A key of no scope is refused everything that needs one.
+    let mut none = scoped_key(&user);
+    none.grant = Grant::Only(ScopeSet::EMPTY);
+    store.create_scoped_key(&user, &none, CAP).await.unwrap();
+    let none_request = Meter { need: roll, ..meter(&none.digest, KeyKind::Scoped, 100, NO_CAP) };
+    assert_eq!(metered(store, &none_request).await, Err(Decision::Scope));
+}
+
+async fn a_master_key_is_refused_on_the_relay_when_the_setting_says_so(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let request = meter(&user.master_key.digest, KeyKind::Master, 100, NO_CAP);
+    let refused = Meter { master_allowed: false, need: Need::Scope(Scope::ExecuteJs), ..request.clone() };
+    assert_eq!(metered(store, &refused).await, Err(Decision::MasterKeyNotAllowed));
+    // A relay key (no kind in its text) that is a master key: the same.
+    assert_eq!(metered(store, &Meter { kind: None, ..refused }).await, Err(Decision::MasterKeyNotAllowed));
+    let allowed = Meter { need: Need::Unmapped, ..request };
+    assert_eq!(metered(store, &allowed).await, Ok(1), "every scope, and routes of none");
+    assert_eq!(metered(store, &Meter { kind: None, ..allowed }).await, Ok(2));
+}
+
+async fn changing_a_key_keeps_its_counters_and_decides_by_the_new_settings(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let key = scoped_key(&user);
+    store.create_scoped_key(&user, &key, CAP).await.unwrap();
+    let rolls = Meter { need: Need::Scope(Scope::RollRead), ..meter(&key.digest, KeyKind::Scoped, 100, NO_CAP) };
+    assert_eq!(metered(store, &rolls).await, Ok(1));
+
+    let mut changed = key.clone();
+    changed.grant = Grant::Only(ScopeSet::of([Scope::ChatRead]));
+    changed.daily_limit = Some(5);
+    changed.scoped_client_ids = vec!["world-a".into()];
+    changed.scoped_user_ids = [("world-a".to_owned(), "gm".to_owned())].into();
+    changed.name = "renamed".into();
+    changed.updated_at = key.updated_at + Duration::seconds(1);
+    store.update_scoped_key(&key, &changed).await.unwrap();
+    assert_eq!(store.scoped_key(&user.id, &key.id).await.unwrap(), Some(changed.clone()));
+    let entry = store.key_entry(&key.digest).await.unwrap().unwrap();
+    assert_eq!((entry.grant, entry.daily_limit, entry.usage.this_month(rolls.now)), (changed.grant, Some(5), 1));
+    assert_eq!(metered(store, &rolls).await, Err(Decision::Scope), "decided by the new scopes");
+    let chat = Meter { need: Need::Scope(Scope::ChatRead), client_id: Some("world-a"), ..rolls.clone() };
+    assert_eq!(metered(store, &chat).await, Ok(2), "the counters stayed");
+    assert_eq!(metered(store, &Meter { client_id: Some("world-b"), ..chat.clone() }).await, Err(Decision::Client));
+
+    // Limits and lists removed again: the entry loses them too.
+    let mut relaxed = changed.clone();
+    (relaxed.daily_limit, relaxed.scoped_client_ids, relaxed.scoped_user_ids) = (None, Vec::new(), Default::default());
+    relaxed.grant = Grant::Unrestricted;
+    relaxed.updated_at = changed.updated_at + Duration::seconds(1);
+    store.update_scoped_key(&changed, &relaxed).await.unwrap();
+    let entry = store.key_entry(&key.digest).await.unwrap().unwrap();
+    assert_eq!((entry.grant, entry.daily_limit, entry.scoped_client_ids.len()), (Grant::Unrestricted, None, 0));
+    // Its one client decides again.
+    assert_eq!(metered(store, &Meter { client_id: Some("world-a"), ..chat.clone() }).await, Err(Decision::Client));
+    assert_eq!(metered(store, &Meter { client_id: Some("client"), ..chat }).await, Ok(3));
+
+    // A change from a stale read, and a change of a retired key, are conflicts.
+    assert!(conflict(store.update_scoped_key(&changed, &relaxed).await), "read before the last change");
+    store.retire_scoped_key(&relaxed, Utc::now()).await.unwrap();
+    let retired = store.scoped_key(&user.id, &key.id).await.unwrap().unwrap();
+    let mut again = retired.clone();
+    again.enabled = true;
+    again.updated_at = retired.updated_at + Duration::seconds(1);
+    assert!(conflict(store.update_scoped_key(&retired, &again).await), "its entry is gone");
+    assert!(store.key_entry(&key.digest).await.unwrap().is_none());
 }
 
 async fn disabled_and_expired_keys_are_refused_with_their_reason(store: &Arc<dyn Store>) {

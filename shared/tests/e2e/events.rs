@@ -38,6 +38,7 @@ async fn the_events_in_sequence_are_answered_as_the_contract_says() {
         (Endpoint::ExportData, 200),
         (Endpoint::CreateApiKey, 201),
         (Endpoint::ListApiKeys, 200),
+        (Endpoint::UpdateApiKey, 404),
         (Endpoint::DeleteApiKey, 404),
         (Endpoint::ForgotPassword, 200),
         (Endpoint::ValidateResetToken, 200),

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::domain::keys::ApiKey;
 use shared::domain::metering::{self, Ask};
+use shared::domain::scopes::Scope;
 use shared::domain::service_key::{NewServiceKey, ServiceKeyDigests};
 use shared::http::Endpoint;
 use std::collections::{BTreeMap, HashMap};
@@ -97,13 +98,25 @@ async fn a_fully_loaded_account_keeps_every_hot_path_item_within_one_unit() {
     let account = h.register_as(&longest_email(), PASSWORD).await;
     let text = |c: char| c.to_string().repeat(256);
     let mut scoped = Vec::new();
+    let every_scope: Vec<&str> = Scope::ALL.iter().map(|s| s.name()).collect();
     for i in 0..100 {
-        let body = json!({
+        let mut body = json!({
             "name": format!("{i:03}{}", "n".repeat(97)), "scopedClientId": text('c'), "scopedUserId": text('u'),
             "monthlyLimit": 9_007_199_254_740_991u64, "dailyLimit": 9_007_199_254_740_991u64,
             "expiresAt": "2099-12-31T23:59:59Z", "foundryUrl": format!("https://{}.example/{}", "f".repeat(63), "p".repeat(2048 - 80)),
-            "foundryUsername": text('g'), "foundryPassword": text('p'),
+            "foundryUsername": text('g'), "foundryPassword": text('p'), "scopes": every_scope,
         });
+        if i == 1 {
+            // A key for several worlds instead: eight Foundry clients (ids as the relay makes
+            // them, `fvtt_` and 16 characters), each with its user (16 characters).
+            let clients: Vec<String> = (0..8).map(|c| format!("fvtt_{c:0>16}")).collect();
+            let users: serde_json::Map<String, serde_json::Value> =
+                clients.iter().map(|c| (c.clone(), json!(format!("{:x>16}", c.len())))).collect();
+            body["scopedClientId"] = json!(null);
+            body["scopedUserId"] = json!(null);
+            body["scopedClientIds"] = json!(clients);
+            body["scopedUserIds"] = json!(users);
+        }
         scoped.push(h.scoped_key(&account.key, body).await);
     }
     // A month of requests, every day, then idle gaps that leave counters of past periods behind.
@@ -115,9 +128,13 @@ async fn a_fully_loaded_account_keeps_every_hot_path_item_within_one_unit() {
             assert!(decided.is_ok(), "day {day}: {decided:?}");
         }
     }
+    let several = &scoped[1].1;
+    let ask = Ask { client_id: Some("fvtt_0000000000000003"), cost: 1000, ..Ask::key(Some(several)) };
+    assert!(metering::decide(&h.app, ask).await.unwrap().is_ok());
     let digest = |key: &str| format!("KEY#{}", ApiKey::parse(key).unwrap().digest().0);
     let written = [
         ("the scoped key's index entry (counted)", h.users_item(digest(key)).await),
+        ("the index entry of a key of eight worlds (counted)", h.users_item(digest(several)).await),
         ("the account's meter (counted)", h.users_item(format!("METER#{}", account.id)).await),
     ];
     let read = [

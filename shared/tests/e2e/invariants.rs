@@ -267,7 +267,7 @@ async fn a_failing_dependency_is_logged_once_with_its_whole_cause_the_route_and_
     let authorizer_lines = captured.lines_with("authorizer refused a request it could not check");
     assert_eq!(authorizer_lines.len(), 1, "{authorizer_lines:?}");
     let line = &authorizer_lines[0]["fields"];
-    assert_eq!(line["route"], "GET /relay/clients");
+    assert_eq!(line["route"], "GET /clients");
     assert_eq!(line["request_id"], "CgJ3vhqpDoEEMfw=");
     assert!(line["error"].as_str().unwrap().contains("ResourceNotFoundException"), "{line}");
 }

@@ -177,6 +177,11 @@ async fn every_function_binary_serves_its_route_under_the_lambda_runtime_api() {
         (Endpoint::ValidateResetToken, call(Endpoint::ValidateResetToken).param("token", "abc"), 200),
         (Endpoint::CreateApiKey, call(Endpoint::CreateApiKey).key(&main.key).json(json!({"name": "cli"})), 201),
         (Endpoint::ListApiKeys, call(Endpoint::ListApiKeys).key(&main.key), 200),
+        (
+            Endpoint::UpdateApiKey,
+            call(Endpoint::UpdateApiKey).key(&main.key).param("id", &scoped_id).json(json!({"scopes": ["roll:read"]})),
+            200,
+        ),
         (Endpoint::DeleteApiKey, call(Endpoint::DeleteApiKey).key(&main.key).param("id", &scoped_id), 200),
         (
             Endpoint::Verify,
@@ -415,7 +420,7 @@ async fn the_verify_binary_checks_the_service_key_decides_counts_and_prints_its_
     let malformed = format!("{}{last}", &account.key[..account.key.len() - 1]);
     let (status, body, found, out) = verify(ask(&service.key, json!({"key": malformed}))).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, json!({"valid": false, "reason": "malformed", "resetsAt": null}));
+    assert_eq!(body, json!({"valid": false, "reason": "malformed", "resetsAt": null, "requiredScope": null}));
     assert_eq!(counted(&found, "AuthorizerDecisions", &[("Reason", "malformed")]), 1, "{out}");
     assert_eq!(counted(&found, "ServiceKeyRefused", &[("Route", "verify")]), 0, "{out}");
     printed.push_str(&out);

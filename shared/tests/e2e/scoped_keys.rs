@@ -3,6 +3,7 @@
 use crate::support::*;
 use serde_json::json;
 use shared::domain::ports::EncryptionContext;
+use shared::domain::scopes::Scope;
 use shared::http::Endpoint;
 
 #[tokio::test]
@@ -21,6 +22,9 @@ async fn create_answers_201_with_the_key_shown_once_and_nulls_for_absent_fields(
             "name": "Discord bot",
             "scopedClientId": null,
             "scopedUserId": null,
+            "scopes": Scope::DEFAULT.map(Scope::name),
+            "scopedClientIds": [],
+            "scopedUserIds": {},
             "monthlyLimit": null,
             "dailyLimit": null,
             "expiresAt": null,
@@ -150,7 +154,10 @@ async fn list_shows_prefixes_oldest_first_with_expiry_and_state() {
             "name",
             "requestsThisMonth",
             "scopedClientId",
+            "scopedClientIds",
             "scopedUserId",
+            "scopedUserIds",
+            "scopes",
             "updatedAt"
         ]
     );

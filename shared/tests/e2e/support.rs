@@ -270,6 +270,16 @@ pub fn reset_token_in(mail: &Value) -> String {
     body[start..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect()
 }
 
+/// The scopes of a new key, as the authorizer's context writes them.
+pub fn default_scopes() -> String {
+    shared::domain::scopes::Scope::DEFAULT.map(shared::domain::scopes::Scope::name).join(" ")
+}
+
+/// Every scope, as the context of a master key or a key made before scopes writes them.
+pub fn every_scope() -> String {
+    shared::domain::scopes::Scope::ALL.map(shared::domain::scopes::Scope::name).join(" ")
+}
+
 pub fn unique_email() -> String {
     format!("player-{}@example.io", uuid::Uuid::new_v4().simple())
 }

@@ -118,7 +118,7 @@ async fn a_valid_key_is_answered_with_the_authorizer_context_and_counted() {
         answer,
         json!({
             "valid": true, "userId": account.id, "keyType": "scoped", "scopedKeyId": id,
-            "scopedClientId": "world-1", "scopedUserId": "", "requestsThisMonth": 1, "requestsToday": 1,
+            "scopedClientId": "world-1", "scopedUserId": "", "scopes": default_scopes(), "requestsThisMonth": 1, "requestsToday": 1,
             "monthlyLimit": 40, "dailyLimit": "", "expiresAt": expires, "subscriptionStatus": "free",
             "foundryUrl": null, "foundryUsername": null, "foundryPassword": null,
         })
@@ -183,7 +183,11 @@ async fn every_refusal_is_named_and_counts_nothing() {
     ];
     for (body, reason) in cases {
         let answer = h.verify(&service, body.clone()).await;
-        assert_eq!(answer, json!({"valid": false, "reason": reason, "resetsAt": null}), "{body}");
+        assert_eq!(
+            answer,
+            json!({"valid": false, "reason": reason, "resetsAt": null, "requiredScope": null}),
+            "{body}"
+        );
     }
     // Revoked: a scoped key of an older master key generation (the first step of
     // deleting an account, before its keys are gone).
@@ -202,7 +206,11 @@ async fn a_cost_is_admitted_only_when_every_cap_has_room_for_all_of_it() {
     assert_eq!(h.verify(&service, json!({"key": scoped, "cost": 7})).await["requestsToday"], 7);
     let refused = h.verify(&service, json!({"key": scoped, "cost": 4})).await;
     let tomorrow = (h.clock.now() + chrono::Duration::days(1)).format("%Y-%m-%dT00:00:00Z").to_string();
-    assert_eq!(refused, json!({"valid": false, "reason": "cap", "resetsAt": tomorrow}), "7 + 4 > 10");
+    assert_eq!(
+        refused,
+        json!({"valid": false, "reason": "cap", "resetsAt": tomorrow, "requiredScope": null}),
+        "7 + 4 > 10"
+    );
     assert_eq!(h.verify(&service, json!({"key": scoped, "cost": 3})).await["requestsToday"], 10, "7 + 3 = 10");
     assert_eq!(h.verify(&service, json!({"key": scoped})).await["reason"], "cap");
     // The account's monthly cap (100) refuses the master key at its boundary, until next month.
@@ -210,7 +218,7 @@ async fn a_cost_is_admitted_only_when_every_cap_has_room_for_all_of_it() {
     assert_eq!(master["requestsThisMonth"], 100);
     let over = h.verify(&service, json!({"key": account.key})).await;
     let next_month = shared::domain::meter::next_month(h.clock.now()).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    assert_eq!(over, json!({"valid": false, "reason": "cap", "resetsAt": next_month}));
+    assert_eq!(over, json!({"valid": false, "reason": "cap", "resetsAt": next_month, "requiredScope": null}));
     let whole = h.verify(&service, json!({"key": scoped, "cost": 1.0, "count": false})).await;
     assert_eq!(whole["reason"], "cap", "1.0 is a cost of 1 (and the key is at its cap)");
     for cost in [json!(0), json!(1001), json!(2.5), json!(-1), json!("3"), json!([1])] {
@@ -270,5 +278,9 @@ async fn credentials_are_decrypted_only_when_asked_and_only_for_that_key() {
     let master = h.verify(&service, json!({"key": account.key, "credentials": true})).await;
     assert_eq!(master["foundryPassword"], Value::Null, "a master key has no Foundry login");
     let refused = h.verify(&service, json!({"key": "frs_junk", "credentials": true})).await;
-    assert_eq!(refused, json!({"valid": false, "reason": "malformed", "resetsAt": null}), "nothing for a refusal");
+    assert_eq!(
+        refused,
+        json!({"valid": false, "reason": "malformed", "resetsAt": null, "requiredScope": null}),
+        "nothing for a refusal"
+    );
 }

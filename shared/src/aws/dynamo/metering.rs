@@ -25,6 +25,7 @@ use crate::domain::keys::KeyKind;
 use crate::domain::meter::{account_refusal, entry_refusal, verdict, AccountMeter, Meter, Metered, Refusal};
 use crate::domain::model::{day_period, month_period, previous_periods, KeyEntry, User};
 use crate::domain::ports::{KeyIndex, Metering, PortResult};
+use crate::domain::scopes::Need;
 use crate::records::{key_pk, meter_pk, user_pk, KeyItem, MeterItem, UserItem};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
@@ -86,15 +87,62 @@ impl CountingWrite {
         self.conditions.push(format!("#{attribute} = :{attribute}"));
     }
 
-    /// The key is bound to no value of `attribute`, or to `asked`'s (when the request
-    /// names one).
-    fn bound_to(&mut self, attribute: &str, asked: Option<&str>) {
+    fn name(&mut self, attribute: &str) {
+        self.names.insert(format!("#{attribute}"), attribute.to_owned());
+    }
+
+    /// The key serves the client the request names (see `meter::serves_client`): one of its
+    /// list when it has one, else its one client, if any.
+    fn serves_client(&mut self, asked: Option<&str>) {
         let Some(asked) = asked else {
             return;
         };
-        self.names.insert(format!("#{attribute}"), attribute.to_owned());
-        self.values.insert(format!(":{attribute}"), s(asked));
-        self.conditions.push(format!("(attribute_not_exists(#{attribute}) OR #{attribute} = :{attribute})"));
+        self.name("scopedClientIds");
+        self.name("scopedClientId");
+        self.values.insert(":client".into(), s(asked));
+        self.conditions.push(
+            "((attribute_exists(#scopedClientIds) AND contains(#scopedClientIds, :client)) OR \
+             (attribute_not_exists(#scopedClientIds) AND (attribute_not_exists(#scopedClientId) OR #scopedClientId = :client)))"
+                .into(),
+        );
+    }
+
+    /// The key may act as the user the request names (see `meter::serves_user`): its user
+    /// for the named client when it maps one, else its one user, if any.
+    fn serves_user(&mut self, client: Option<&str>, asked: Option<&str>) {
+        let Some(asked) = asked else {
+            return;
+        };
+        self.name("scopedUserId");
+        self.values.insert(":user".into(), s(asked));
+        let single = "(attribute_not_exists(#scopedUserId) OR #scopedUserId = :user)";
+        let Some(client) = client else {
+            self.conditions.push(single.into());
+            return;
+        };
+        self.name("scopedUserIds");
+        self.names.insert("#forClient".into(), client.to_owned());
+        self.conditions.push(format!(
+            "((attribute_exists(#scopedUserIds.#forClient) AND #scopedUserIds.#forClient = :user) OR \
+             (attribute_not_exists(#scopedUserIds.#forClient) AND {single}))"
+        ));
+    }
+
+    /// The key's grant allows what the request needs (see `scopes::Grant::allows`): a key
+    /// with no list is unrestricted.
+    fn holds(&mut self, need: Need) {
+        match need {
+            Need::Nothing => {}
+            Need::Scope(scope) => {
+                self.name("scopes");
+                self.values.insert(":scope".into(), s(scope.code().to_string()));
+                self.conditions.push("(attribute_not_exists(#scopes) OR contains(#scopes, :scope))".into());
+            }
+            Need::Unmapped => {
+                self.name("scopes");
+                self.conditions.push("attribute_not_exists(#scopes)".into());
+            }
+        }
     }
 
     /// The counter of `period` (`#day`, `#month`) leaves room for `cost` under `cap`.
@@ -171,8 +219,9 @@ impl DynamoStore {
         write.values.insert(":now".into(), s(iso(meter.now)));
         // Whole-second timestamps compare as text; see `meter::is_expired`.
         write.conditions.push("(attribute_not_exists(#expiresAt) OR #expiresAt > :now)".into());
-        write.bound_to("scopedClientId", meter.client_id);
-        write.bound_to("scopedUserId", meter.user_id);
+        write.serves_client(meter.client_id);
+        write.serves_user(meter.client_id, meter.user_id);
+        write.holds(meter.need);
         write.under_own_cap("#month", "monthlyLimit");
         write.under_own_cap("#day", "dailyLimit");
         match self.count(pk(key_pk(meter.digest)), write).await? {
@@ -192,7 +241,10 @@ impl DynamoStore {
             Written::Refused(Some(old)) => {
                 let entry = from_item::<KeyItem>(old)?.into_entry(meter.digest);
                 if entry.kind == KeyKind::Master && meter.kind.is_none() {
-                    return Ok(KeyCount::Master(entry));
+                    return Ok(match entry_refusal(&entry, meter, 0) {
+                        None => KeyCount::Master(entry),
+                        Some(refusal) => KeyCount::Refused(refusal),
+                    });
                 }
                 entry_refusal(&entry, meter, 0).map(KeyCount::Refused).ok_or_else(disagreement)
             }
@@ -380,10 +432,16 @@ mod tests {
         assert_eq!(write.room("#day", 10, 3), "(attribute_not_exists(#usage.#day) OR #usage.#day <= :mostday)");
         assert_eq!(write.values[":mostday"], n(7));
         assert_eq!(write.room("#month", 2, 3), "attribute_not_exists(pk)", "a cost above the cap never fits");
-        write.bound_to("scopedClientId", None);
-        assert_eq!(write.conditions.len(), 1, "no client named: no condition");
-        write.bound_to("scopedClientId", Some("world"));
-        assert_eq!(write.conditions[1], "(attribute_not_exists(#scopedClientId) OR #scopedClientId = :scopedClientId)");
+        write.serves_client(None);
+        write.serves_user(None, None);
+        write.holds(Need::Nothing);
+        assert_eq!(write.conditions.len(), 1, "no client, user or scope named: no condition");
+        write.serves_client(Some("world"));
+        write.serves_user(Some("world"), Some("gm"));
+        write.holds(Need::Scope(crate::domain::scopes::Scope::RollRead));
+        assert_eq!(write.names["#forClient"], "world");
+        assert_eq!(write.values[":scope"], s("c"));
+        assert_eq!(write.conditions.len(), 4);
         // Every placeholder used is defined, and every one defined is used (DynamoDB refuses both).
         let text = format!("{} {}", write.expression(), write.conditions.join(" AND "));
         for name in write.names.keys() {

@@ -1,11 +1,12 @@
 //! The scoped keys table, with each key's index entry and its count on the account.
 
 use super::{delete, from_item, n, pk, put, s, scoped_key_key, sdk_error, time, to_item, update, DynamoStore, Item};
+use crate::domain::error::PortError;
 use crate::domain::model::{ScopedKey, User};
 use crate::domain::ports::{PortResult, ScopedKeys};
 use crate::records::{key_pk, user_pk, KeyItem, ScopedKeyItem};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -79,6 +80,51 @@ impl ScopedKeys for DynamoStore {
                 "attribute_exists(pk)",
                 HashMap::from([(":one".to_owned(), n(1))]),
             )?,
+        ])
+        .await
+    }
+
+    async fn update_scoped_key(&self, before: &ScopedKey, after: &ScopedKey) -> PortResult<()> {
+        let stored = Put::builder()
+            .table_name(self.scoped_keys_table()?)
+            .set_item(Some(to_item(&ScopedKeyItem::from(after))?))
+            .condition_expression("attribute_exists(keyId) AND updatedAt = :before")
+            .expression_attribute_values(":before", time(before.updated_at))
+            .build()
+            .map_err(PortError::other)?;
+        // What decides a request, as the entry item holds it: set where `after` has a
+        // value, removed where it has none; the counters are not touched.
+        let mut entry = to_item(&KeyItem::from(&after.entry()))?;
+        let (mut sets, mut removes) = (Vec::new(), Vec::new());
+        let mut names = HashMap::new();
+        let mut values = HashMap::from([(":generation".to_owned(), n(before.generation))]);
+        for &attribute in KeyItem::RESTRICTIONS {
+            names.insert(format!("#{attribute}"), attribute.to_owned());
+            match entry.remove(attribute) {
+                Some(value) => {
+                    values.insert(format!(":{attribute}"), value);
+                    sets.push(format!("#{attribute} = :{attribute}"));
+                }
+                None => removes.push(format!("#{attribute}")),
+            }
+        }
+        names.insert("#generation".into(), "generation".into());
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let index = Update::builder()
+            .table_name(self.users_table()?)
+            .set_key(Some(pk(key_pk(&before.digest))))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk) AND #generation = :generation")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(PortError::other)?;
+        self.transact(vec![
+            TransactWriteItem::builder().put(stored).build(),
+            TransactWriteItem::builder().update(index).build(),
         ])
         .await
     }

@@ -71,6 +71,22 @@ impl ScopedKeys for EmbeddedStore {
         .await
     }
 
+    async fn update_scoped_key(&self, before: &ScopedKey, after: &ScopedKey) -> PortResult<()> {
+        let (user_id, key_id, index) = (before.user_id.clone(), before.id.clone(), key_pk(&before.digest));
+        let (read_at, generation) = (before.updated_at, before.generation);
+        let (item, entry) = (ScopedKeyItem::from(after), KeyItem::from(&after.entry()));
+        self.write(move |tx| {
+            let stored = tx.scoped(&user_id, &key_id)?.ok_or(PortError::Conflict)?;
+            let current: KeyItem = tx.get(&index)?.ok_or(PortError::Conflict)?;
+            if stored.updated_at != read_at || current.generation != generation {
+                return Err(PortError::Conflict);
+            }
+            tx.put_scoped(&item)?;
+            tx.put(&index, &KeyItem { usage: current.usage, ..entry })
+        })
+        .await
+    }
+
     async fn retire_scoped_key(&self, key: &ScopedKey, now: DateTime<Utc>) -> PortResult<()> {
         let (user_id, key_id, index) = (key.user_id.clone(), key.id.clone(), key_pk(&key.digest));
         self.write(move |tx| {

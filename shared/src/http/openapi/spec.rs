@@ -4,8 +4,9 @@
 
 use crate::domain::error::{AuthError, Field, PasswordRule};
 use crate::domain::limits::Rule;
-use crate::domain::scoped::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use crate::domain::scoped::{MAX_CLIENTS, MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use crate::http::error::{Failure, PublicError, RequestError, Required};
+use crate::http::openapi::fields;
 use crate::http::request::MAX_BODY_BYTES;
 use crate::http::response::NOT_FOUND;
 use crate::http::routes::Endpoint;
@@ -120,6 +121,10 @@ pub(super) fn spec(endpoint: Endpoint) -> Spec {
     let credentials = json!({"email": EMAIL_EXAMPLE, "password": PASSWORD_EXAMPLE});
     let id = "71ea7eec-a986-4a81-85a4-195cc03e88da";
     let created = "2026-11-26T01:38:49Z";
+    let listed = json!({"id": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "key": "frs_mvPL...", "name": "Discord bot", "scopedClientId": null, "scopedUserId": null, "scopes": ["roll:read", "chat:read"], "scopedClientIds": [], "scopedUserIds": {}, "monthlyLimit": 500, "dailyLimit": null, "requestsThisMonth": 0, "expiresAt": null, "isExpired": false, "enabled": true, "hasFoundryCredentials": false, "foundryUrl": null, "foundryUsername": null, "createdAt": created, "updatedAt": created});
+    let mut changed = listed.clone();
+    changed["scopes"] = json!(["roll:read"]);
+    changed["dailyLimit"] = json!(200);
     match endpoint {
         Register => Spec {
             summary: "Create an account",
@@ -143,7 +148,7 @@ pub(super) fn spec(endpoint: Endpoint) -> Spec {
             key: false,
             body: Some(("Credentials", credentials)),
             path_parameter: None,
-            success: (200, "The account and its master key", "LoggedIn", json!({"id": id, "email": EMAIL_EXAMPLE, "apiKey": MASTER_KEY_EXAMPLE, "requestsThisMonth": 0, "createdAt": created})),
+            success: (200, "The account and its master key", "LoggedIn", json!({"id": id, "email": EMAIL_EXAMPLE, "apiKey": MASTER_KEY_EXAMPLE, "apiKeyAvailable": true, "requestsThisMonth": 0, "createdAt": created})),
             errors: vec![
                 public(RequestError::Required(Required::EmailAndPassword)),
                 public(AuthError::InvalidCredentials),
@@ -262,12 +267,12 @@ pub(super) fn spec(endpoint: Endpoint) -> Spec {
         },
         CreateApiKey => Spec {
             summary: "Make a scoped key",
-            description: "The key is shown in this answer once and never again. `foundryPassword` is stored only encrypted, bound to the account and the key.",
+            description: "The key is shown in this answer once and never again. `foundryPassword` is stored only encrypted, bound to the account and the key. Without `scopes` the key gets the relay's read-only default set; `[]` grants nothing.",
             tag: "scoped keys",
             key: true,
-            body: Some(("NewScopedKey", json!({"name": "Discord bot", "monthlyLimit": 500}))),
+            body: Some(("NewScopedKey", json!({"name": "Discord bot", "monthlyLimit": 500, "scopes": ["roll:read", "chat:read"]}))),
             path_parameter: None,
-            success: (201, "The new key", "CreatedScopedKey", json!({"id": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "key": "frs_mvPL5OTAgbuMTlzHrFNtJZAvXoy27EMWLNUx25Mppi", "name": "Discord bot", "scopedClientId": null, "scopedUserId": null, "monthlyLimit": 500, "dailyLimit": null, "expiresAt": null, "hasFoundryCredentials": false, "enabled": true, "createdAt": created})),
+            success: (201, "The new key", "CreatedScopedKey", json!({"id": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "key": "frs_mvPL5OTAgbuMTlzHrFNtJZAvXoy27EMWLNUx25Mppi", "name": "Discord bot", "scopedClientId": null, "scopedUserId": null, "scopes": ["roll:read", "chat:read"], "scopedClientIds": [], "scopedUserIds": {}, "monthlyLimit": 500, "dailyLimit": null, "expiresAt": null, "hasFoundryCredentials": false, "enabled": true, "createdAt": created})),
             errors: vec![
                 public(AuthError::NameRequired),
                 public(AuthError::InvalidField(Field::NameTooLong)),
@@ -276,25 +281,28 @@ pub(super) fn spec(endpoint: Endpoint) -> Spec {
                 public(AuthError::InvalidField(Field::ExpiresAt)),
                 public(AuthError::InvalidField(Field::FoundryUrl)),
                 public(AuthError::InvalidField(Field::TooLong("scopedClientId"))),
+                public(AuthError::InvalidScopes("roll:fly".into())),
+                public(AuthError::InvalidField(Field::ClientIds)),
+                public(AuthError::InvalidField(Field::UserIds)),
                 public(AuthError::ScopedKeyLimit(SCOPED_KEYS_PER_ACCOUNT_EXAMPLE)),
             ],
             throttles: &[],
         },
         ListApiKeys => Spec {
             summary: "The account's scoped keys",
-            description: "Oldest first; `key` is only the key's prefix followed by `...`.",
+            description: "Oldest first; `key` is only the key's prefix followed by `...`. `scopes` is `null` for a key made before scopes: it holds every scope until it is narrowed.",
             tag: "scoped keys",
             key: true,
             body: None,
             path_parameter: None,
-            success: (200, "The keys", "ScopedKeyList", json!({"keys": [{"id": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede", "key": "frs_mvPL...", "name": "Discord bot", "scopedClientId": null, "scopedUserId": null, "monthlyLimit": 500, "dailyLimit": null, "requestsThisMonth": 0, "expiresAt": null, "isExpired": false, "enabled": true, "hasFoundryCredentials": false, "foundryUrl": null, "foundryUsername": null, "createdAt": created, "updatedAt": created}]})),
+            success: (200, "The keys", "ScopedKeyList", json!({"keys": [listed]})),
             errors: vec![],
             throttles: &[],
         },
         Verify => Spec {
             summary: "Decide and count one request of a key (for the relay)",
             description: "The relay's key check: the same decision as the gateway's authorizer \
-(key, revocation, expiry, client and user binding, every cap), counted the same way (a refused \
+(key, revocation, expiry, client and user binding, scope, every cap), counted the same way (a refused \
 request is never counted). A refusal is answered 200 `valid: false` with its `reason`, so that \
 the relay can answer its own 401 / 429 as it always has. Costs two DynamoDB calls when admitted; \
 a malformed key none.",
@@ -304,17 +312,40 @@ a malformed key none.",
             path_parameter: None,
             success: (200, "The verdict", "Verification", json!({
                 "valid": true, "userId": id, "keyType": "scoped", "scopedKeyId": "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede",
-                "scopedClientId": "fvtt_a1b2c3", "scopedUserId": "", "requestsThisMonth": 12, "requestsToday": 3,
+                "scopedClientId": "fvtt_a1b2c3", "scopedUserId": "", "scopes": "roll:read chat:read", "requestsThisMonth": 12, "requestsToday": 3,
                 "monthlyLimit": 500, "dailyLimit": "", "expiresAt": null, "subscriptionStatus": "free",
                 "foundryUrl": null, "foundryUsername": null, "foundryPassword": null
             })),
             errors: vec![
                 public(RequestError::Required(Required::Key)),
                 public(AuthError::InvalidField(Field::Cost)),
+                public(AuthError::InvalidScopes("roll:fly".into())),
+                public(RequestError::InvalidBody("method and path go together".into())),
                 public(AuthError::ServiceKeyRequired),
                 (404, ErrorCode::NotFound, NOT_FOUND.into()),
             ],
             throttles: &[Rule::ServiceKeyFailures],
+        },
+        UpdateApiKey => Spec {
+            summary: "Change a scoped key",
+            description: "Its scopes, name, caps, expiry, state and clients, with the rules of creating one; the key itself, its id and its counters stay. Absent fields stay as they are; `null` removes a cap or the expiry. From the next request on, the authorizer and verify decide by the new settings. An unknown id, a malformed id, another account's key and a key retired with an older master key are all 404.",
+            tag: "scoped keys",
+            key: true,
+            body: Some(("ScopedKeyChange", json!({"scopes": ["roll:read"], "dailyLimit": 200, "expiresAt": null}))),
+            path_parameter: Some(("id", "The scoped key's id", "ddc7d283-c05e-4c14-aa79-2bd3ce9e6ede")),
+            success: (200, "The key as changed, as listed", "ListedScopedKey", changed),
+            errors: vec![
+                public(AuthError::NameRequired),
+                public(AuthError::InvalidField(Field::NameTooLong)),
+                public(AuthError::InvalidField(Field::MonthlyLimit)),
+                public(AuthError::InvalidField(Field::DailyLimit)),
+                public(AuthError::InvalidField(Field::ExpiresAt)),
+                public(AuthError::InvalidScopes("roll:fly".into())),
+                public(AuthError::InvalidField(Field::ClientIds)),
+                public(AuthError::InvalidField(Field::UserIds)),
+                public(AuthError::ApiKeyNotFound),
+            ],
+            throttles: &[],
         },
         DeleteApiKey => Spec {
             summary: "Revoke a scoped key",
@@ -333,15 +364,26 @@ a malformed key none.",
 /// Contains a character that trimming keeps.
 const NOT_ONLY_WHITESPACE: &str = concat!("[^", white_space!(), "]");
 
-/// The body of POST /auth/api-keys, written out because `monthlyLimit` and `dailyLimit`
-/// take a number or a string of digits (`bodies::Positive`).
-pub(super) fn new_scoped_key_schema() -> utoipa::openapi::schema::Object {
+/// The body of POST /auth/api-keys (`change: false`) and of PATCH /auth/api-keys/{id}
+/// (`change: true`), written out because `monthlyLimit` and `dailyLimit` take a number or a
+/// string of digits (`bodies::Positive`), and because `null` means "absent" in one and
+/// "remove" in the other.
+pub(super) fn scoped_key_schema(change: bool) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::SchemaType;
     let text = |description: &str| {
         ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
             .max_length(Some(MAX_TEXT_CHARS))
             .description(Some(description))
     };
+    let id = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_TEXT_CHARS))
+            .pattern(Some(NOT_ONLY_WHITESPACE))
+    };
+    let removes = if change { "; `null` removes it" } else { "" };
     let positive = |description: &str| -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
         utoipa::openapi::schema::OneOfBuilder::new()
             .item(
@@ -352,27 +394,41 @@ pub(super) fn new_scoped_key_schema() -> utoipa::openapi::schema::Object {
             )
             .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^0*[1-9][0-9]{0,18}$")))
             .item(ObjectBuilder::new().schema_type(Type::Null))
-            .description(Some(description))
+            .description(Some(format!("{description}{removes}")))
             .into()
     };
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some(
-            "A scoped key. Absent and `null` optional fields are the same; empty strings count as absent.",
-        ))
-        .property(
-            "name",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .min_length(Some(1))
-                .max_length(Some(MAX_NAME_CHARS))
-                .pattern(Some(NOT_ONLY_WHITESPACE))
-                .description(Some(format!("1 to {MAX_NAME_CHARS} characters after trimming")))
-                .examples([json!("Discord bot")]),
-        )
-        .required("name")
-        .property("scopedClientId", text("The Foundry client the key is for"))
-        .property("scopedUserId", text("The Foundry user the key is for"))
+    // In a change, `null` is as absent (a new key needs its name).
+    let name = ObjectBuilder::new()
+        .schema_type(if change { SchemaType::from_iter([Type::String, Type::Null]) } else { Type::String.into() })
+        .min_length(Some(1))
+        .max_length(Some(MAX_NAME_CHARS))
+        .pattern(Some(NOT_ONLY_WHITESPACE))
+        .description(Some(format!("1 to {MAX_NAME_CHARS} characters after trimming")))
+        .examples([json!("Discord bot")]);
+    let scopes = if change {
+        "The key's new scopes (`[]`: nothing)"
+    } else {
+        "The key's scopes; absent or `null`: the relay's read-only default set; `[]`: nothing"
+    };
+    let mut object = ObjectBuilder::new().schema_type(Type::Object);
+    object = if change {
+        object
+            .description(Some(
+                "What to change: absent fields (and `null` ones other than the caps and the expiry) stay as they are.",
+            ))
+            .property("name", name)
+    } else {
+        object
+            .description(Some(
+                "A scoped key. Absent and `null` optional fields are the same; empty strings count as absent.",
+            ))
+            .property("name", name)
+            .required("name")
+            .property("scopedClientId", text("The Foundry client the key is for"))
+            .property("scopedUserId", text("The Foundry user the key is for"))
+    };
+    object = object
+        .property("scopes", fields::scopes(scopes))
         .property(
             "monthlyLimit",
             positive(
@@ -388,15 +444,48 @@ pub(super) fn new_scoped_key_schema() -> utoipa::openapi::schema::Object {
         .property(
             "expiresAt",
             ObjectBuilder::new()
-                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
                 .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))
-                .description(Some("An RFC 3339 timestamp in the future"))
+                .description(Some(format!("An RFC 3339 timestamp in the future{removes}")))
                 .examples([json!("2030-01-01T00:00:00Z")]),
         )
         .property(
+            "scopedClientIds",
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+                .items(id())
+                .max_items(Some(MAX_CLIENTS))
+                .unique_items(true)
+                .description(Some(format!(
+                    "The Foundry clients the key serves, at most {MAX_CLIENTS}, each once (when not empty, instead of `scopedClientId`; `[]`: none)"
+                ))),
+        )
+        .property(
+            "scopedUserIds",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+                .additional_properties(Some(id()))
+                .property_names(Some(id()))
+                .max_properties(Some(MAX_CLIENTS))
+                .description(Some(format!(
+                    "The Foundry user the key acts as, per client id, at most {MAX_CLIENTS} (`{{}}`: none)"
+                ))),
+        );
+    if change {
+        return object
+            .property(
+                "enabled",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .description(Some("`false`: the key is refused (reason `disabled`) until it is enabled again")),
+            )
+            .build();
+    }
+    object
+        .property(
             "foundryUrl",
             ObjectBuilder::new()
-                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
                 .format(Some(utoipa::openapi::SchemaFormat::Custom("http-url".into())))
                 .max_length(Some(MAX_TEXT_CHARS * 8))
                 .pattern(Some(HTTP_URL_PATTERN))

@@ -10,8 +10,8 @@ use crate::http::request::{api_key, body, source_ip};
 use crate::http::response::json_response;
 use crate::http::response::Answer;
 use crate::http::schema::{
-    DataExport, Deleted, ExportedApiAccess, ExportedScopedKey, ExportedSubscription, ExportedUsage, ExportedUser,
-    LoggedIn, Message, PlanLimits, RegeneratedKey, Registered, UserData,
+    scope_names, DataExport, Deleted, ExportedApiAccess, ExportedScopedKey, ExportedSubscription, ExportedUsage,
+    ExportedUser, LoggedIn, Message, PlanLimits, RegeneratedKey, Registered, UserData,
 };
 use lambda_http::http::StatusCode;
 use lambda_http::Request;
@@ -41,7 +41,8 @@ pub(super) async fn login(app: &App, req: &Request) -> Answer {
         &LoggedIn {
             id: user.id.clone(),
             email: user.email.clone(),
-            api_key: session.key.expose().to_owned(),
+            api_key: session.key.as_ref().map(|key| key.expose().to_owned()),
+            api_key_available: session.key.is_some(),
             requests_this_month: user.usage.this_month(app.clock.now()),
             created_at: user.created_at.into(),
         },
@@ -89,6 +90,9 @@ pub(super) async fn export_data(app: &App, req: &Request) -> Answer {
             key_prefix: k.prefix.clone(),
             scoped_client_id: k.scoped_client_id.clone(),
             scoped_user_id: k.scoped_user_id.clone(),
+            scopes: scope_names(k),
+            scoped_client_ids: k.scoped_client_ids.clone(),
+            scoped_user_ids: k.scoped_user_ids.clone(),
             monthly_limit: k.monthly_limit,
             daily_limit: k.daily_limit,
             requests_this_month: *requests,

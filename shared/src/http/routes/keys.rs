@@ -3,13 +3,14 @@
 use crate::domain::accounts;
 use crate::domain::app::App;
 use crate::domain::auth::{authenticate, authenticate_master};
+use crate::domain::error::AuthError;
 use crate::domain::model::{ScopedKey, User};
-use crate::domain::scoped::{self, NewScopedKey};
-use crate::http::bodies::ScopedKeyRequest;
+use crate::domain::scoped::{self, NewScopedKey, ScopedKeyChange};
+use crate::http::bodies::{ScopedKeyPatch, ScopedKeyRequest};
 use crate::http::request::{api_key, body, path_parameter};
 use crate::http::response::json_response;
 use crate::http::response::Answer;
-use crate::http::schema::{CreatedScopedKey, Deleted, ListedScopedKey, ScopedKeyList};
+use crate::http::schema::{scope_names, CreatedScopedKey, Deleted, ListedScopedKey, ScopedKeyList};
 use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::Request;
@@ -28,6 +29,9 @@ pub(super) async fn create_api_key(app: &App, req: &Request) -> Answer {
             name: k.name.clone(),
             scoped_client_id: k.scoped_client_id.clone(),
             scoped_user_id: k.scoped_user_id.clone(),
+            scopes: scope_names(k),
+            scoped_client_ids: k.scoped_client_ids.clone(),
+            scoped_user_ids: k.scoped_user_ids.clone(),
             monthly_limit: k.monthly_limit,
             daily_limit: k.daily_limit,
             expires_at: k.expires_at.map(Into::into),
@@ -53,6 +57,9 @@ fn listed_key(k: &ScopedKey, requests_this_month: u64, user: &User, now: DateTim
         name: k.name.clone(),
         scoped_client_id: k.scoped_client_id.clone(),
         scoped_user_id: k.scoped_user_id.clone(),
+        scopes: scope_names(k),
+        scoped_client_ids: k.scoped_client_ids.clone(),
+        scoped_user_ids: k.scoped_user_ids.clone(),
         monthly_limit: k.monthly_limit,
         daily_limit: k.daily_limit,
         requests_this_month,
@@ -65,6 +72,17 @@ fn listed_key(k: &ScopedKey, requests_this_month: u64, user: &User, now: DateTim
         created_at: k.created_at.into(),
         updated_at: k.updated_at.into(),
     }
+}
+
+pub(super) async fn update_api_key(app: &App, req: &Request) -> Answer {
+    let caller = authenticate_master(app, api_key(req)).await?;
+    let id = path_parameter(req, "id").unwrap_or_default();
+    let change = ScopedKeyChange::from(body::<ScopedKeyPatch>(req)?);
+    let key = scoped::update(app, &caller, &id, change).await?;
+    let now = app.clock.now();
+    let requests =
+        app.store.key_entry(&key.digest).await.map_err(AuthError::from)?.map_or(0, |entry| entry.usage.this_month(now));
+    Ok(json_response(StatusCode::OK, &listed_key(&key, requests, &caller.user, now)))
 }
 
 pub(super) async fn delete_api_key(app: &App, req: &Request) -> Answer {

@@ -92,6 +92,7 @@ endpoints! {
     ValidateResetToken => GET "/auth/validate-reset-token/{token}", "validate-reset-token", recovery::validate_reset_token;
     CreateApiKey => POST "/auth/api-keys", "create-api-key", keys::create_api_key;
     ListApiKeys => GET "/auth/api-keys", "list-api-keys", keys::list_api_keys;
+    UpdateApiKey => PATCH "/auth/api-keys/{id}", "update-api-key", keys::update_api_key;
     DeleteApiKey => DELETE "/auth/api-keys/{id}", "delete-api-key", keys::delete_api_key;
     Verify => POST "/auth/verify", "verify", verify::verify;
 }

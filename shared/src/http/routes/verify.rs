@@ -3,13 +3,16 @@
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use crate::domain::limits::Rule;
+use crate::domain::meter::Decision;
 use crate::domain::metering::{self, Ask};
 use crate::domain::metrics::{self, Counter};
 use crate::domain::scoped;
+use crate::domain::scopes::{Need, Scope};
 use crate::domain::service_key::fingerprint;
 use crate::domain::throttle;
 use crate::http::authorizer::context;
 use crate::http::bodies::{Cost, VerifyRequest};
+use crate::http::error::RequestError;
 use crate::http::request::{body, source_ip};
 use crate::http::response::json_response;
 use crate::http::response::{not_found, Answer};
@@ -32,10 +35,19 @@ pub(super) async fn verify(app: &App, req: &Request) -> Answer {
         return Err(AuthError::ServiceKeyRequired.into());
     };
     let body: VerifyRequest = body(req)?;
+    let need = match (body.scope.as_deref(), body.method.as_deref(), body.path.as_deref()) {
+        (Some(scope), _, _) => {
+            Need::Scope(Scope::parse(scope).ok_or_else(|| AuthError::InvalidScopes(scope.to_owned()))?)
+        }
+        (None, Some(method), Some(path)) => app.settings.route_scopes.need(method, path),
+        (None, None, None) => Need::Nothing,
+        (None, _, _) => return Err(RequestError::InvalidBody("method and path go together".into()).into()),
+    };
     let ask = Ask {
         key: Some(body.key.trim()).filter(|k| !k.is_empty()),
         client_id: body.client_id.as_deref(),
         user_id: body.user_id.as_deref(),
+        need,
         cost: body.cost.map_or(1, |Cost(cost)| cost),
         count: body.count.unwrap_or(true),
     };
@@ -49,6 +61,10 @@ pub(super) async fn verify(app: &App, req: &Request) -> Answer {
                     valid: false,
                     reason: Reason(refusal.reason),
                     resets_at: refusal.resets_at.map(Into::into),
+                    required_scope: match (refusal.reason, need) {
+                        (Decision::Scope, Need::Scope(scope)) => Some(scope.name()),
+                        _ => None,
+                    },
                 }),
             ))
         }
