@@ -561,7 +561,7 @@ def test_ticking_a_scope_that_runs_code_shows_a_warning(server, page: Page):
     expect(warning).to_be_visible()
     expect(warning).to_contain_text("Careful: “execute-js” can run any code in your world")
     danger.get_by_label("macro:write").check()
-    expect(warning).to_contain_text("“execute-js” and “macro:write” can run any code")
+    expect(warning).to_contain_text("“macro:write” and “execute-js” can run any code")
     shot(page, "account-dangerous-scope", full_page=False)
     picker.get_by_role("button", name="Default set").click()
     expect(warning).to_be_hidden()
