@@ -1,10 +1,14 @@
 // The account page: the master key, usage, scoped keys, password, data export and deletion.
 import { call } from './api.js';
 import { session, onSubmit, field, say, copyButton, carryNotice, showCarriedNotice } from './ui.js';
+import { ALL, DEFAULT, DANGEROUS } from './scopes.js';
+import { scopePicker } from './scope-picker.js';
 
 const $ = (id) => document.getElementById(id);
 let key = session.key();
 let email = '';
+let createScopes;
+let editScopes;
 
 function leave(text, kind) {
   session.end();
@@ -12,12 +16,16 @@ function leave(text, kind) {
   location.replace('/');
 }
 
-if (!key) {
-  leave();
-} else {
+if (key) {
   showCarriedNotice($('notice'));
   wire();
   load();
+} else if (session.withoutKey()) {
+  showCarriedNotice($('notice'));
+  wire();
+  showWithoutKey(session.withoutKey());
+} else {
+  leave();
 }
 
 // Every call with the master key; a key that no longer works ends the session.
@@ -40,6 +48,23 @@ async function load() {
     say($('load-message'), error.message, 'error');
   }
   await loadKeys();
+}
+
+// An account imported from the relay 3.x, signed in without a key this service has seen:
+// the key part says so and offers to regenerate; the rest needs a key.
+function showWithoutKey(address) {
+  email = address;
+  $('who').textContent = `Signed in as ${address}.`;
+  keyShown(false);
+  $('regenerate-hint').textContent = 'The new key replaces the relay\'s: paste it into Foundry.';
+  say($('load-message'), 'Regenerate your key (under “API key”) to see your usage and manage scoped keys here.', 'info');
+}
+
+function keyShown(shown) {
+  $('relay-key').hidden = shown;
+  $('master-key-row').hidden = !shown;
+  document.querySelector('label[for="master-key"]').hidden = !shown;
+  for (const section of document.querySelectorAll('[data-needs-key]')) section.hidden = !shown;
 }
 
 function showUser(user) {
@@ -100,30 +125,32 @@ function date(iso) {
   return new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
 }
 
+// The keys as last listed, by id, for the edit dialog.
+const listed = new Map();
+
 function showKeys(keys) {
   const body = $('keys').tBodies[0];
   body.replaceChildren();
+  listed.clear();
   if (keys.length === 0) {
     const row = body.insertRow();
     const td = row.insertCell();
-    td.colSpan = 8;
+    td.colSpan = 9;
     td.className = 'empty';
     td.textContent = 'No scoped keys yet. Create one above for each bot or tool.';
     return;
   }
   const numbers = new Intl.NumberFormat();
   for (const k of keys) {
+    listed.set(k.id, k);
     const row = body.insertRow();
     const name = cell(row, 'Name', k.name);
     name.id = `key-name-${k.id}`;
     const prefix = document.createElement('code');
     prefix.textContent = k.key;
     cell(row, 'Key', prefix);
-    const scope = [
-      k.scopedClientId ? `client ${k.scopedClientId}` : '',
-      k.scopedUserId ? `user ${k.scopedUserId}` : '',
-    ].filter(Boolean).join(', ');
-    cell(row, 'Scope', scope || 'Whole account');
+    cell(row, 'Scopes', scopesOf(k, name.id));
+    cell(row, 'World and user', worldAndUser(k) || 'Whole account');
     const limits = [];
     if (k.monthlyLimit) limits.push(`${numbers.format(k.monthlyLimit)} / month`);
     if (k.dailyLimit) limits.push(`${numbers.format(k.dailyLimit)} / day`);
@@ -142,14 +169,166 @@ function showKeys(keys) {
       state.textContent = 'Active';
     }
     cell(row, 'State', state);
-    const remove = document.createElement('button');
-    remove.type = 'button';
-    remove.className = 'danger small';
-    remove.textContent = 'Delete';
-    remove.setAttribute('aria-describedby', name.id);
-    remove.addEventListener('click', () => deleteKey(k, remove));
-    cell(row, '', remove);
+    const actions = document.createElement('div');
+    actions.className = 'row-actions';
+    const edit = button('Edit', 'small', name.id, () => openEdit(k.id, edit));
+    edit.id = `key-edit-${k.id}`;
+    const remove = button('Delete', 'danger small', name.id, () => deleteKey(k, remove));
+    actions.append(edit, remove);
+    cell(row, '', actions);
   }
+}
+
+function button(text, className, describedBy, onClick) {
+  const element = document.createElement('button');
+  element.type = 'button';
+  element.className = className;
+  element.textContent = text;
+  element.setAttribute('aria-describedby', describedBy);
+  element.addEventListener('click', onClick);
+  return element;
+}
+
+const sameSet = (a, b) => a.length === b.length && a.every((name) => b.includes(name));
+
+// A key's scopes, compactly: how many (the list behind a disclosure), or "every scope" for
+// a key made before scopes, with an offer to narrow it.
+function scopesOf(k, nameId) {
+  const wrap = document.createElement('div');
+  wrap.className = 'scopes-cell';
+  if (!Array.isArray(k.scopes)) {
+    const badge = document.createElement('span');
+    badge.className = 'badge warn';
+    badge.textContent = 'Every scope';
+    const why = document.createElement('span');
+    why.className = 'hint';
+    why.textContent = ' (made before scopes) ';
+    const narrow = button('Narrow…', 'small', nameId, () => openEdit(k.id, narrow));
+    wrap.append(badge, why, narrow);
+    return wrap;
+  }
+  if (k.scopes.length === 0) {
+    wrap.textContent = 'None: the key can do nothing on the relay';
+    return wrap;
+  }
+  const details = document.createElement('details');
+  const summary = document.createElement('summary');
+  const count = `${k.scopes.length} scope${k.scopes.length === 1 ? '' : 's'}`;
+  summary.textContent = sameSet(k.scopes, DEFAULT) ? `${count} (default set)`
+    : sameSet(k.scopes, ALL) ? `${count} (all)` : count;
+  if (k.scopes.some((name) => DANGEROUS.includes(name))) {
+    const mark = document.createElement('span');
+    mark.className = 'badge off';
+    mark.textContent = 'runs code';
+    summary.append(' ', mark);
+  }
+  const chips = document.createElement('ul');
+  chips.className = 'chips';
+  chips.setAttribute('aria-label', `Scopes of ${k.name}`);
+  for (const name of k.scopes) {
+    const chip = document.createElement('li');
+    chip.textContent = name;
+    if (DANGEROUS.includes(name)) chip.className = 'dangerous';
+    chips.append(chip);
+  }
+  details.append(summary, chips);
+  wrap.append(details);
+  return wrap;
+}
+
+// "client world-1, user gm-1": the world (client) and Foundry user a key is held to.
+function worldAndUser(k) {
+  const clients = [...new Set([k.scopedClientId, ...(k.scopedClientIds ?? [])].filter(Boolean))];
+  const parts = clients.map((client) => `client ${client}`);
+  if (k.scopedUserId) parts.push(`user ${k.scopedUserId}`);
+  for (const [client, user] of Object.entries(k.scopedUserIds ?? {})) {
+    if (client === k.scopedClientId && user === k.scopedUserId) continue;
+    parts.push(`user ${user} in ${client}`);
+  }
+  return parts.join(', ');
+}
+
+// ------------------------------------------------------------------ the edit dialog
+
+let editing = null;
+let editOpener = null;
+
+function openEdit(id, opener) {
+  const k = listed.get(id);
+  if (!k) return;
+  editing = k;
+  editOpener = opener;
+  const form = $('edit-key-form');
+  form.reset();
+  say(form.querySelector('.message'), '');
+  $('edit-key-heading').textContent = `Edit “${k.name}”`;
+  $('edit-key-prefix').textContent = `Key ${k.key}`;
+  form.elements.namedItem('name').value = k.name;
+  form.elements.namedItem('monthlyLimit').value = k.monthlyLimit ?? '';
+  form.elements.namedItem('dailyLimit').value = k.dailyLimit ?? '';
+  form.elements.namedItem('expiresAt').value = localInput(k.expiresAt);
+  form.elements.namedItem('enabled').checked = k.enabled !== false;
+  const unrestricted = !Array.isArray(k.scopes);
+  $('edit-key-unrestricted').hidden = !unrestricted;
+  editScopes.set(unrestricted ? ALL : k.scopes);
+  $('edit-key').showModal();
+}
+
+// What the dialog's form says that differs from the key: only that is sent.
+function changes(form, k) {
+  const body = {};
+  const name = field(form, 'name').trim();
+  if (name !== k.name) body.name = name;
+  for (const limit of ['monthlyLimit', 'dailyLimit']) {
+    const value = field(form, limit).trim();
+    if (value !== String(k[limit] ?? '')) body[limit] = value === '' ? null : whole(value);
+  }
+  const expires = field(form, 'expiresAt');
+  if (expires !== localInput(k.expiresAt)) body.expiresAt = expires === '' ? null : isoTime(expires);
+  const enabled = form.elements.namedItem('enabled').checked;
+  if (enabled !== (k.enabled !== false)) body.enabled = enabled;
+  const scopes = editScopes.get();
+  if (!sameSet(scopes, Array.isArray(k.scopes) ? k.scopes : ALL)) body.scopes = scopes;
+  return body;
+}
+
+async function saveEdit(form) {
+  const k = editing;
+  const body = changes(form, k);
+  if (Object.keys(body).length === 0) {
+    $('edit-key').close();
+    say($('keys-message'), `Nothing to save: “${k.name}” is unchanged.`, 'info');
+    return undefined;
+  }
+  const saved = await authed('PATCH', `/auth/api-keys/${encodeURIComponent(k.id)}`, body);
+  editOpener = null;
+  $('edit-key').close();
+  say($('keys-message'), `Key “${saved.name ?? k.name}” saved.`, 'success');
+  await loadKeys();
+  $(`key-edit-${k.id}`)?.focus();
+  return undefined;
+}
+
+// A datetime-local field's value for an RFC 3339 time, in the browser's time zone.
+function localInput(iso) {
+  if (!iso) return '';
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return '';
+  const two = (n) => String(n).padStart(2, '0');
+  return `${when.getFullYear()}-${two(when.getMonth() + 1)}-${two(when.getDate())}`
+    + `T${two(when.getHours())}:${two(when.getMinutes())}`;
+}
+
+// A datetime-local field's value as RFC 3339 (UTC); anything unreadable as typed, for the
+// API to refuse in words.
+function isoTime(local) {
+  const when = new Date(local);
+  return Number.isNaN(when.getTime()) ? local : when.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+// A whole number as a number; anything else as typed, for the API to refuse in words.
+function whole(value) {
+  return /^\d+$/.test(value) ? Number(value) : value;
 }
 
 async function deleteKey(k, button) {
@@ -208,12 +387,29 @@ function wire() {
     const answer = await call('POST', '/auth/regenerate-key', {
       body: { email, password: field(form, 'password') },
     });
+    const wasWithoutKey = !key;
     key = answer.apiKey;
     session.start(key);
     master.value = key;
     toggle(false);
     say($('key-message'), 'Your new key is active. Your old key and every scoped key no longer work: paste the new key into Foundry.', 'success');
-    await loadKeys();
+    if (wasWithoutKey) {
+      keyShown(true);
+      $('regenerate-hint').textContent = 'Use this if your key may have leaked.';
+      say($('load-message'), '');
+      await load();
+    } else {
+      await loadKeys();
+    }
+  });
+
+  createScopes = scopePicker($('create-scopes'), 'create-scope');
+  editScopes = scopePicker($('edit-scopes'), 'edit-scope');
+  onSubmit($('edit-key-form'), saveEdit);
+  $('edit-cancel').addEventListener('click', () => $('edit-key').close());
+  $('edit-key').addEventListener('close', () => {
+    editOpener?.focus();
+    editOpener = null;
   });
 
   onSubmit($('create-key'), async (form) => {
@@ -222,17 +418,18 @@ function wire() {
       const value = optional(form, name);
       if (value !== undefined) body[name] = value;
     }
-    const limit = optional(form, 'monthlyLimit');
-    if (limit !== undefined) body.monthlyLimit = /^\d+$/.test(limit) ? Number(limit) : limit;
-    const expires = optional(form, 'expiresAt');
-    if (expires !== undefined) {
-      const when = new Date(expires);
-      body.expiresAt = Number.isNaN(when.getTime()) ? expires : when.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    for (const limit of ['monthlyLimit', 'dailyLimit']) {
+      const value = optional(form, limit);
+      if (value !== undefined) body[limit] = whole(value);
     }
+    const expires = optional(form, 'expiresAt');
+    if (expires !== undefined) body.expiresAt = isoTime(expires);
+    body.scopes = createScopes.get();
     const password = field(form, 'foundryPassword');
     if (password !== '') body.foundryPassword = password;
     const created = await authed('POST', '/auth/api-keys', body);
     form.reset();
+    createScopes.set(DEFAULT);
     $('new-key-value').value = created.key;
     $('new-key').hidden = false;
     say($('keys-message'), '');

@@ -12,6 +12,8 @@ export class ApiError extends Error {
 // Plain words beside the API's messages that name a field as the wire does.
 const HINTS = {
   invalid_monthly_limit: 'Enter the monthly limit as a whole number, such as 500, or leave it empty.',
+  invalid_daily_limit: 'Enter the daily limit as a whole number, such as 100, or leave it empty.',
+  invalid_scopes: 'Tick the scopes from the list; reload the page if it is out of date.',
   invalid_expires_at: 'Choose an expiry date and time in the future, or leave it empty.',
   invalid_foundry_url: 'Enter the address of your Foundry server, starting with https:// or http://.',
 };

@@ -2,12 +2,26 @@
 // carried to the next page, forms that show their errors, and copying to the clipboard.
 
 const KEY = 'foundry-auth.master-key';
+// An account imported from the relay 3.x signs in without a key this service can show:
+// its email stands in for the key until the key is regenerated.
+const WITHOUT_KEY = 'foundry-auth.signed-in-without-key';
 const NOTICE = 'foundry-auth.notice';
 
 export const session = {
   key: () => sessionStorage.getItem(KEY),
-  start: (key) => sessionStorage.setItem(KEY, key),
-  end: () => sessionStorage.removeItem(KEY),
+  withoutKey: () => sessionStorage.getItem(WITHOUT_KEY),
+  start: (key) => {
+    sessionStorage.removeItem(WITHOUT_KEY);
+    sessionStorage.setItem(KEY, key);
+  },
+  startWithoutKey: (email) => {
+    sessionStorage.removeItem(KEY);
+    sessionStorage.setItem(WITHOUT_KEY, email);
+  },
+  end: () => {
+    sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(WITHOUT_KEY);
+  },
 };
 
 // A sentence for the next page to show (e.g. "You have signed out.").

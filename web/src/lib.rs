@@ -43,6 +43,8 @@ const FILES: &[File] = &[
     file!("/assets/forgot-password.js", "forgot-password.js", JS),
     file!("/assets/reset-password.js", "reset-password.js", JS),
     file!("/assets/account.js", "account.js", JS),
+    file!("/assets/scopes.js", "scopes.js", JS),
+    file!("/assets/scope-picker.js", "scope-picker.js", JS),
 ];
 
 const NOT_FOUND: File = file!("", "not-found.html", HTML);
@@ -181,5 +183,45 @@ mod tests {
         assert!(PAGES.iter().all(|page| serves(page)));
         assert!(serves("/assets/app.css"));
         assert!(!serves("/auth/login") && !serves("/openapi.json") && !serves("/account/x"));
+    }
+
+    /// The `'…'` strings after `key: '` on the lines of `scopes.js` that carry one.
+    fn quoted_after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+        line.split_once(&format!("{key}: '"))?.1.split_once('\'').map(|(value, _)| value)
+    }
+
+    #[test]
+    fn the_pages_catalogue_of_scopes_is_the_services() {
+        use shared::domain::scopes::Scope;
+        let script = include_str!("../assets/scopes.js");
+        let areas: Vec<&str> = script.lines().filter_map(|line| quoted_after(line, "{ id")).collect();
+        let scopes: Vec<(&str, &str)> = script
+            .lines()
+            .filter_map(|line| Some((line, quoted_after(line, "{ name")?)))
+            .map(|(line, name)| {
+                let area = quoted_after(line, "area").unwrap_or_default();
+                assert!(areas.contains(&area), "{name}: area {area:?} is not among {areas:?}");
+                (line, name)
+            })
+            .collect();
+        let named = |mark: &str| -> Vec<&str> {
+            let mut names: Vec<&str> =
+                scopes.iter().filter(|(line, _)| line.contains(&format!("{mark}: true"))).map(|(_, n)| *n).collect();
+            names.sort_unstable();
+            names
+        };
+        let sorted = |scopes: &[Scope]| -> Vec<&str> {
+            let mut names: Vec<&str> = scopes.iter().map(|scope| scope.name()).collect();
+            names.sort_unstable();
+            names
+        };
+        let all: Vec<&str> = scopes.iter().map(|(_, name)| *name).collect();
+        assert_eq!(all, Scope::ALL.map(Scope::name), "every scope of the catalogue, once each, in its order");
+        assert_eq!(named("default"), sorted(&Scope::DEFAULT), "the default set");
+        assert_eq!(named("dangerous"), sorted(&Scope::DANGEROUS), "the dangerous scopes");
+        // Every area the pickers show holds a scope.
+        for area in areas {
+            assert!(scopes.iter().any(|(line, _)| quoted_after(line, "area") == Some(area)), "{area} is empty");
+        }
     }
 }

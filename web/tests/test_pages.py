@@ -44,6 +44,8 @@ ASSETS = [
     "/assets/forgot-password.js",
     "/assets/reset-password.js",
     "/assets/account.js",
+    "/assets/scopes.js",
+    "/assets/scope-picker.js",
 ]
 CHROMIUM_ARGS = [
     "--headless",
@@ -111,6 +113,17 @@ class Server:
                 return response.status, response.headers, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.headers, error.read()
+
+    def send(self, method: str, path: str, key: str, body: dict):
+        """(status, body) of a JSON request, without the browser."""
+        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method=method)
+        request.add_header("x-api-key", key)
+        request.add_header("content-type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
 
     def reset_link(self, to: str) -> str:
         """The link in the newest email of the outbox addressed to `to`."""
@@ -418,3 +431,207 @@ def test_too_many_failed_sign_ins_say_when_to_try_again(server, page: Page):
     page.emulate_media(color_scheme="light")
     page.set_viewport_size({"width": 390, "height": 844})
     shot(page, "sign-in-phone")
+
+
+DEFAULT_SCOPES = [
+    "entity:read", "roll:read", "chat:read", "encounter:read", "macro:list", "scene:read",
+    "canvas:read", "effects:read", "user:read", "file:read", "world:info", "clients:read",
+    "sheet:read", "events:subscribe", "search", "structure:read", "dnd5e",
+]
+
+
+def sign_up(page: Page, base: str) -> tuple[str, str]:
+    """A new account, signed in on its account page: (email, master key)."""
+    address = new_email()
+    page.goto(base + "/signup")
+    page.get_by_label("Email", exact=True).fill(address)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(base + "/account")
+    master = page.get_by_label("Master API key")
+    expect(master).to_have_value(re.compile(r"^frm_\w+$"))
+    return address, master.input_value()
+
+
+def listed_keys(server, key: str) -> list[dict]:
+    status, _, body = server.get("/auth/api-keys", key=key)
+    assert status == 200, body
+    return json.loads(body)["keys"]
+
+
+def test_a_read_only_key_is_created_then_edited_in_the_dialog(server, page: Page):
+    base = server.base
+    _, key = sign_up(page, base)
+    scoped = page.get_by_role("region", name="Scoped keys")
+    picker = scoped.get_by_role("group", name="What the key may do")
+
+    # The picker starts at the relay's default set, grouped by area.
+    expect(picker.get_by_role("checkbox", checked=True)).to_have_count(17)
+    expect(picker.get_by_role("checkbox")).to_have_count(32)
+    expect(picker).to_contain_text("17 of 32 scopes ticked")
+    for name in DEFAULT_SCOPES:
+        expect(picker.get_by_label(name)).to_be_checked()
+    expect(picker.get_by_role("group", name="Rolls").get_by_label("roll:execute")).not_to_be_checked()
+    expect(picker.get_by_role("group", name="Run code in the world")).to_contain_text("execute-js")
+
+    # Untick all but roll:read, one of them with the keyboard.
+    picker.get_by_label("entity:read").focus()
+    page.keyboard.press("Space")
+    expect(picker.get_by_label("entity:read")).not_to_be_checked()
+    for name in DEFAULT_SCOPES:
+        if name not in ("roll:read", "entity:read"):
+            picker.get_by_label(name).uncheck()
+    expect(picker).to_contain_text("1 of 32 scopes ticked")
+    scoped.get_by_label("Name", exact=True).fill("Dice log")
+    scoped.get_by_label("Daily limit").fill("100")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/auth/api-keys")) as sent:
+        scoped.get_by_role("button", name="Create key").click()
+    assert sent.value.post_data_json["scopes"] == ["roll:read"]
+    assert sent.value.post_data_json["dailyLimit"] == 100
+    expect(scoped.get_by_label("New scoped key")).to_have_value(re.compile(r"^frs_\w+$"))
+    row = scoped.get_by_role("row").filter(has_text="Dice log")
+    expect(row).to_contain_text("1 scope")
+    expect(row).to_contain_text("100 / day")
+    row.get_by_text("1 scope").click()
+    expect(row.get_by_role("list", name="Scopes of Dice log").get_by_role("listitem")).to_have_text(["roll:read"])
+    # The form is ready for the next key: back to the default set.
+    expect(picker.get_by_role("checkbox", checked=True)).to_have_count(17)
+    [created] = listed_keys(server, key)
+    assert created["scopes"] == ["roll:read"] and created["dailyLimit"] == 100
+
+    # Edit it: more scopes and another daily limit; only what changed is sent.
+    row.get_by_role("button", name="Edit").click()
+    dialog = page.get_by_role("dialog", name="Edit “Dice log”")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Name", exact=True)).to_have_value("Dice log")
+    expect(dialog.get_by_label("Daily limit")).to_have_value("100")
+    expect(dialog.get_by_label("Enabled")).to_be_checked()
+    expect(dialog.get_by_role("checkbox", checked=True)).to_have_count(2)  # roll:read and Enabled
+    dialog.get_by_label("roll:execute").check()
+    dialog.get_by_label("chat:read").check()
+    dialog.get_by_label("Daily limit").fill("250")
+    shot(page, "account-edit-key", full_page=False)
+    with page.expect_request(lambda r: r.method == "PATCH") as sent:
+        dialog.get_by_role("button", name="Save changes").click()
+    assert sent.value.post_data_json == {"dailyLimit": 250, "scopes": ["roll:read", "roll:execute", "chat:read"]}
+    expect(dialog).to_be_hidden()
+    expect(scoped.get_by_role("status").first).to_have_text("Key “Dice log” saved.")
+    expect(row).to_contain_text("3 scopes")
+    expect(row).to_contain_text("250 / day")
+    expect(row.get_by_role("button", name="Edit")).to_be_focused()
+    [edited] = listed_keys(server, key)
+    assert edited["scopes"] == ["roll:read", "roll:execute", "chat:read"] and edited["dailyLimit"] == 250
+
+    # The API's refusal is said in the dialog; Cancel (or Escape) leaves the key as it was.
+    row.get_by_role("button", name="Edit").click()
+    dialog.get_by_label("Expires at").fill("2020-01-01T10:00")
+    dialog.get_by_role("button", name="Save changes").click()
+    expect(dialog.get_by_role("alert")).to_have_text(
+        "expiresAt must be an RFC 3339 timestamp in the future. "
+        "Choose an expiry date and time in the future, or leave it empty."
+    )
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(row.get_by_role("button", name="Edit")).to_be_focused()
+    assert listed_keys(server, key)[0]["expiresAt"] is None
+
+    # Disabled from the dialog, the daily limit removed.
+    row.get_by_role("button", name="Edit").click()
+    dialog.get_by_label("Enabled").uncheck()
+    dialog.get_by_label("Daily limit").fill("")
+    with page.expect_request(lambda r: r.method == "PATCH") as sent:
+        dialog.get_by_role("button", name="Save changes").click()
+    assert sent.value.post_data_json == {"dailyLimit": None, "enabled": False}
+    expect(row).to_contain_text("Disabled")
+    expect(row).not_to_contain_text("/ day")
+    [disabled] = listed_keys(server, key)
+    assert disabled["enabled"] is False and disabled["dailyLimit"] is None
+    shot(page, "account-scopes")
+
+
+def test_ticking_a_scope_that_runs_code_shows_a_warning(server, page: Page):
+    sign_up(page, server.base)
+    scoped = page.get_by_role("region", name="Scoped keys")
+    picker = scoped.get_by_role("group", name="What the key may do")
+    warning = picker.get_by_role("alert")
+    expect(warning).to_be_hidden()
+    danger = picker.get_by_role("group", name="Run code in the world")
+    expect(danger.get_by_text("dangerous")).to_have_count(3)
+    danger.get_by_label("execute-js").check()
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("Careful: “execute-js” can run any code in your world")
+    danger.get_by_label("macro:write").check()
+    expect(warning).to_contain_text("“macro:write” and “execute-js” can run any code")
+    shot(page, "account-dangerous-scope", full_page=False)
+    picker.get_by_role("button", name="Default set").click()
+    expect(warning).to_be_hidden()
+    expect(picker.get_by_role("checkbox", checked=True)).to_have_count(17)
+    picker.get_by_role("button", name="None").click()
+    expect(picker).to_contain_text("0 of 32 scopes ticked")
+
+
+def test_a_key_made_before_scopes_is_offered_to_narrow(server, page: Page):
+    base = server.base
+    _, key = sign_up(page, base)
+    status, body = server.send("POST", "/auth/api-keys", key, {"name": "Old bot"})
+    assert status == 201, body
+
+    # The list as the API answers it for a key made before scopes: `scopes: null`.
+    def before_scopes(route):
+        answer = route.fetch()
+        keys = answer.json()
+        for k in keys["keys"]:
+            k["scopes"] = None
+        route.fulfill(response=answer, json=keys)
+
+    page.route("**/auth/api-keys", before_scopes, times=1)
+    page.reload()
+    scoped = page.get_by_role("region", name="Scoped keys")
+    row = scoped.get_by_role("row").filter(has_text="Old bot")
+    expect(row).to_contain_text("Every scope (made before scopes)")
+    row.get_by_role("button", name="Narrow…").click()
+    dialog = page.get_by_role("dialog", name="Edit “Old bot”")
+    expect(dialog).to_contain_text("This key can use every scope")
+    expect(dialog).to_contain_text("32 of 32 scopes ticked")
+    dialog.get_by_role("button", name="Default set").click()
+    with page.expect_request(lambda r: r.method == "PATCH") as sent:
+        dialog.get_by_role("button", name="Save changes").click()
+    assert sent.value.post_data_json == {"scopes": DEFAULT_SCOPES}
+    expect(dialog).to_be_hidden()
+    expect(row).to_contain_text("17 scopes (default set)")
+    assert listed_keys(server, key)[0]["scopes"] == DEFAULT_SCOPES
+
+
+def test_an_account_from_the_relay_signs_in_without_a_key_to_show(server, page: Page):
+    base = server.base
+    address, _ = sign_up(page, base)
+    sign_out(page, base)
+
+    # The login answer of an account imported from the relay 3.x.
+    def from_the_relay(route):
+        answer = route.fetch()
+        data = answer.json()
+        data.update(apiKey=None, apiKeyAvailable=False)
+        route.fulfill(response=answer, json=data)
+
+    page.route("**/auth/login", from_the_relay)
+    page.get_by_label("Email", exact=True).fill(address)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(base + "/account")
+    api_key = page.get_by_role("region", name="API key")
+    expect(api_key).to_contain_text("Your key came from the relay: keep using it, or regenerate it to see it here.")
+    expect(api_key.get_by_label("Master API key")).to_be_hidden()
+    expect(page.get_by_role("region", name="Scoped keys")).to_be_hidden()
+    shot(page, "account-relay-key", full_page=False)
+
+    page.get_by_role("button", name="Regenerate key").click()
+    api_key.get_by_label("Password", exact=True).fill(PASSWORD)
+    api_key.get_by_role("button", name="Confirm").click()
+    expect(api_key.get_by_role("status")).to_contain_text("Your new key is active")
+    master = api_key.get_by_label("Master API key")
+    expect(master).to_have_value(re.compile(r"^frm_\w+$"))
+    expect(page.get_by_role("region", name="Scoped keys")).to_be_visible()
+    expect(page.get_by_role("region", name="Usage")).to_contain_text("of 1,000 requests")
+    assert server.get("/auth/user-data", key=master.input_value())[0] == 200
+    sign_out(page, base)
