@@ -447,7 +447,8 @@ def sign_up(page: Page, base: str) -> tuple[str, str]:
     page.get_by_label("Email", exact=True).fill(address)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(base + "/account")
+    # Registering hashes a password (argon2, in a debug build): allow a busy machine time.
+    expect(page).to_have_url(base + "/account", timeout=20_000)
     master = page.get_by_label("Master API key")
     expect(master).to_have_value(re.compile(r"^frm_\w+$"))
     return address, master.input_value()

@@ -201,15 +201,19 @@ fn operation(endpoint: Endpoint) -> utoipa::openapi::path::Operation {
                 },
             )
         }
-        CreateApiKey => success.link(
-            DeleteApiKey.function_name(),
-            LinkBuilder::new()
-                .operation_id(DeleteApiKey.function_name())
-                .parameter("path.id", "$response.body#/id")
-                .parameter(format!("header.{API_KEY_HEADER}"), format!("$request.header.{API_KEY_HEADER}"))
-                .description("Revoke the key just made")
-                .build(),
-        ),
+        CreateApiKey => [(UpdateApiKey, "Change the key just made"), (DeleteApiKey, "Revoke the key just made")]
+            .into_iter()
+            .fold(success, |response, (target, description)| {
+                response.link(
+                    target.function_name(),
+                    LinkBuilder::new()
+                        .operation_id(target.function_name())
+                        .parameter("path.id", "$response.body#/id")
+                        .parameter(format!("header.{API_KEY_HEADER}"), format!("$request.header.{API_KEY_HEADER}"))
+                        .description(description)
+                        .build(),
+                )
+            }),
         _ => success,
     };
     let mut op = op.response(spec.success.0.to_string(), success.build());
