@@ -97,6 +97,8 @@ async fn verify_names_refusals_keeps_caps_and_counts_concurrent_requests_exactly
             json!("macro:execute"),
         ),
         (json!({"key": scoped, "method": "GET", "path": "/admin/users", "count": false}), json!(null)),
+        // A route named as null is no route: refused, as one in no entry.
+        (json!({"key": scoped, "method": "GET", "path": null, "count": false}), json!(null)),
     ];
     for (body, required) in scope_refusals {
         let expected = json!({"valid": false, "reason": "scope", "resetsAt": null, "requiredScope": required});

@@ -297,13 +297,16 @@ pub struct VerifyRequest {
     /// Neither: no scope is checked.
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::fields::scope))]
     pub scope: Option<String>,
-    /// The relay request's method (with `path`; one without the other is refused).
-    #[cfg_attr(feature = "openapi", schema(example = "POST"))]
-    pub method: Option<String>,
+    /// The relay request's method (with `path`: one given without the other is refused).
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "POST"))]
+    pub method: Option<Option<String>>,
     /// The relay request's path (with `method`), as the relay received it; a query string
-    /// is ignored. A route in no entry of the route table is refused to keys that hold scopes.
-    #[cfg_attr(feature = "openapi", schema(example = "/roll"))]
-    pub path: Option<String>,
+    /// is ignored. A route in no entry of the route table (and `null`) is refused to keys
+    /// that hold scopes.
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "/roll"))]
+    pub path: Option<Option<String>>,
     /// How many requests this one counts as; admitted only when every cap has room for all of it.
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::fields::cost))]
     pub cost: Option<Cost>,

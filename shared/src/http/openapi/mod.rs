@@ -163,7 +163,8 @@ fn operation(endpoint: Endpoint) -> utoipa::openapi::path::Operation {
                     "application/json",
                     ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).example(Some(example)).build(),
                 )
-                .required(Some(Required::True))
+                // A change may be empty (it changes nothing), and so may be left out.
+                .required(Some(if endpoint == UpdateApiKey { Required::False } else { Required::True }))
                 .build(),
         ));
     }

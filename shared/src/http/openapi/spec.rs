@@ -475,9 +475,9 @@ pub(super) fn scoped_key_schema(change: bool) -> utoipa::openapi::schema::Object
         return object
             .property(
                 "enabled",
-                ObjectBuilder::new()
-                    .schema_type(Type::Boolean)
-                    .description(Some("`false`: the key is refused (reason `disabled`) until it is enabled again")),
+                ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Boolean, Type::Null])).description(Some(
+                    "`false`: the key is refused (reason `disabled`) until it is enabled again; `null` as absent",
+                )),
             )
             .build();
     }

@@ -35,11 +35,15 @@ pub(super) async fn verify(app: &App, req: &Request) -> Answer {
         return Err(AuthError::ServiceKeyRequired.into());
     };
     let body: VerifyRequest = body(req)?;
-    let need = match (body.scope.as_deref(), body.method.as_deref(), body.path.as_deref()) {
+    // `method` and `path` go together (given, even as `null`, or not at all); a `null` one
+    // names no route, which is refused to keys that hold scopes (fails closed).
+    let need = match (body.scope.as_deref(), &body.method, &body.path) {
         (Some(scope), _, _) => {
             Need::Scope(Scope::parse(scope).ok_or_else(|| AuthError::InvalidScopes(scope.to_owned()))?)
         }
-        (None, Some(method), Some(path)) => app.settings.route_scopes.need(method, path),
+        (None, Some(method), Some(path)) => {
+            app.settings.route_scopes.need(method.as_deref().unwrap_or_default(), path.as_deref().unwrap_or_default())
+        }
         (None, None, None) => Need::Nothing,
         (None, _, _) => return Err(RequestError::InvalidBody("method and path go together".into()).into()),
     };
