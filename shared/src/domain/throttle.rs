@@ -83,8 +83,27 @@ pub async fn per_address(app: &App, rule: Rule, address: Option<&str>) -> Result
         return Ok(());
     };
     // A request without an address (never through API Gateway) shares one budget.
-    let address = address.unwrap_or("unknown");
-    admit(app, rule, &subject(app, address).await?, throttling.limit(rule)).await
+    let network = network(address.unwrap_or("unknown"));
+    admit(app, rule, &subject(app, &network).await?, throttling.limit(rule)).await
+}
+
+/// What one client controls of its address, and so what a per-address budget counts: an
+/// IPv4 address whole, an IPv6 address by its /64 (one subscriber's prefix, whose other
+/// half a client changes at will), an IPv4-mapped IPv6 address as the IPv4 address;
+/// anything else as given.
+fn network(address: &str) -> String {
+    use std::net::IpAddr;
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => address.to_owned(),
+    }
 }
 
 /// Counts an account-management request of the account.
@@ -195,6 +214,17 @@ pub async fn reset_email_allowed(app: &App, email_normalised: &str) -> Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_an_ipv4_one_by_its_address() {
+        assert_eq!(network("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(network("2001:DB8:1:2:ffff:ffff:ffff:ffff"), network("2001:db8:1:2::9"));
+        assert_ne!(network("2001:db8:1:2::1"), network("2001:db8:1:3::1"));
+        assert_eq!(network("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(network("198.51.100.7"), "198.51.100.7");
+        assert_ne!(network("198.51.100.7"), network("198.51.100.8"));
+        assert_eq!(network("unknown"), "unknown");
+    }
     use sha2::Digest;
 
     #[test]

@@ -99,7 +99,9 @@ impl Harness {
         // throttles on with limits of its own.
         config.settings.throttling = None;
         adjust(&mut config);
-        let address = format!("2001:db8::{:x}", uuid::Uuid::new_v4().as_u128() as u32);
+        // A /64 of its own: per-address budgets count an IPv6 client by its /64.
+        let id = uuid::Uuid::new_v4().as_u128();
+        let address = format!("2001:db8:{:x}:{:x}::1", (id >> 16) as u16, id as u16);
         let (mut app, backend) = if Self::on_emulator() {
             Self::emulator_app(&config, production_time_outs).await
         } else {

@@ -202,6 +202,23 @@ async fn authentication_is_throttled_per_client_address_as_api_gateway_reports_i
 }
 
 #[tokio::test]
+async fn an_ipv6_client_is_throttled_by_its_64_whatever_the_rest_of_its_address() {
+    let h = throttled(|t| t.auth_per_address = Limit::new(3, 900)).await;
+    let id = uuid::Uuid::new_v4().as_u128();
+    let prefix = format!("2001:db8:{:x}:{:x}", (id >> 16) as u16, id as u16);
+    let register = |from: String| {
+        call(Endpoint::Register).sent_from(&from).json(json!({"email": unique_email(), "password": PASSWORD}))
+    };
+    for host in 1..=3 {
+        assert_eq!(h.send(register(format!("{prefix}::{host}"))).await.status, 201);
+    }
+    let rotated = h.send(register(format!("{prefix}:ffff:ffff:ffff:fffe"))).await;
+    rotated.assert_error(429, "Too many authentication attempts from this IP, please try again after 15 minutes");
+    let neighbour = format!("2001:db8:{:x}:{:x}::1", (id >> 16) as u16, (id as u16).wrapping_add(1));
+    assert_eq!(h.send(register(neighbour)).await.status, 201, "the next /64 is another client");
+}
+
+#[tokio::test]
 async fn reset_routes_are_throttled_per_client_address() {
     let h = throttled(|t| t.reset_per_address = Limit::new(2, 900)).await;
     let from = address();
