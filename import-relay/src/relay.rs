@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use shared::domain::email::Email;
 use shared::domain::keys::{ApiKey, KeyDigest};
-use shared::domain::scoped::{MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_URL_CHARS};
+use shared::domain::scoped::{is_http_url, MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use shared::domain::scopes::{Grant, Scope, ScopeSet};
 use std::collections::BTreeMap;
 use zeroize::Zeroizing;
@@ -490,14 +490,6 @@ fn bounded(value: &str, column: &'static str) -> Result<String, Problem> {
         return Err(Problem::with(Reason::InvalidValue, column));
     }
     Ok(value.to_owned())
-}
-
-/// As `scoped::create` checks a Foundry URL: http or https, a host, at most
-/// `MAX_URL_CHARS`.
-fn is_http_url(candidate: &str) -> bool {
-    url::Url::parse(candidate)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
-        && candidate.chars().count() <= MAX_URL_CHARS
 }
 
 /// A relay 3.x digest column: `None` when empty, refused when not 64 lowercase hex.

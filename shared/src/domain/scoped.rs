@@ -253,7 +253,8 @@ pub async fn delete(app: &App, caller: &Caller, key_id: &str) -> Result<(), Auth
     }
 }
 
-fn is_http_url(candidate: &str) -> bool {
+/// A Foundry URL this service takes: `http` or `https`, with a host, not too long.
+pub fn is_http_url(candidate: &str) -> bool {
     url::Url::parse(candidate)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
         && candidate.chars().count() <= MAX_URL_CHARS
