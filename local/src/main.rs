@@ -95,6 +95,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (app, format!("data in {}, emails in {}", args.data.display(), outbox.display()))
     };
 
+    // Listened for before the server says it listens: a signal that follows that line at
+    // once still stops it cleanly.
+    let stop = shutdown()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("foundry-auth listening on http://{}", listener.local_addr()?);
     println!("{storage}");
@@ -102,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("relay routes forwarded to {}", relay.origin());
     }
     let service = server::router(Arc::new(app), relay).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(listener, service).with_graceful_shutdown(stop).await?;
     println!("foundry-auth stopped");
     Ok(())
 }
@@ -127,24 +130,25 @@ fn service_key_digests(options: &[String]) -> Result<ServiceKeyDigests, String> 
     ServiceKeyDigests::parse(values).map_err(|e| format!("--service-key-digest / SERVICE_KEY_DIGESTS: {e}"))
 }
 
-/// Ctrl-C, or SIGTERM from a service manager.
-async fn shutdown() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Ctrl-C, or SIGTERM from a service manager. The handlers are installed here, when this
+/// is called, not when the future is first polled.
+#[cfg(unix)]
+fn shutdown() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
+    })
+}
+
+/// Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

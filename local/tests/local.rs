@@ -55,7 +55,8 @@ impl Server {
     /// Stops the server as Ctrl-C would and waits until it has exited.
     fn stop(mut self) {
         terminate(&self.child);
-        assert!(self.child.wait().unwrap().success(), "a clean shutdown");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "a clean shutdown: {status}");
     }
 
     async fn send(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
