@@ -73,8 +73,10 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
     let daily_limit = request_cap(new.daily_limit, Field::DailyLimit)?;
     let now = app.clock.now();
     let expires_at = expiry(new.expires_at, now)?;
-    let foundry_url = new.foundry_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
-    if foundry_url.is_some_and(|u| !is_http_url(u)) {
+    // A URL holds no white space: its length counts as sent, as the document's `maxLength` does.
+    let sent_url = new.foundry_url.as_deref();
+    let foundry_url = sent_url.map(str::trim).filter(|u| !u.is_empty());
+    if foundry_url.is_some_and(|u| !is_http_url(u)) || sent_url.is_some_and(|u| u.chars().count() > MAX_URL_CHARS) {
         return Err(AuthError::InvalidField(Field::FoundryUrl));
     }
     let scoped_client_id = text("scopedClientId", new.scoped_client_id)?;
@@ -253,11 +255,30 @@ pub async fn delete(app: &App, caller: &Caller, key_id: &str) -> Result<(), Auth
     }
 }
 
-/// A Foundry URL this service takes: `http` or `https`, with a host, not too long.
+/// The grammar of a Foundry URL, unanchored, in the syntax that `regex-lite` and the
+/// OpenAPI document's ECMA-262 patterns read alike, so that the service and its document
+/// take exactly the same URLs: `http` or `https`; a host that is a name whose last label
+/// starts with a letter (`localhost`, `foundry.example.com`), a dotted IPv4 address or a
+/// bracketed IPv6 one; a port from 1 to 65535; a path of unreserved or percent-encoded
+/// characters. No user info, query or fragment: a relay needs none of them.
+pub const HTTP_URL: &str = concat!(
+    r"https?://",
+    r"(([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?",
+    r"|((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])",
+    r"|\[[0-9A-Fa-f:.]+\])",
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
+    r"(/([A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})*)*",
+);
+
+/// A Foundry URL this service takes: one of [`HTTP_URL`]'s grammar that is also a URL by
+/// the WHATWG rules (which refuse, say, a malformed IPv6 address), and not too long.
 pub fn is_http_url(candidate: &str) -> bool {
-    url::Url::parse(candidate)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
-        && candidate.chars().count() <= MAX_URL_CHARS
+    // The tests compile it; were it ever not to, no URL would be taken (closed, not open).
+    static GRAMMAR: std::sync::LazyLock<Option<regex_lite::Regex>> =
+        std::sync::LazyLock::new(|| regex_lite::Regex::new(&format!("^({HTTP_URL})$")).ok());
+    candidate.chars().count() <= MAX_URL_CHARS
+        && GRAMMAR.as_ref().is_some_and(|grammar| grammar.is_match(candidate))
+        && url::Url::parse(candidate).is_ok()
 }
 
 fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, AuthError> {
@@ -322,14 +343,48 @@ mod tests {
 
     #[test]
     fn only_http_and_https_urls_with_a_host_are_foundry_urls() {
-        for ok in ["http://localhost:30000", "https://foundry.example.io/game", "http://10.0.0.5:30000/"] {
+        for ok in [
+            "http://localhost:30000",
+            "https://foundry.example.io/game",
+            "http://10.0.0.5:30000/",
+            "https://my-world.forge-vtt.com",
+            "http://255.255.255.255:65535/a/b/",
+            "http://[::1]:30000/foundry",
+            "https://xn--bcher-kva.example/d%C3%A9j%C3%A0/~v1.2_x-y",
+            "http://h:1",
+        ] {
             assert!(is_http_url(ok), "{ok}");
         }
-        for junk in
-            ["localhost:30000", "ftp://example.io", "javascript:alert(1)", "not a url", "http://", "file:///etc/passwd"]
-        {
+        for junk in [
+            "localhost:30000",
+            "ftp://example.io",
+            "javascript:alert(1)",
+            "not a url",
+            "http://",
+            "file:///etc/passwd",
+            // What CI's Schemathesis run found the service taking against its document.
+            "https://7KpF.MZ.ZxXgohc.TF.R.T.aya1:76//0C/R1*",
+            "HTTPS://example.io",
+            "https://user:pass@example.io",
+            "https://example.io/?q=1",
+            "https://example.io/#top",
+            "http://example.io:0",
+            "http://example.io:65536",
+            "http://example.io:030000",
+            "http://1.2.3.256",
+            "http://010.0.0.1",
+            "http://foundry.123",
+            "http://-foundry.io",
+            "http://foundry-.io",
+            "http://[:::::]",
+            "http://[::1",
+            "https://example.io/%zz",
+            " https://example.io",
+        ] {
             assert!(!is_http_url(junk), "{junk}");
         }
+        let long = format!("https://example.io/{}", "a".repeat(MAX_URL_CHARS));
+        assert!(!is_http_url(&long));
     }
 
     #[test]

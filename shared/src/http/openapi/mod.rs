@@ -478,6 +478,35 @@ mod tests {
     }
 
     #[test]
+    fn the_foundry_url_pattern_takes_exactly_the_urls_the_service_takes() {
+        let doc = document();
+        let url = &doc["components"]["schemas"]["NewScopedKey"]["properties"]["foundryUrl"];
+        assert_eq!(url["maxLength"], crate::domain::scoped::MAX_URL_CHARS);
+        let pattern = regex_lite::Regex::new(url["pattern"].as_str().unwrap()).unwrap();
+        let service = |sent: &str| {
+            let trimmed = sent.trim();
+            trimmed.is_empty() || crate::domain::scoped::is_http_url(trimmed)
+        };
+        for sent in [
+            "https://foundry.example.com",
+            " \u{3000}http://localhost:30000/game/\t\n",
+            "https://7KpF.MZ.ZxXgohc.TF.R.T.aya1:76//0C/R1*",
+            "https://7KpF.MZ.ZxXgohc.TF.R.T.aya1:76//0C/R1",
+            "http://10.0.0.5:65535",
+            "http://10.0.0.5:65536",
+            "http://1.2.3.256",
+            "http://foundry.123",
+            "https://example.io/?q=1",
+            "https://a b.io",
+            "",
+            " \u{85}",
+            "\u{200b}https://example.io",
+        ] {
+            assert_eq!(pattern.is_match(sent), service(sent), "{sent:?}");
+        }
+    }
+
+    #[test]
     fn responses_always_carry_every_field_and_the_examples_match_the_answers() {
         let doc = document();
         let key = &doc["components"]["schemas"]["CreatedScopedKey"];

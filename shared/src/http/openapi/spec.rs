@@ -4,7 +4,7 @@
 
 use crate::domain::error::{AuthError, Field, PasswordRule};
 use crate::domain::limits::Rule;
-use crate::domain::scoped::{MAX_CLIENTS, MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use crate::domain::scoped::{HTTP_URL, MAX_CLIENTS, MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use crate::http::error::{Failure, PublicError, RequestError, Required};
 use crate::http::openapi::fields;
 use crate::http::request::MAX_BODY_BYTES;
@@ -48,11 +48,11 @@ const SCOPED_KEYS_PER_ACCOUNT_EXAMPLE: u64 = crate::domain::settings::DEFAULT_SC
 /// so this is the plain subset: `http` or `https`, a host of letters, digits and dots whose
 /// last label starts with a letter, an optional port, a path of unreserved characters), or
 /// nothing (empty, or only whitespace, counts as absent).
-const HTTP_URL_PATTERN: &str = concat!(
-    "^([",
-    white_space!(),
-    r"]*|https?://([A-Za-z0-9]+\.)*[A-Za-z][A-Za-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*)$"
-);
+/// The Foundry URL's pattern: [`HTTP_URL`], with the white space the service trims around it,
+/// or white space alone (absent).
+fn http_url_pattern() -> String {
+    format!("^[{ws}]*({HTTP_URL})?[{ws}]*$", ws = white_space!())
+}
 
 /// The security scheme of every key-authenticated route.
 pub(super) const MASTER_KEY: &str = "masterKey";
@@ -488,9 +488,10 @@ pub(super) fn scoped_key_schema(change: bool) -> utoipa::openapi::schema::Object
                 .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
                 .format(Some(utoipa::openapi::SchemaFormat::Custom("http-url".into())))
                 .max_length(Some(MAX_TEXT_CHARS * 8))
-                .pattern(Some(HTTP_URL_PATTERN))
+                .pattern(Some(http_url_pattern()))
                 .description(Some(
-                    "An `http` or `https` URL with a host (format `http-url`), trimmed; empty counts as absent",
+                    "An `http` or `https` URL with a host name, IPv4 or IPv6 address, an optional port and a path \
+                     of unreserved or percent-encoded characters (format `http-url`), trimmed; empty counts as absent",
                 ))
                 .examples([json!("https://foundry.example.com")]),
         )
