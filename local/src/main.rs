@@ -64,10 +64,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Logs go to stderr; stdout says where the server listens.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let directives = std::env::var("RUST_LOG").ok();
+    shared::logs::init(None, directives.as_deref(), shared::logs::Format::Text, std::io::stderr);
     let args = Args::parse();
     if args.print_openapi {
         print!("{}", shared::http::openapi::document_json());

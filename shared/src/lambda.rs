@@ -5,6 +5,7 @@ use crate::config::{Config, ConfigError, Needs};
 use crate::domain::error::Chain;
 use crate::domain::metrics::{self, Counter, Emf};
 use crate::http::routes::{self, Route};
+use crate::logs;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_http::{service_fn, LambdaEvent, Request};
 use std::convert::Infallible;
@@ -84,7 +85,15 @@ fn publish(emf: &Emf) {
 
 /// The app state of a function: it reads, and requires, only what it `needs`.
 fn init(function: &'static str, needs: Needs) -> Result<Arc<crate::domain::app::App>, Error> {
-    lambda_http::tracing::init_default_subscriber();
+    // As the Lambda runtime's default subscriber (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`;
+    // `AWS_LAMBDA_LOG_FORMAT`), but never at TRACE (see `logs`).
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).ok();
+    let directives = std::env::var("RUST_LOG").ok();
+    let format = match std::env::var("AWS_LAMBDA_LOG_FORMAT") {
+        Ok(format) if format.eq_ignore_ascii_case("json") => logs::Format::Json,
+        _ => logs::Format::Text,
+    };
+    logs::init(level.as_deref(), directives.as_deref(), format, std::io::stdout);
     let config = Config::from_env(needs).inspect_err(|error: &ConfigError| {
         tracing::error!(error = %Chain(error), function, "configuration invalid");
     })?;

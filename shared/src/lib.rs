@@ -5,6 +5,7 @@
 //! - [`aws`]: the DynamoDB, SES v2 and KMS adapters.
 //! - [`http`]: request parsing, the one error mapping, and the route table.
 //! - [`lambda`]: `run::<Route>()`, a function's whole `main`.
+//! - [`logs`]: the log subscriber of every binary, never more verbose than DEBUG.
 
 pub mod aws;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod domain;
 pub mod embedded;
 pub mod http;
 pub mod lambda;
+pub mod logs;
 mod records;
 
 #[cfg(test)]

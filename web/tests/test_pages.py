@@ -133,7 +133,9 @@ class Server:
             if message["To"] != to:
                 continue
             text = message.get_body(preferencelist=("plain",)).get_content()
-            found = re.search(re.escape(self.base) + r"/reset-password\?reset-token=[0-9A-Za-z_-]+", text)
+            found = re.search(
+                re.escape(self.base) + r"/reset-password\?reset-token=[0-9A-Za-z_-]+(&revoke-keys=1)?", text
+            )
             if found:
                 return found.group(0)
         raise AssertionError(f"no reset email to {to} in {self.outbox}")
@@ -636,3 +638,40 @@ def test_an_account_from_the_relay_signs_in_without_a_key_to_show(server, page: 
     expect(page.get_by_role("region", name="Usage")).to_contain_text("of 1,000 requests")
     assert server.get("/auth/user-data", key=master.input_value())[0] == 200
     sign_out(page, base)
+
+
+def test_i_think_my_key_leaked_replaces_every_key_from_the_reset_link(server, page: Page):
+    base = server.base
+    address, key = sign_up(page, base)
+    status, created = server.send("POST", "/auth/api-keys", key, {"name": "Discord bot"})
+    assert status == 201, created
+    sign_out(page, base)
+
+    # "I think my API key leaked" on the forgot-password page...
+    page.goto(base + "/forgot-password")
+    page.get_by_label("Email", exact=True).fill(address)
+    page.get_by_label("I think my API key leaked").check()
+    page.get_by_role("button", name="Send reset link").click()
+    expect(page.get_by_role("alert")).to_contain_text("a password reset link has been sent")
+
+    # ...sends a link whose page offers the replacement of every key, already ticked.
+    link = server.reset_link(address)
+    assert link.endswith("&revoke-keys=1"), link
+    page.goto(link)
+    revoke = page.get_by_label("Also replace my API key and stop every scoped key")
+    expect(revoke).to_be_checked()
+    expect(page).to_have_url(base + "/reset-password")
+    page.get_by_label("New password").fill("Fresh-Start-2027")
+    shot(page, "reset-password-revoke-keys")
+    page.get_by_role("button", name="Reset password").click()
+    expect(page.get_by_text("Password has been reset successfully")).to_be_visible()
+    new_key = page.get_by_label("Your new master key")
+    expect(new_key).to_have_value(re.compile(r"^frm_\w+$"))
+    expect(page.get_by_text("Your API key has not changed")).to_be_hidden()
+    replaced = new_key.input_value()
+    assert replaced != key
+    assert server.get("/auth/user-data", key=key)[0] == 401, "the leaked master key is dead"
+    assert server.get("/auth/user-data", key=replaced)[0] == 200
+    keys = listed_keys(server, replaced)
+    assert [k["enabled"] for k in keys] == [False], keys
+    shot(page, "reset-password-new-key")

@@ -125,9 +125,16 @@ impl Needs {
             UserData => users,
             ExportData => Needs { scoped_keys_table: true, throttle_table: true, ..users },
             DeleteAccount => Needs { scoped_keys_table: true, reset_tokens_table: true, throttle_table: true, ..users },
-            ChangePassword | ResetPassword => {
-                Needs { reset_tokens_table: true, throttle_table: true, email_sender: true, ..users }
-            }
+            ChangePassword => Needs { reset_tokens_table: true, throttle_table: true, email_sender: true, ..users },
+            // With `revokeKeys`, a reset seals a new master key (KMS) and retires the scoped keys.
+            ResetPassword => Needs {
+                scoped_keys_table: true,
+                reset_tokens_table: true,
+                throttle_table: true,
+                kms_key: true,
+                email_sender: true,
+                ..users
+            },
             ForgotPassword => {
                 Needs { reset_tokens_table: true, throttle_table: true, email_sender: true, reset_url: true, ..users }
             }
@@ -320,10 +327,12 @@ fn throttling(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Option<Throt
     let defaults = Throttling::default();
     Ok(Some(Throttling {
         account_failures: env.limit("THROTTLE_ACCOUNT_FAILURES", defaults.account_failures)?,
+        account_failures_all: env.limit("THROTTLE_ACCOUNT_FAILURES_ALL", defaults.account_failures_all)?,
         max_lockout: Duration::from_secs(env.number("THROTTLE_MAX_LOCKOUT_SECONDS", defaults.max_lockout.as_secs())?),
         auth_per_address: env.limit("THROTTLE_AUTH_PER_ADDRESS", defaults.auth_per_address)?,
         reset_per_address: env.limit("THROTTLE_RESET_PER_ADDRESS", defaults.reset_per_address)?,
         reset_emails: env.limits("THROTTLE_RESET_EMAILS", defaults.reset_emails)?,
+        reset_emails_all: env.limits("THROTTLE_RESET_EMAILS_ALL", defaults.reset_emails_all)?,
         account_management: env.limit("THROTTLE_ACCOUNT_MANAGEMENT", defaults.account_management)?,
         service_key_failures: env.limit("THROTTLE_SERVICE_KEY_FAILURES", defaults.service_key_failures)?,
     }))

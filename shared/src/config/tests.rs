@@ -75,7 +75,8 @@ fn each_function_requires_only_what_its_route_uses() {
     starts_with_exactly(DeleteAccount, &[USERS, SCOPED, TOKENS, THROTTLE]);
     starts_with_exactly(ChangePassword, &[USERS, TOKENS, THROTTLE, FROM]);
     starts_with_exactly(ForgotPassword, &[USERS, TOKENS, THROTTLE, FROM, RESET]);
-    starts_with_exactly(ResetPassword, &[USERS, TOKENS, THROTTLE, FROM]);
+    // revokeKeys seals a new master key and retires the scoped keys.
+    starts_with_exactly(ResetPassword, &[USERS, SCOPED, TOKENS, THROTTLE, KMS, FROM]);
     starts_with_exactly(ValidateResetToken, &[USERS, TOKENS, THROTTLE]);
     starts_with_exactly(CreateApiKey, &[USERS, SCOPED, KMS]);
     starts_with_exactly(ListApiKeys, &[USERS, SCOPED]);
@@ -134,6 +135,8 @@ fn switches_and_limits_are_read() {
         ("MONTHLY_REQUEST_LIMIT", "50"),
         ("THROTTLE_ACCOUNT_FAILURES", "3/60"),
         ("THROTTLE_RESET_EMAILS", "2/60,4/600"),
+        ("THROTTLE_ACCOUNT_FAILURES_ALL", "7/70"),
+        ("THROTTLE_RESET_EMAILS_ALL", "3/300"),
     ]);
     let settings = Config::from_lookup(Needs::ALL, env(&pairs)).unwrap().settings;
     assert!(!settings.registration_enabled);
@@ -141,6 +144,8 @@ fn switches_and_limits_are_read() {
     let throttling = settings.throttling.unwrap();
     assert_eq!(throttling.account_failures, Limit::new(3, 60));
     assert_eq!(throttling.reset_emails, vec![Limit::new(2, 60), Limit::new(4, 600)]);
+    assert_eq!(throttling.account_failures_all, Limit::new(7, 70));
+    assert_eq!(throttling.reset_emails_all, vec![Limit::new(3, 300)]);
     assert_eq!(throttling.auth_per_address, Throttling::default().auth_per_address);
 }
 

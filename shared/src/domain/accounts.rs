@@ -59,9 +59,14 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
 /// reserved from the email's budget of password checks before any hashing (at most `N`
 /// per window whatever the concurrency, counted alike for emails with and without an
 /// account); a locked email is refused before any hashing.
-pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result<User, AuthError> {
+pub async fn check_credentials(
+    app: &App,
+    email: &str,
+    password: &str,
+    address: Option<&str>,
+) -> Result<User, AuthError> {
     let normalised = normalise(email);
-    let check = throttle::reserve_password_check(app, &normalised).await?;
+    let check = throttle::reserve_password_check(app, &normalised, address).await?;
     let user = app.store.user_by_email(&normalised).await?;
     let stored = user.as_ref().map(|u| u.password_hash.expose());
     let correct = password::verify_on_pool(app, password, stored).await?;
@@ -80,8 +85,8 @@ pub async fn check_credentials(app: &App, email: &str, password: &str) -> Result
 
 /// Checks the password of an account already identified by its key (change-password,
 /// delete account), from the same budget as logins.
-async fn check_own_password(app: &App, user: &User, password: &str) -> Result<bool, AuthError> {
-    let check = throttle::reserve_password_check(app, &user.email_normalised).await?;
+async fn check_own_password(app: &App, user: &User, password: &str, address: Option<&str>) -> Result<bool, AuthError> {
+    let check = throttle::reserve_password_check(app, &user.email_normalised, address).await?;
     let correct = password::verify_on_pool(app, password, Some(user.password_hash.expose())).await?;
     throttle::settle_password_check(app, check, correct).await;
     Ok(correct)
@@ -100,7 +105,7 @@ pub struct LoggedIn {
 /// or none for an account whose key the service never saw.
 pub async fn login(app: &App, email: &str, password: &str, address: Option<&str>) -> Result<LoggedIn, AuthError> {
     throttle::per_address(app, Rule::AuthPerAddress, address).await?;
-    let user = check_credentials(app, email, password).await?;
+    let user = check_credentials(app, email, password, address).await?;
     if !user.master_key.is_available() {
         return Ok(LoggedIn { user, key: None });
     }
@@ -127,7 +132,7 @@ pub async fn regenerate_key(
     address: Option<&str>,
 ) -> Result<ApiKey, AuthError> {
     throttle::per_address(app, Rule::AuthPerAddress, address).await?;
-    let first = check_credentials(app, email, password).await?;
+    let first = check_credentials(app, email, password, address).await?;
     let key = ApiKey::generate(KeyKind::Master);
     let key_ref = &key;
     let user_id = first.id.clone();
@@ -147,17 +152,32 @@ pub async fn regenerate_key(
 }
 
 /// Change the password of the calling account; voids every reset token and notifies.
-pub async fn change_password(app: &App, caller: &Caller, current: &str, new: &str) -> Result<(), AuthError> {
+pub async fn change_password(
+    app: &App,
+    caller: &Caller,
+    current: &str,
+    new: &str,
+    address: Option<&str>,
+) -> Result<(), AuthError> {
     throttle::per_account(app, &caller.user.id).await?;
-    if !check_own_password(app, &caller.user, current).await? {
+    if !check_own_password(app, &caller.user, current, address).await? {
         return Err(AuthError::CurrentPasswordIncorrect);
     }
     password::check_rules(new)?;
     let new_hash = password::hash_on_pool(app, new).await?;
     let new_hash = &new_hash;
+    // The write is conditional on the hash that was checked: a password changed meanwhile
+    // (another change, a reset) was not the one the caller proved to know.
+    let checked = caller.user.password_hash.expose();
     with_current_user(
         caller.user.clone(),
-        || reread_caller(app, caller),
+        || async move {
+            let user = reread_caller(app, caller).await?;
+            match user.password_hash.expose() == checked {
+                true => Ok(user),
+                false => Err(AuthError::CurrentPasswordIncorrect),
+            }
+        },
         |user| async move { app.store.set_password(&user, new_hash, app.clock.now()).await },
     )
     .await?;
@@ -175,6 +195,7 @@ pub async fn delete_account(
     caller: &Caller,
     confirm_email: Option<&str>,
     password: Option<&str>,
+    address: Option<&str>,
 ) -> Result<(), AuthError> {
     throttle::per_account(app, &caller.user.id).await?;
     let confirmed = confirm_email.is_some_and(|e| normalise(e) == caller.user.email_normalised);
@@ -182,7 +203,7 @@ pub async fn delete_account(
         return Err(AuthError::EmailConfirmationRequired);
     }
     let password = password.ok_or(AuthError::PasswordRequired)?;
-    if !check_own_password(app, &caller.user, password).await? {
+    if !check_own_password(app, &caller.user, password, address).await? {
         return Err(AuthError::InvalidPassword);
     }
     match app.store.revoke_scoped_keys(&caller.user, app.clock.now()).await {
@@ -215,7 +236,7 @@ pub async fn scoped_keys_of(app: &App, user: &User) -> Result<Vec<(ScopedKey, u6
     Ok(keys.into_iter().zip(entries).map(|(key, entry)| (key, entry.map_or(0, |e| e.usage.this_month(now)))).collect())
 }
 
-async fn seal_master_key(
+pub(crate) async fn seal_master_key(
     app: &App,
     user_id: &str,
     key: &ApiKey,
@@ -258,7 +279,7 @@ async fn upgrade_hash_if_weak(app: &App, user: &User, password: &str) {
 
 /// Best effort after a master key change: the keys of older generations already stopped
 /// working; they are marked disabled and lose their index entries.
-async fn retire_scoped_keys(app: &App, user_id: &str, current_generation: u64) {
+pub(crate) async fn retire_scoped_keys(app: &App, user_id: &str, current_generation: u64) {
     let keys = match app.store.scoped_keys(user_id).await {
         Ok(keys) => keys,
         Err(error) => {

@@ -129,13 +129,19 @@ pub struct Throttling {
     /// Failed password checks per account; then the account is locked for one window,
     /// twice as long at each further lockout within a day, at most `max_lockout`.
     pub account_failures: Limit,
+    /// Failed password checks per account from all the networks it does not know together
+    /// (see [`crate::domain::throttle`]); beyond it, only known networks are checked.
+    pub account_failures_all: Limit,
     pub max_lockout: Duration,
     /// register, login and regenerate-key per client address.
     pub auth_per_address: Limit,
     /// forgot-password, reset-password and validate-reset-token per client address.
     pub reset_per_address: Limit,
-    /// Reset emails per address; every limit must allow a send.
+    /// Reset emails per address asked for from one network; every limit must allow a send.
     pub reset_emails: Vec<Limit>,
+    /// Reset emails per address asked for from all the networks the account does not know
+    /// together: once spent, strangers can no longer replace the newest link with another.
+    pub reset_emails_all: Vec<Limit>,
     /// export-data, delete account and change-password per account.
     pub account_management: Limit,
     /// Missing or wrong service keys per client address (verify); correct ones are not counted.
@@ -159,10 +165,12 @@ impl Default for Throttling {
     fn default() -> Self {
         Self {
             account_failures: Limit::new(10, 15 * 60),
+            account_failures_all: Limit::new(50, 3600),
             max_lockout: Duration::from_secs(24 * 3600),
             auth_per_address: Limit::new(30, 15 * 60),
             reset_per_address: Limit::new(20, 15 * 60),
             reset_emails: vec![Limit::new(1, 60), Limit::new(5, 3600)],
+            reset_emails_all: vec![Limit::new(5, 3600)],
             account_management: Limit::new(10, 3600),
             service_key_failures: Limit::new(10, 15 * 60),
         }

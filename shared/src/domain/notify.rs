@@ -5,9 +5,14 @@ use crate::domain::error::Chain;
 use crate::domain::ports::OutgoingEmail;
 use url::Url;
 
-pub fn reset_link(reset_page: &Url, token: &str) -> Url {
+/// The reset page with the token; `revoke_keys` when the owner said a key leaked, so that
+/// the page offers to replace every key already ticked.
+pub fn reset_link(reset_page: &Url, token: &str, revoke_keys: bool) -> Url {
     let mut link = reset_page.clone();
     link.query_pairs_mut().append_pair("reset-token", token);
+    if revoke_keys {
+        link.query_pairs_mut().append_pair("revoke-keys", "1");
+    }
     link
 }
 
@@ -67,10 +72,14 @@ mod tests {
     #[test]
     fn the_reset_link_appends_the_token_to_the_configured_page() {
         let page = Url::parse("https://relay.example.io/reset").unwrap();
-        assert_eq!(reset_link(&page, "abc123").as_str(), "https://relay.example.io/reset?reset-token=abc123");
+        assert_eq!(reset_link(&page, "abc123", false).as_str(), "https://relay.example.io/reset?reset-token=abc123");
+        assert_eq!(
+            reset_link(&page, "abc123", true).as_str(),
+            "https://relay.example.io/reset?reset-token=abc123&revoke-keys=1"
+        );
         let with_query = Url::parse("https://relay.example.io/app?lang=de").unwrap();
         assert_eq!(
-            reset_link(&with_query, "abc123").as_str(),
+            reset_link(&with_query, "abc123", false).as_str(),
             "https://relay.example.io/app?lang=de&reset-token=abc123"
         );
     }

@@ -26,7 +26,7 @@ pub trait UserStore: Send + Sync {
     /// scoped key of the account stops working at once. `Conflict` when `user` is stale.
     async fn replace_master_key(&self, user: &User, new: &StoredMasterKey, now: DateTime<Utc>) -> PortResult<()>;
     /// Sets a new password hash and voids the outstanding reset token, if any.
-    /// `Conflict` when `user` is stale.
+    /// `Conflict` when `user` is stale, its password hash included (the one checked).
     async fn set_password(&self, user: &User, password_hash: &str, now: DateTime<Utc>) -> PortResult<()>;
     /// Replaces a hash only while it still is `old` (the upgrade on login).
     async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> PortResult<()>;
@@ -70,12 +70,15 @@ pub trait ResetTokens: Send + Sync {
     async fn issue_reset_token(&self, user: &User, token: &StoredResetToken) -> PortResult<()>;
     async fn reset_token(&self, digest: &str) -> PortResult<Option<StoredResetToken>>;
     /// Uses the token up and sets the password, atomically: of concurrent redemptions
-    /// exactly one succeeds, the others get `Conflict`.
+    /// exactly one succeeds, the others get `Conflict`. With `new_master_key`, the same
+    /// write also replaces the master key of `user` as [`Users::replace_master_key`] does
+    /// (every scoped key stops working with it); `Conflict` too when `user` is stale.
     async fn redeem_reset_token(
         &self,
         token: &StoredResetToken,
         password_hash: &str,
         now: DateTime<Utc>,
+        new_master_key: Option<(&User, &StoredMasterKey)>,
     ) -> PortResult<()>;
 }
 
@@ -96,7 +99,8 @@ pub trait ScopedKeys: Send + Sync {
     /// when the key changed since `before` was read (its `updated_at`), is gone, or its
     /// index entry is (retired after a master key change).
     async fn update_scoped_key(&self, before: &ScopedKey, after: &ScopedKey) -> PortResult<()>;
-    /// Marks a key disabled and drops its index entry (after a master key change).
+    /// Marks a key disabled and drops its index entry and its encrypted Foundry password
+    /// (after a master key change: the key never works again).
     async fn retire_scoped_key(&self, key: &ScopedKey, now: DateTime<Utc>) -> PortResult<()>;
 }
 

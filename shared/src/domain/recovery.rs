@@ -3,12 +3,13 @@
 use crate::domain::app::App;
 use crate::domain::email::normalise;
 use crate::domain::error::{AuthError, PortError};
+use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::limits::Rule;
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::User;
 use crate::domain::throttle;
 use crate::domain::token::{self, ResetToken, StoredResetToken};
-use crate::domain::{notify, password, with_current_user};
+use crate::domain::{accounts, notify, password, with_current_user};
 use std::future::Future;
 use std::time::Duration;
 
@@ -19,10 +20,13 @@ use std::time::Duration;
 ///
 /// Only the per-address throttle is answered (429); the per-email budget of reset emails
 /// (counted alike for addresses with and without an account) silently sends nothing.
-pub async fn forgot_password(app: &App, email: &str, address: Option<&str>) -> Result<(), AuthError> {
+///
+/// `key_leaked`: the owner thinks a key leaked; the link then opens the reset page with
+/// "replace every key" ticked.
+pub async fn forgot_password(app: &App, email: &str, key_leaked: bool, address: Option<&str>) -> Result<(), AuthError> {
     throttle::per_address(app, Rule::ResetPerAddress, address).await?;
     no_sooner_than(app.settings.reset_response_floor, async {
-        if let Err(error) = send_reset_link(app, email).await {
+        if let Err(error) = send_reset_link(app, email, key_leaked, address).await {
             tracing::error!(error = %crate::domain::error::Chain(&error), "forgot-password failed");
         }
     })
@@ -30,12 +34,12 @@ pub async fn forgot_password(app: &App, email: &str, address: Option<&str>) -> R
     Ok(())
 }
 
-async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
+async fn send_reset_link(app: &App, email: &str, key_leaked: bool, address: Option<&str>) -> Result<(), AuthError> {
     let Some(reset_page) = &app.settings.reset_url else {
         return Err(PortError::Other("no reset page (RESET_URL) is configured for this function".into()).into());
     };
     let normalised = normalise(email);
-    if !throttle::reset_email_allowed(app, &normalised).await? {
+    if !throttle::reset_email_allowed(app, &normalised, address).await? {
         metrics::count(Counter::ResetEmailsSuppressed);
         tracing::info!("reset email budget of the address spent; nothing sent");
         return Ok(());
@@ -57,7 +61,7 @@ async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
         },
     )
     .await?;
-    let link = notify::reset_link(reset_page, token.expose());
+    let link = notify::reset_link(reset_page, token.expose(), key_leaked);
     tracing::info!(user_id = %user.id, "password reset token issued");
     if notify::send_logged(app, notify::reset_email(&user.email, &link), "password-reset").await {
         metrics::count(Counter::ResetEmailsSent);
@@ -66,30 +70,48 @@ async fn send_reset_link(app: &App, email: &str) -> Result<(), AuthError> {
 }
 
 /// Sets a new password with a live token, using the token up. The password rules are
-/// checked before the token.
+/// checked before the token. With `revoke_keys` (the owner thinks a key leaked), the same
+/// write also replaces the master key, so that it and every scoped key of the account stop
+/// working at once; the new master key is answered. Nothing but the mailbox is needed, so
+/// no lockout and no stranger's requests can stand in the way.
 pub async fn reset_password(
     app: &App,
     presented: &str,
     new_password: &str,
+    revoke_keys: bool,
     address: Option<&str>,
-) -> Result<(), AuthError> {
+) -> Result<Option<ApiKey>, AuthError> {
     throttle::per_address(app, Rule::ResetPerAddress, address).await?;
     password::check_rules(new_password)?;
     let (stored, user) = live_token(app, presented).await?.ok_or(AuthError::InvalidResetToken)?;
     let new_hash = password::hash_on_pool(app, new_password).await?;
-    match app.store.redeem_reset_token(&stored, &new_hash, app.clock.now()).await {
+    let now = app.clock.now();
+    let new_key = match revoke_keys {
+        true => {
+            let key = ApiKey::generate(KeyKind::Master);
+            let sealed = accounts::seal_master_key(app, &user.id, &key, now).await?;
+            Some((key, sealed))
+        }
+        false => None,
+    };
+    let rekey = new_key.as_ref().map(|(_, sealed)| (&user, sealed));
+    match app.store.redeem_reset_token(&stored, &new_hash, now, rekey).await {
         Ok(()) => {}
+        // Used meanwhile, superseded, or the master key changed since it was read.
         Err(PortError::Conflict) => return Err(AuthError::InvalidResetToken),
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(user_id = %user.id, "password reset with a token");
+    tracing::info!(user_id = %user.id, keys_revoked = revoke_keys, "password reset with a token");
     // The reset has committed: what follows is best effort and never changes the answer.
     // Whoever holds the mailbox may log in again at once, even after a lockout.
-    if let Err(error) = throttle::clear_failures(app, &user.email_normalised).await {
+    if let Err(error) = throttle::clear_failures(app, &user.email_normalised, address).await {
         tracing::warn!(user_id = %user.id, error = %crate::domain::error::Chain(&error), "clearing the password-check throttle after a reset failed");
     }
+    if revoke_keys {
+        accounts::retire_scoped_keys(app, &user.id, user.key_generation + 1).await;
+    }
     notify::send_logged(app, notify::password_changed_email(&user.email), "password-changed").await;
-    Ok(())
+    Ok(new_key.map(|(key, _)| key))
 }
 
 /// Whether a token could be redeemed now. Never consumes it.

@@ -7,6 +7,13 @@
 //! client address, account id) is stored only as an HMAC under a secret the store keeps,
 //! so neither an address (a few billion to try) nor an email (a list to try) can be
 //! recovered from the throttle table.
+//!
+//! Nobody who knows only an email can lock its owner out. Failed password checks lock the
+//! account *at one client network* (the account and the address together); a slower
+//! account-wide budget bounds guessing spread over many addresses, and refuses only
+//! networks the account does not know. A network becomes known to an account when a
+//! correct password or a redeemed reset link comes from it. Reset emails are budgeted the
+//! same way: the owner's own requests never share a budget with a stranger's.
 
 use crate::domain::app::App;
 use crate::domain::error::{AuthError, Chain};
@@ -18,6 +25,9 @@ use std::time::Duration;
 
 /// Lockouts are counted per day: each one within a day lasts twice as long as the last.
 const STRIKE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// How long a network that gave the right password, or redeemed a reset link, stays known
+/// to the account: exempt from the account-wide budgets that strangers can spend.
+pub const KNOWN_NETWORK_DAYS: u64 = 30;
 
 /// What the store keeps of a subject: its HMAC-SHA256 under the throttle secret.
 async fn subject(app: &App, value: &str) -> Result<String, AuthError> {
@@ -51,19 +61,65 @@ fn rate_key(prefix: &str, subject: &str, limit: Limit) -> String {
     format!("{prefix}:{}/{}:{subject}", limit.max, limit.window.as_secs())
 }
 
-/// The key of an account's lock, once its budget of password checks is spent.
-fn lock_key(account: &str) -> String {
-    format!("lock:{account}")
+/// The key of a lock of an account at one network ([`Pair`]), once its budget of password
+/// checks there is spent.
+fn lock_key(pair: &str) -> String {
+    format!("lock:{pair}")
 }
 
-/// The key of an account's lockouts of the day.
-fn strikes_key(account: &str) -> String {
-    format!("strikes:{account}")
+/// The key of the lockouts of the day of an account at one network.
+fn strikes_key(pair: &str) -> String {
+    format!("strikes:{pair}")
 }
 
-/// The key of the `n`th budget of reset emails of an address.
-fn reset_mail_key(n: usize, address: &str, limit: Limit) -> String {
-    rate_key(&format!("reset-mail:{n}"), address, limit)
+/// The key of the account-wide budget of failed password checks.
+fn all_failures_key(account: &str, limit: Limit) -> String {
+    rate_key("failures-all", account, limit)
+}
+
+/// The key that marks a network as known to an account.
+fn known_key(pair: &str) -> String {
+    format!("known:{pair}")
+}
+
+/// The key of the `n`th budget of reset emails of an address asked for from one network.
+fn reset_mail_key(n: usize, pair: &str, limit: Limit) -> String {
+    rate_key(&format!("reset-mail:{n}"), pair, limit)
+}
+
+/// The key of the `n`th account-wide budget of reset emails of an address.
+fn all_reset_mail_key(n: usize, address: &str, limit: Limit) -> String {
+    rate_key(&format!("reset-mail-all:{n}"), address, limit)
+}
+
+/// The subjects of an account (by its normalised email, with or without an account) and of
+/// the account at the client's network.
+struct Pair {
+    account: String,
+    pair: String,
+}
+
+impl Pair {
+    async fn of(app: &App, email_normalised: &str, address: Option<&str>) -> Result<Self, AuthError> {
+        let network = network(address.unwrap_or("unknown"));
+        Ok(Self {
+            account: subject(app, email_normalised).await?,
+            // No email holds a NUL: the pair cannot be forged from another email.
+            pair: subject(app, &format!("{email_normalised}\0{network}")).await?,
+        })
+    }
+
+    async fn is_known(&self, app: &App) -> Result<bool, AuthError> {
+        Ok(app.store.blocked_until(&known_key(&self.pair), app.clock.now()).await?.is_some())
+    }
+
+    /// Marks the network as known to the account for [`KNOWN_NETWORK_DAYS`]; best effort.
+    async fn remember(&self, app: &App) {
+        let until = app.clock.now() + chrono::Duration::days(KNOWN_NETWORK_DAYS as i64);
+        if let Err(error) = app.store.block(&known_key(&self.pair), until).await {
+            tracing::warn!(error = %Chain(&error), "remembering a network as known to an account failed");
+        }
+    }
 }
 
 /// Counts one event of `subject` against `rule`'s budget.
@@ -115,42 +171,63 @@ pub async fn per_account(app: &App, user_id: &str) -> Result<(), AuthError> {
     admit(app, rule, &subject(app, user_id).await?, throttling.limit(rule)).await
 }
 
-/// One password check, reserved from the account's budget before any hashing; see
+/// One password check, reserved from the budgets before any hashing; see
 /// [`reserve_password_check`].
 #[must_use = "settle the reservation with the outcome of the check"]
 pub struct PasswordCheck {
-    /// The account's subject; `None` when throttling is off.
-    account: Option<String>,
-    /// This check took the budget's last attempt: failing it locks the account.
+    /// The subjects; `None` when throttling is off.
+    pair: Option<Pair>,
+    /// The check took an attempt from the account-wide budget (the network is not known).
+    account_wide: bool,
+    /// This check took the last attempt of the account at this network: failing it locks
+    /// the account there.
     last: bool,
 }
 
-/// Takes one attempt from the account's (known or not) budget of password checks, before
-/// any hashing: at most `N` checks per window whatever the concurrency. Refused while the
-/// account is locked or its budget is spent.
-pub async fn reserve_password_check(app: &App, email_normalised: &str) -> Result<PasswordCheck, AuthError> {
+/// Takes one attempt from the budgets of password checks of the account (known or not)
+/// before any hashing: at most `N` checks per window from one network whatever the
+/// concurrency, and, from networks the account does not know, at most the account-wide
+/// budget from all of them together. Refused while the account is locked at this network
+/// or, for a network it does not know, while the account-wide budget is spent.
+pub async fn reserve_password_check(
+    app: &App,
+    email_normalised: &str,
+    address: Option<&str>,
+) -> Result<PasswordCheck, AuthError> {
     let Some(throttling) = &app.settings.throttling else {
-        return Ok(PasswordCheck { account: None, last: false });
+        return Ok(PasswordCheck { pair: None, account_wide: false, last: false });
     };
     let now = app.clock.now();
-    let account = subject(app, email_normalised).await?;
+    let pair = Pair::of(app, email_normalised, address).await?;
     let limit = throttling.account_failures;
-    if let Some(until) = app.store.blocked_until(&lock_key(&account), now).await? {
+    if let Some(until) = app.store.blocked_until(&lock_key(&pair.pair), now).await? {
         return Err(refused(Rule::AccountFailures, limit.max, until, now));
     }
-    let verdict = app.store.admit(&rate_key(Rule::AccountFailures.prefix(), &account, limit), limit, now).await?;
+    let known = pair.is_known(app).await?;
+    if !known {
+        let all = throttling.account_failures_all;
+        let verdict = app.store.admit(&all_failures_key(&pair.account, all), all, now).await?;
+        if !verdict.allowed {
+            return Err(refused(Rule::AccountFailures, all.max, verdict.retry_at, now));
+        }
+    }
+    let verdict = app.store.admit(&rate_key(Rule::AccountFailures.prefix(), &pair.pair, limit), limit, now).await?;
+    let check = PasswordCheck { last: verdict.remaining == 0, account_wide: !known, pair: Some(pair) };
     if !verdict.allowed {
+        // Not checked: the account-wide attempt goes back.
+        settle_password_check(app, PasswordCheck { last: false, ..check }, true).await;
         return Err(refused(Rule::AccountFailures, limit.max, verdict.retry_at, now));
     }
-    Ok(PasswordCheck { account: Some(account), last: verdict.remaining == 0 })
+    Ok(check)
 }
 
-/// Settles a reserved check. A correct password gives its attempt back; a wrong one keeps
-/// it spent, and the one that spent the budget's last attempt locks the account for one
-/// window, twice as long at each further lockout within a day: one lockout per spent
-/// budget, however many requests raced into it.
+/// Settles a reserved check. A correct password gives its attempts back and makes the
+/// network known to the account; a wrong one keeps them spent, and the one that spent the
+/// last attempt at this network locks the account there for one window, twice as long at
+/// each further lockout within a day: one lockout per spent budget, however many requests
+/// raced into it.
 pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: bool) {
-    let (Some(throttling), Some(account)) = (&app.settings.throttling, check.account) else {
+    let (Some(throttling), Some(pair)) = (&app.settings.throttling, check.pair) else {
         return;
     };
     let now = app.clock.now();
@@ -158,53 +235,72 @@ pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: boo
     // Bookkeeping after the check: a failure here never changes the answer. Not giving an
     // attempt back only spends it; not locking still leaves the budget spent.
     if correct {
-        if let Err(error) =
-            app.store.give_back(&rate_key(Rule::AccountFailures.prefix(), &account, limit), limit, now).await
-        {
-            tracing::warn!(error = %Chain(&error), "giving back a password check failed");
+        let mut given_back = vec![(rate_key(Rule::AccountFailures.prefix(), &pair.pair, limit), limit)];
+        if check.account_wide {
+            let all = throttling.account_failures_all;
+            given_back.push((all_failures_key(&pair.account, all), all));
         }
+        for (key, limit) in given_back {
+            if let Err(error) = app.store.give_back(&key, limit, now).await {
+                tracing::warn!(error = %Chain(&error), "giving back a password check failed");
+            }
+        }
+        pair.remember(app).await;
         return;
     }
     if !check.last {
         return;
     }
     let locked = async {
-        let strikes = app.store.tally(&strikes_key(&account), STRIKE_WINDOW, now).await?;
+        let strikes = app.store.tally(&strikes_key(&pair.pair), STRIKE_WINDOW, now).await?;
         let doublings = strikes.saturating_sub(1).min(16);
         let lockout = limit.window.saturating_mul(1 << doublings).min(throttling.max_lockout);
         let until = now + chrono::Duration::from_std(lockout).unwrap_or(chrono::Duration::MAX);
-        app.store.block(&lock_key(&account), until).await.map(|()| until)
+        app.store.block(&lock_key(&pair.pair), until).await.map(|()| until)
     };
     match locked.await {
         Ok(until) => {
             metrics::count(Counter::Lockouts);
-            tracing::info!(until = %until.to_rfc3339(), "password checks of an account locked")
+            tracing::info!(until = %until.to_rfc3339(), "password checks of an account locked at one network")
         }
         Err(error) => tracing::warn!(error = %Chain(&error), "locking an account after its last failed check failed"),
     }
 }
 
-/// A password reset by email clears the failures and any lock: whoever holds the mailbox
-/// may log in again at once.
-pub async fn clear_failures(app: &App, email_normalised: &str) -> Result<(), AuthError> {
+/// A password reset by email clears the failures and any lock of the account at the
+/// network it came from, and makes that network known: whoever holds the mailbox may log
+/// in again at once from there, even while strangers spend the account-wide budget.
+pub async fn clear_failures(app: &App, email_normalised: &str, address: Option<&str>) -> Result<(), AuthError> {
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let account = subject(app, email_normalised).await?;
-    app.store.reset(&rate_key(Rule::AccountFailures.prefix(), &account, throttling.account_failures)).await?;
-    app.store.unblock(&lock_key(&account)).await?;
+    let pair = Pair::of(app, email_normalised, address).await?;
+    app.store.reset(&rate_key(Rule::AccountFailures.prefix(), &pair.pair, throttling.account_failures)).await?;
+    app.store.unblock(&lock_key(&pair.pair)).await?;
+    pair.remember(app).await;
     Ok(())
 }
 
-/// Whether another reset email may go to this address now (counting it if so).
-pub async fn reset_email_allowed(app: &App, email_normalised: &str) -> Result<bool, AuthError> {
+/// Whether another reset email may go to this address now (counting it if so): within the
+/// budgets of requests from this network, and, from a network the account does not know,
+/// within the account-wide budgets too. Requests from other networks never spend the
+/// budgets of the owner's own.
+pub async fn reset_email_allowed(app: &App, email_normalised: &str, from: Option<&str>) -> Result<bool, AuthError> {
     let Some(throttling) = &app.settings.throttling else {
         return Ok(true);
     };
     let now = app.clock.now();
-    let address = subject(app, email_normalised).await?;
+    let pair = Pair::of(app, email_normalised, from).await?;
     for (i, limit) in throttling.reset_emails.iter().enumerate() {
-        if !app.store.admit(&reset_mail_key(i, &address, *limit), *limit, now).await?.allowed {
+        if !app.store.admit(&reset_mail_key(i, &pair.pair, *limit), *limit, now).await?.allowed {
+            return Ok(false);
+        }
+    }
+    if pair.is_known(app).await? {
+        return Ok(true);
+    }
+    for (i, limit) in throttling.reset_emails_all.iter().enumerate() {
+        if !app.store.admit(&all_reset_mail_key(i, &pair.account, *limit), *limit, now).await?.allowed {
             return Ok(false);
         }
     }
@@ -242,7 +338,10 @@ mod tests {
         );
         assert_eq!(lock_key("s"), "lock:s");
         assert_eq!(strikes_key("s"), "strikes:s");
+        assert_eq!(known_key("s"), "known:s");
+        assert_eq!(all_failures_key("s", limit), "failures-all:30/900:s");
         assert_eq!(reset_mail_key(1, "s", Limit::new(5, 3600)), "reset-mail:1:5/3600:s");
+        assert_eq!(all_reset_mail_key(1, "s", Limit::new(5, 3600)), "reset-mail-all:1:5/3600:s");
     }
 
     #[test]

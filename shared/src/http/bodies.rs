@@ -141,11 +141,18 @@ pub struct ResetRequest {
     #[serde(deserialize_with = "non_empty")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, min_length = 1, example = "gm@example.com"))]
     email: Option<String>,
+    /// `true` when the owner thinks a key leaked: the emailed link opens the reset page
+    /// with "replace every key" (`revokeKeys`) ticked. Absent, `null` and `false` alike.
+    #[serde(rename = "keyLeaked", default)]
+    #[cfg_attr(feature = "openapi", schema(nullable, example = false))]
+    key_leaked: Option<bool>,
 }
 
 impl ResetRequest {
-    pub fn required(self) -> Result<String, RequestError> {
-        self.email.ok_or(RequestError::Required(Required::Email))
+    /// The email and whether a key leaked, or `Email is required`.
+    pub fn required(self) -> Result<(String, bool), RequestError> {
+        let email = self.email.ok_or(RequestError::Required(Required::Email))?;
+        Ok((email, self.key_leaked.unwrap_or(false)))
     }
 }
 
@@ -161,13 +168,20 @@ pub struct PasswordReset {
     #[serde(deserialize_with = "non_empty")]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::http::openapi::fields::reset_password, required = true))]
     password: Option<Secret>,
+    /// `true` when a key may have leaked: the same write also replaces the master key, so
+    /// that it and every scoped key stop working, and the answer carries the new master
+    /// key. Absent, `null` and `false` leave the keys as they are.
+    #[serde(rename = "revokeKeys", default)]
+    #[cfg_attr(feature = "openapi", schema(nullable, example = false))]
+    revoke_keys: Option<bool>,
 }
 
 impl PasswordReset {
-    /// The token and the password, or `Token and password are required`.
-    pub fn required(self) -> Result<(Secret, Secret), RequestError> {
+    /// The token, the password and whether to revoke every key, or `Token and password are
+    /// required`.
+    pub fn required(self) -> Result<(Secret, Secret, bool), RequestError> {
         match (self.token, self.password) {
-            (Some(token), Some(password)) => Ok((token, password)),
+            (Some(token), Some(password)) => Ok((token, password, self.revoke_keys.unwrap_or(false))),
             _ => Err(RequestError::Required(Required::TokenAndPassword)),
         }
     }

@@ -266,6 +266,18 @@ pub struct DataExport {
     pub scoped_keys: Vec<ExportedScopedKey>,
 }
 
+/// POST /auth/reset-password
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasswordResetDone {
+    pub message: &'static str,
+    /// With `revokeKeys: true`, the new master key (the old one and every scoped key
+    /// stopped working in the same write); otherwise `null`: the keys are unchanged.
+    #[cfg_attr(feature = "openapi", schema(nullable))]
+    pub api_key: Option<String>,
+}
+
 /// A fixed confirmation.
 #[derive(Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -367,3 +367,21 @@ async fn a_login_arriving_at_a_full_hashing_queue_is_answered_503_with_retry_aft
     queued.await.unwrap();
     assert_eq!(h.app.hash_pool.peak_running(), 1);
 }
+
+#[tokio::test]
+async fn of_two_concurrent_password_changes_only_one_is_written() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let change = |new: &str| {
+        call(Endpoint::ChangePassword).key(&account.key).json(json!({"currentPassword": PASSWORD, "newPassword": new}))
+    };
+    // Both prove the same current password; the second write finds another hash than the
+    // one it checked, and is refused as a wrong current password.
+    let (first, second) = tokio::join!(h.send(change("Changed-Once-11")), h.send(change("Changed-Twice-22")));
+    let mut statuses = [first.status, second.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 401], "{} / {}", first.text, second.text);
+    let winner = if first.status == 200 { "Changed-Once-11" } else { "Changed-Twice-22" };
+    let login = |password: &str| call(Endpoint::Login).json(json!({"email": account.email, "password": password}));
+    assert_eq!(h.send(login(winner)).await.status, 200);
+}

@@ -49,7 +49,7 @@ impl Harness {
         serde_json::to_value(shared::http::authorizer::respond(&self.app, &request).await).unwrap()
     }
 
-    async fn admitted(&self, key: &str) -> bool {
+    pub async fn admitted(&self, key: &str) -> bool {
         self.authorize(Some(key)).await["isAuthorized"].as_bool().unwrap()
     }
 

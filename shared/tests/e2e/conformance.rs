@@ -55,6 +55,7 @@ conformance!(
     concurrent_creations_of_one_email_admit_exactly_one,
     a_master_key_change_is_conditional_and_complete,
     reset_tokens_are_superseded_and_redeemed_once,
+    a_redemption_can_replace_the_master_key_in_the_same_write,
     a_password_change_voids_the_reset_token,
     scoped_keys_follow_the_master_key_generation,
     deleting_an_account_removes_its_items,
@@ -214,10 +215,10 @@ async fn reset_tokens_are_superseded_and_redeemed_once(store: &Arc<dyn Store>) {
     let fresh = reread(store, &user).await;
     store.issue_reset_token(&fresh, &second).await.unwrap();
     assert_eq!(store.reset_token(&first.digest).await.unwrap(), None, "the older token is gone");
-    assert!(conflict(store.redeem_reset_token(&first, "hash-x", Utc::now()).await));
+    assert!(conflict(store.redeem_reset_token(&first, "hash-x", Utc::now(), None).await));
 
     let hashes: Vec<String> = (0..5).map(|i| format!("hash-{i}")).collect();
-    let results = join_all(hashes.iter().map(|h| store.redeem_reset_token(&second, h, Utc::now()))).await;
+    let results = join_all(hashes.iter().map(|h| store.redeem_reset_token(&second, h, Utc::now(), None))).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     let winner = results.iter().position(|r| r.is_ok()).unwrap();
     let after = reread(store, &user).await;
@@ -226,11 +227,43 @@ async fn reset_tokens_are_superseded_and_redeemed_once(store: &Arc<dyn Store>) {
     assert_eq!(store.reset_token(&second.digest).await.unwrap(), None);
 }
 
+async fn a_redemption_can_replace_the_master_key_in_the_same_write(store: &Arc<dyn Store>) {
+    let user = created(store).await;
+    let token = issue(store, &user).await;
+    let user = reread(store, &user).await;
+    let key = ApiKey::generate(KeyKind::Master);
+    let new = StoredMasterKey {
+        digest: key.digest(),
+        ciphertext: vec![7],
+        prefix: key.display_prefix(),
+        created_at: Utc::now(),
+    };
+    let mut stale = user.clone();
+    stale.key_generation += 1;
+    assert!(conflict(store.redeem_reset_token(&token, "hash-r", Utc::now(), Some((&stale, &new))).await));
+    let untouched = reread(store, &user).await;
+    assert_eq!(untouched.reset_token_digest.as_deref(), Some(token.digest.as_str()), "nothing was half written");
+    assert!(store.key_entry(&new.digest).await.unwrap().is_none());
+    assert!(store.reset_token(&token.digest).await.unwrap().is_some(), "the token is still there");
+
+    store.redeem_reset_token(&token, "hash-r", Utc::now(), Some((&user, &new))).await.unwrap();
+    let after = reread(store, &user).await;
+    assert_eq!(after.password_hash.expose(), "hash-r");
+    assert_eq!((after.key_generation, &after.master_key.digest), (user.key_generation + 1, &new.digest));
+    assert_eq!(after.reset_token_digest, None);
+    assert!(store.key_entry(&user.master_key.digest).await.unwrap().is_none(), "the old master key stopped working");
+    assert_eq!(store.key_entry(&new.digest).await.unwrap().unwrap().user_id, user.id);
+    assert_eq!(store.reset_token(&token.digest).await.unwrap(), None);
+}
+
 async fn a_password_change_voids_the_reset_token(store: &Arc<dyn Store>) {
     let user = created(store).await;
     let token = issue(store, &user).await;
     assert!(conflict(store.set_password(&user, "hash-2", Utc::now()).await), "stale: the token was issued since");
     let fresh = reread(store, &user).await;
+    let mut other_hash = fresh.clone();
+    other_hash.password_hash = "hash-checked-elsewhere".to_owned().into();
+    assert!(conflict(store.set_password(&other_hash, "hash-2", Utc::now()).await), "stale: not the hash checked");
     store.set_password(&fresh, "hash-2", Utc::now()).await.unwrap();
     let after = reread(store, &user).await;
     assert_eq!((after.password_hash.expose(), after.reset_token_digest), ("hash-2", None));
@@ -268,7 +301,9 @@ async fn scoped_keys_follow_the_master_key_generation(store: &Arc<dyn Store>) {
 
     store.retire_scoped_key(&key, Utc::now()).await.unwrap();
     assert!(store.key_entry(&key.digest).await.unwrap().is_none());
-    assert!(!store.scoped_key(&user.id, &key.id).await.unwrap().unwrap().enabled);
+    let retired = store.scoped_key(&user.id, &key.id).await.unwrap().unwrap();
+    assert!(!retired.enabled);
+    assert_eq!(retired.foundry_password_ciphertext, None, "a retired key's Foundry password goes at once");
     store.delete_scoped_key(&key).await.unwrap();
     assert!(conflict(store.delete_scoped_key(&key).await));
     assert_eq!(store.scoped_keys(&user.id).await.unwrap(), vec![]);

@@ -34,7 +34,7 @@ async fn register_login_forgot_read_the_email_reset_and_login_again() {
 
     let reply = h.send(reset(&token, "New-Adventure-8")).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.body, json!({"message": "Password has been reset successfully"}));
+    assert_eq!(reply.body, json!({"message": "Password has been reset successfully", "apiKey": null}));
 
     h.send(login(PASSWORD)).await.assert_error(401, "Invalid credentials");
     let again = h.send(login("New-Adventure-8")).await;
@@ -124,4 +124,71 @@ async fn of_concurrent_resets_with_one_token_exactly_one_succeeds() {
         .send(call(Endpoint::Login).json(json!({"email": account.email, "password": format!("Racing-Reset-{winner}")})))
         .await;
     assert_eq!(login.status, 200);
+}
+
+#[tokio::test]
+async fn a_reset_without_revoke_keys_leaves_every_key_working() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let (_, scoped) = h.scoped_key(&account.key, json!({"name": "bot"})).await;
+    let token = h.forgot_and_read_token(&account.email).await;
+    let reply = h
+        .send(
+            call(Endpoint::ResetPassword)
+                .json(json!({"token": token, "password": "New-Adventure-8", "revokeKeys": false})),
+        )
+        .await;
+    assert_eq!(reply.body["apiKey"], serde_json::Value::Null);
+    assert!(h.admitted(&account.key).await && h.admitted(&scoped).await, "the relay still takes both keys");
+}
+
+#[tokio::test]
+async fn a_reset_with_revoke_keys_replaces_the_master_key_and_stops_every_scoped_key() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let (_, scoped) = h.scoped_key(&account.key, json!({"name": "bot"})).await;
+    let token = h.forgot_and_read_token(&account.email).await;
+    let reply = h
+        .send(
+            call(Endpoint::ResetPassword)
+                .json(json!({"token": token, "password": "New-Adventure-8", "revokeKeys": true})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["message"], "Password has been reset successfully");
+    let new_key = reply.str("apiKey");
+    assert!(new_key.starts_with("frm_") && new_key != account.key);
+
+    assert!(!h.admitted(&account.key).await, "the relay refuses the old master key");
+    assert!(!h.admitted(&scoped).await, "and every scoped key");
+    h.send(call(Endpoint::UserData).key(&account.key)).await.assert_error(401, "Invalid API key");
+    let data = h.send(call(Endpoint::UserData).key(&new_key)).await;
+    assert_eq!((data.status, data.str("apiKey")), (200, new_key.clone()));
+    let login =
+        h.send(call(Endpoint::Login).json(json!({"email": account.email, "password": "New-Adventure-8"}))).await;
+    assert_eq!(login.str("apiKey"), new_key, "the new password signs in to the new key");
+    let list = h.send(call(Endpoint::ListApiKeys).key(&new_key)).await;
+    assert_eq!(list.body["keys"][0]["enabled"], false, "the retired scoped key shows as disabled: {}", list.body);
+    // The token is used up: a second redemption (revoking again) is refused.
+    h.send(
+        call(Endpoint::ResetPassword)
+            .json(json!({"token": token, "password": "Other-Adventure-9", "revokeKeys": true})),
+    )
+    .await
+    .assert_error(400, "Invalid or expired reset token");
+}
+
+#[tokio::test]
+async fn i_think_my_key_leaked_sends_a_link_that_offers_to_replace_every_key() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let reply = h.send(call(Endpoint::ForgotPassword).json(json!({"email": account.email, "keyLeaked": true}))).await;
+    assert_eq!(reply.body["message"], GENERIC);
+    let mail = h.mails_to(&account.email).await.pop().unwrap();
+    let token = reset_token_in(&mail);
+    let page = h.config.settings.reset_url.as_ref().unwrap();
+    assert!(mail["body"].as_str().unwrap().contains(&format!("{page}?reset-token={token}&revoke-keys=1")), "{mail}");
+    h.send(call(Endpoint::ForgotPassword).json(json!({"email": account.email, "keyLeaked": null}))).await;
+    let plain = h.mails_to(&account.email).await.pop().unwrap();
+    assert!(!plain["body"].as_str().unwrap().contains("revoke-keys"), "only when asked");
 }

@@ -10,10 +10,12 @@ use shared::http::Endpoint;
 fn limits() -> Throttling {
     Throttling {
         account_failures: Limit::new(3, 900),
+        account_failures_all: Limit::new(1000, 900),
         max_lockout: std::time::Duration::from_secs(24 * 3600),
         auth_per_address: Limit::new(1000, 900),
         reset_per_address: Limit::new(1000, 900),
         reset_emails: vec![Limit::new(1, 60), Limit::new(5, 3600)],
+        reset_emails_all: vec![Limit::new(1000, 3600)],
         account_management: Limit::new(3, 3600),
         service_key_failures: Limit::new(3, 900),
     }
@@ -142,11 +144,14 @@ async fn two_instances_exhaust_one_budget_together() {
     let first = throttled(|_| {}).await;
     let second = throttled(|_| {}).await;
     let account = first.register().await;
-    first.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
-    second.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
-    first.send(login(&account.email, "Wrong-Pass-1")).await.assert_error(401, "Invalid credentials");
-    assert_eq!(second.send(login(&account.email, PASSWORD)).await.status, 429);
-    assert_eq!(first.send(login(&account.email, PASSWORD)).await.status, 429);
+    // One client, whose requests two instances answer.
+    let from = address();
+    let guess = || login(&account.email, "Wrong-Pass-1").sent_from(&from);
+    first.send(guess()).await.assert_error(401, "Invalid credentials");
+    second.send(guess()).await.assert_error(401, "Invalid credentials");
+    first.send(guess()).await.assert_error(401, "Invalid credentials");
+    assert_eq!(second.send(login(&account.email, PASSWORD).sent_from(&from)).await.status, 429);
+    assert_eq!(first.send(login(&account.email, PASSWORD).sent_from(&from)).await.status, 429);
 }
 
 #[tokio::test]
@@ -295,4 +300,139 @@ async fn throttle_subjects_are_keyed_by_a_secret_every_instance_shares() {
     let text = format!("{:?}", items.items());
     assert!(text.contains("failures:"), "the failed login was counted");
     assert!(!text.contains(&bare), "no bare digest of the email, which anyone could compute");
+}
+
+fn forgot(email: &str) -> Call {
+    call(Endpoint::ForgotPassword).json(json!({"email": email}))
+}
+
+#[tokio::test]
+async fn a_stranger_locks_an_email_only_at_their_own_network() {
+    let h = throttled(|_| {}).await;
+    let account = h.register().await;
+    let stranger = address();
+    for _ in 0..4 {
+        h.send(login(&account.email, "Wrong-Pass-1").sent_from(&stranger)).await;
+    }
+    let there = h.send(login(&account.email, PASSWORD).sent_from(&stranger)).await;
+    there.assert_error(429, "Too many failed attempts, please try again later");
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200, "the owner's network is not locked");
+}
+
+#[tokio::test]
+async fn strangers_spread_over_networks_spend_the_account_wide_budget_but_never_a_known_networks() {
+    let h = throttled(|t| t.account_failures_all = Limit::new(5, 3600)).await;
+    let account = h.register().await;
+    let unknown = unique_email();
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200, "the owner's network becomes known");
+    for _ in 0..3 {
+        let from = address();
+        for email in [&account.email, &unknown] {
+            for _ in 0..2 {
+                h.send(login(email, "Wrong-Pass-1").sent_from(&from)).await;
+            }
+        }
+    }
+    h.hasher.take();
+    let newcomer = address();
+    let real = h.send(login(&account.email, PASSWORD).sent_from(&newcomer)).await;
+    let nobody = h.send(login(&unknown, PASSWORD).sent_from(&newcomer)).await;
+    real.assert_error(429, "Too many failed attempts, please try again later");
+    assert_eq!((real.status, &real.text), (nobody.status, &nobody.text), "an email without an account alike");
+    assert!(h.hasher.take().is_empty(), "refused before any hashing");
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200, "the known network still signs in");
+    let regenerated =
+        h.send(call(Endpoint::RegenerateKey).json(json!({"email": account.email, "password": PASSWORD}))).await;
+    assert_eq!(regenerated.status, 200, "and can revoke a leaked key: {}", regenerated.text);
+}
+
+#[tokio::test]
+async fn a_strangers_reset_requests_never_spend_the_budget_of_the_owners_network() {
+    let h = throttled(|_| {}).await;
+    let account = h.register().await;
+    let stranger = address();
+    for _ in 0..3 {
+        assert_eq!(h.send(forgot(&account.email).sent_from(&stranger)).await.status, 200);
+    }
+    assert_eq!(h.mails_to(&account.email).await.len(), 1, "one a minute for the stranger's network");
+    // The owner's own request, from their network, is still sent (and its link works).
+    let token = h.forgot_and_read_token(&account.email).await;
+    let reset = h.send(call(Endpoint::ResetPassword).json(json!({"token": token, "password": "Back-In-Town-5"}))).await;
+    assert_eq!(reset.status, 200, "{}", reset.text);
+}
+
+#[tokio::test]
+async fn once_strangers_spend_the_account_wide_reset_budget_nobody_replaces_the_newest_link() {
+    let h = throttled(|t| t.reset_emails_all = vec![Limit::new(3, 3600)]).await;
+    let account = h.register().await;
+    for _ in 0..6 {
+        h.send(forgot(&account.email).sent_from(&address())).await;
+    }
+    let mails = h.mails_to(&account.email).await;
+    assert_eq!(mails.len(), 3, "every stranger's network together: three an hour");
+    let newest = reset_token_in(mails.last().unwrap());
+    for _ in 0..6 {
+        h.send(forgot(&account.email).sent_from(&address())).await;
+    }
+    assert_eq!(h.mails_to(&account.email).await.len(), 3);
+    let reset =
+        h.send(call(Endpoint::ResetPassword).json(json!({"token": newest, "password": "Back-In-Town-5"}))).await;
+    assert_eq!(reset.status, 200, "the newest link the owner received still works: {}", reset.text);
+    // The reset made the owner's network known: its requests skip the account-wide budget.
+    h.clock.advance(chrono::Duration::seconds(61));
+    h.forgot_and_read_token(&account.email).await;
+}
+
+/// Issue 21's attacker: knows the email and holds the leaked master key, and from ten
+/// networks fails logins and asks for reset links in a loop, while the owner revokes the
+/// key within the same minute (the clock does not move), once from the network they
+/// signed in from before, once from a new one through the emailed link.
+#[tokio::test]
+async fn an_attacker_at_ten_networks_cannot_stop_the_owner_revoking_a_leaked_key() {
+    let h = throttled(|t| *t = Throttling::default()).await;
+    let account = h.register().await;
+    assert_eq!(h.send(login(&account.email, PASSWORD)).await.status, 200, "the owner signed in before");
+    let leaked = account.key.clone();
+    let (_, leaked_scoped) = h.scoped_key(&account.key, json!({"name": "bot"})).await;
+    let networks: Vec<String> = (0..10).map(|_| address()).collect();
+    let attack = |rounds: usize| {
+        let (h, networks, email) = (&h, &networks, &account.email);
+        async move {
+            for _ in 0..rounds {
+                futures::future::join_all(networks.iter().map(|from| async move {
+                    h.send(login(email, "Guess-Pass-1").sent_from(from)).await;
+                    h.send(forgot(email).sent_from(from)).await;
+                }))
+                .await;
+            }
+        }
+    };
+    attack(12).await;
+    let locked = h.send(login(&account.email, "Guess-Pass-1").sent_from(&networks[0])).await;
+    assert_eq!(locked.status, 429, "the attacker's networks are locked out");
+
+    // From the known network, while the attack goes on: regenerate-key.
+    let (_, regenerated) = tokio::join!(
+        attack(3),
+        h.send(call(Endpoint::RegenerateKey).json(json!({"email": account.email, "password": PASSWORD})))
+    );
+    assert_eq!(regenerated.status, 200, "{}", regenerated.text);
+    let second = regenerated.str("apiKey");
+    for key in [&leaked, &leaked_scoped] {
+        assert!(!h.admitted(key).await, "the relay refuses the leaked keys");
+    }
+
+    // Say `second` leaked too, and the owner is now somewhere new: the newest emailed link.
+    let elsewhere = address();
+    h.send(forgot(&account.email).sent_from(&elsewhere)).await;
+    let newest = reset_token_in(h.mails_to(&account.email).await.last().unwrap());
+    let revoke = call(Endpoint::ResetPassword)
+        .json(json!({"token": newest, "password": "Fresh-Start-2027", "revokeKeys": true}))
+        .sent_from(&elsewhere);
+    let (_, reset) = tokio::join!(attack(3), h.send(revoke));
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    let third = reset.str("apiKey");
+    assert!(!h.admitted(&second).await && h.admitted(&third).await);
+    let signed_in = h.send(login(&account.email, "Fresh-Start-2027").sent_from(&elsewhere)).await;
+    assert_eq!(signed_in.status, 200, "the reset made the new network known: {}", signed_in.text);
 }

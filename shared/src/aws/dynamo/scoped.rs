@@ -134,7 +134,8 @@ impl ScopedKeys for DynamoStore {
             update(
                 self.scoped_keys_table()?,
                 scoped_key_key(&key.user_id, &key.id),
-                "SET enabled = :disabled, updatedAt = :now",
+                // A retired key never works again: its Foundry password goes at once.
+                "SET enabled = :disabled, updatedAt = :now REMOVE foundryPasswordCiphertext",
                 "attribute_exists(keyId)",
                 HashMap::from([(":disabled".to_owned(), AttributeValue::Bool(false)), (":now".to_owned(), time(now))]),
             )?,

@@ -2,7 +2,7 @@
 
 use super::{delete, from_item, pk, put, reset_guard, s, time, to_item, token_key, update, DynamoStore};
 use crate::domain::error::PortError;
-use crate::domain::model::User;
+use crate::domain::model::{StoredMasterKey, User};
 use crate::domain::ports::{PortResult, ResetTokens};
 use crate::domain::token::StoredResetToken;
 use crate::records::{user_pk, TokenItem};
@@ -41,22 +41,34 @@ impl ResetTokens for DynamoStore {
         token: &StoredResetToken,
         password_hash: &str,
         now: DateTime<Utc>,
+        new_master_key: Option<(&User, &StoredMasterKey)>,
     ) -> PortResult<()> {
-        let values = HashMap::from([
+        let mut values = HashMap::from([
             (":hash".to_owned(), s(password_hash)),
             (":now".to_owned(), time(now)),
             (":digest".to_owned(), s(&token.digest)),
         ]);
-        self.transact(vec![
+        let mut set = "SET passwordHash = :hash, updatedAt = :now".to_owned();
+        let mut condition = "resetTokenDigest = :digest".to_owned();
+        let mut rest = Vec::new();
+        if let Some((user, new)) = new_master_key {
+            let rekey = self.master_key_change(user, new, now)?;
+            set = format!("{set}, {}", rekey.set);
+            condition = format!("{condition} AND {}", rekey.condition);
+            values.extend(rekey.values);
+            rest = rekey.items;
+        }
+        let mut items = vec![
             delete(self.reset_tokens_table()?, token_key(&token.digest), Some("attribute_exists(tokenHash)"), None)?,
             update(
                 self.users_table()?,
                 pk(user_pk(&token.user_id)),
-                "SET passwordHash = :hash, updatedAt = :now REMOVE resetTokenDigest",
-                "resetTokenDigest = :digest",
+                &format!("{set} REMOVE resetTokenDigest"),
+                &condition,
                 values,
             )?,
-        ])
-        .await
+        ];
+        items.extend(rest);
+        self.transact(items).await
     }
 }

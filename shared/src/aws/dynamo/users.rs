@@ -60,42 +60,30 @@ impl UserStore for DynamoStore {
     }
 
     async fn replace_master_key(&self, user: &User, new: &StoredMasterKey, now: DateTime<Utc>) -> PortResult<()> {
-        let table = self.users_table()?;
-        let values = HashMap::from([
-            (":newDigest".to_owned(), s(&new.digest.0)),
-            (":newCiphertext".to_owned(), AttributeValue::B(new.ciphertext.clone().into())),
-            (":newPrefix".to_owned(), s(&new.prefix)),
-            (":now".to_owned(), time(now)),
-            (":one".to_owned(), n(1)),
-            (":oldDigest".to_owned(), s(&user.master_key.digest.0)),
-            (":oldGeneration".to_owned(), n(user.key_generation)),
-        ]);
-        let entry = KeyItem::master(&user.id, &new.digest, user.key_generation + 1);
-        self.transact(vec![
-            update(
-                table,
-                pk(user_pk(&user.id)),
-                "SET masterKeyDigest = :newDigest, masterKeyCiphertext = :newCiphertext, \
-                 masterKeyPrefix = :newPrefix, masterKeyCreatedAt = :now, updatedAt = :now, \
-                 keyGeneration = keyGeneration + :one",
-                "masterKeyDigest = :oldDigest AND keyGeneration = :oldGeneration",
-                values,
-            )?,
-            delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
-            put(table, to_item(&entry)?, Some("attribute_not_exists(pk)"))?,
-            self.meter_guards(user, &new.digest, user.key_generation + 1)?,
-        ])
-        .await
+        let rekey = self.master_key_change(user, new, now)?;
+        let mut items = vec![update(
+            self.users_table()?,
+            pk(user_pk(&user.id)),
+            &format!("SET {}, updatedAt = :now", rekey.set),
+            rekey.condition,
+            rekey.values,
+        )?];
+        items.extend(rekey.items);
+        self.transact(items).await
     }
 
     async fn set_password(&self, user: &User, password_hash: &str, now: DateTime<Utc>) -> PortResult<()> {
-        let mut values = HashMap::from([(":hash".to_owned(), s(password_hash)), (":now".to_owned(), time(now))]);
-        let condition = reset_guard(user, &mut values);
+        let mut values = HashMap::from([
+            (":hash".to_owned(), s(password_hash)),
+            (":now".to_owned(), time(now)),
+            (":checkedHash".to_owned(), s(user.password_hash.expose())),
+        ]);
+        let condition = format!("{} AND passwordHash = :checkedHash", reset_guard(user, &mut values));
         let mut items = vec![update(
             self.users_table()?,
             pk(user_pk(&user.id)),
             "SET passwordHash = :hash, updatedAt = :now REMOVE resetTokenDigest",
-            condition,
+            &condition,
             values,
         )?];
         if let Some(digest) = &user.reset_token_digest {
@@ -185,5 +173,47 @@ impl UserStore for DynamoStore {
             )));
         }
         self.transact(items).await
+    }
+}
+
+/// What replacing an account's master key writes: the clauses and values that the account's
+/// update adds (under its own condition on the key it replaces), and the other items of
+/// the same transaction (the key index entries and the meter).
+pub(super) struct MasterKeyChange {
+    pub set: &'static str,
+    pub condition: &'static str,
+    pub values: Item,
+    pub items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+}
+
+impl DynamoStore {
+    pub(super) fn master_key_change(
+        &self,
+        user: &User,
+        new: &StoredMasterKey,
+        now: DateTime<Utc>,
+    ) -> PortResult<MasterKeyChange> {
+        let table = self.users_table()?;
+        let values = HashMap::from([
+            (":newDigest".to_owned(), s(&new.digest.0)),
+            (":newCiphertext".to_owned(), AttributeValue::B(new.ciphertext.clone().into())),
+            (":newPrefix".to_owned(), s(&new.prefix)),
+            (":now".to_owned(), time(now)),
+            (":one".to_owned(), n(1)),
+            (":oldDigest".to_owned(), s(&user.master_key.digest.0)),
+            (":oldGeneration".to_owned(), n(user.key_generation)),
+        ]);
+        let entry = KeyItem::master(&user.id, &new.digest, user.key_generation + 1);
+        Ok(MasterKeyChange {
+            set: "masterKeyDigest = :newDigest, masterKeyCiphertext = :newCiphertext, \
+                  masterKeyPrefix = :newPrefix, masterKeyCreatedAt = :now, keyGeneration = keyGeneration + :one",
+            condition: "masterKeyDigest = :oldDigest AND keyGeneration = :oldGeneration",
+            values,
+            items: vec![
+                delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
+                put(table, to_item(&entry)?, Some("attribute_not_exists(pk)"))?,
+                self.meter_guards(user, &new.digest, user.key_generation + 1)?,
+            ],
+        })
     }
 }

@@ -93,6 +93,8 @@ impl ScopedKeys for EmbeddedStore {
             let mut item = tx.scoped(&user_id, &key_id)?.ok_or(PortError::Conflict)?;
             item.enabled = false;
             item.updated_at = now;
+            // A retired key never works again: its Foundry password goes at once.
+            item.foundry_password_ciphertext = None;
             tx.put_scoped(&item)?;
             tx.remove(&index)
         })

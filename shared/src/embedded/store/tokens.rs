@@ -2,7 +2,7 @@
 
 use super::{decode, failed, EmbeddedStore, RESET_TOKENS};
 use crate::domain::error::PortError;
-use crate::domain::model::User;
+use crate::domain::model::{StoredMasterKey, User};
 use crate::domain::ports::{PortResult, ResetTokens};
 use crate::domain::token::StoredResetToken;
 use crate::records::{user_pk, TokenItem, UserItem};
@@ -44,14 +44,22 @@ impl ResetTokens for EmbeddedStore {
         token: &StoredResetToken,
         password_hash: &str,
         now: DateTime<Utc>,
+        new_master_key: Option<(&User, &StoredMasterKey)>,
     ) -> PortResult<()> {
         let (token, hash) = (token.clone(), password_hash.to_owned());
+        let rekey = new_master_key.map(|(user, new)| (user.clone(), new.clone()));
         self.write(move |tx| {
             tx.token(&token.digest)?.ok_or(PortError::Conflict)?;
             let pk = user_pk(&token.user_id);
-            let mut stored: UserItem = tx.get(&pk)?.ok_or(PortError::Conflict)?;
+            let mut stored: UserItem = match &rekey {
+                Some((user, _)) => tx.current(user)?,
+                None => tx.get(&pk)?.ok_or(PortError::Conflict)?,
+            };
             if stored.reset_token_digest.as_deref() != Some(token.digest.as_str()) {
                 return Err(PortError::Conflict);
+            }
+            if let Some((user, new)) = &rekey {
+                super::users::replace_master_key_in(tx, user, &mut stored, new, now)?;
             }
             tx.remove_token(&token.digest)?;
             stored.reset_token_digest = None;

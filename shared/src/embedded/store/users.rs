@@ -1,6 +1,6 @@
 //! Accounts, their email reservations and key index entries: the user store.
 
-use super::{decode, failed, EmbeddedStore, ACCOUNTS};
+use super::{decode, failed, EmbeddedStore, Tx, ACCOUNTS};
 use crate::domain::error::PortError;
 use crate::domain::model::{ImportedAccount, StoredMasterKey, User};
 use crate::domain::ports::{PortResult, UserStore};
@@ -47,18 +47,8 @@ impl UserStore for EmbeddedStore {
         let (user, new) = (user.clone(), new.clone());
         self.write(move |tx| {
             let mut stored = tx.current(&user)?;
-            let entry = KeyItem::master(&user.id, &new.digest, user.key_generation + 1);
-            if tx.exists(&entry.pk)? {
-                return Err(PortError::Conflict);
-            }
-            stored.master_key_digest = new.digest.0.clone();
-            stored.master_key_ciphertext = new.ciphertext.clone();
-            stored.master_key_prefix = new.prefix.clone();
-            stored.master_key_created_at = now;
-            stored.key_generation += 1;
+            replace_master_key_in(tx, &user, &mut stored, &new, now)?;
             stored.updated_at = now;
-            tx.remove(&key_pk(&user.master_key.digest))?;
-            tx.put(&entry.pk, &entry)?;
             tx.put(&stored.pk.clone(), &stored)
         })
         .await
@@ -68,6 +58,9 @@ impl UserStore for EmbeddedStore {
         let (user, hash) = (user.clone(), password_hash.to_owned());
         self.write(move |tx| {
             let mut stored = tx.current(&user)?;
+            if stored.password_hash != user.password_hash.expose() {
+                return Err(PortError::Conflict);
+            }
             if let Some(digest) = stored.reset_token_digest.take() {
                 tx.remove_token(&digest)?;
             }
@@ -145,4 +138,26 @@ impl UserStore for EmbeddedStore {
         })
         .await
     }
+}
+
+/// Replaces the master key of `user`, read as `stored` in this transaction: the account's
+/// key fields (the caller writes `stored` back) and the key index entries.
+pub(super) fn replace_master_key_in(
+    tx: &Tx<'_>,
+    user: &User,
+    stored: &mut UserItem,
+    new: &StoredMasterKey,
+    now: DateTime<Utc>,
+) -> PortResult<()> {
+    let entry = KeyItem::master(&user.id, &new.digest, user.key_generation + 1);
+    if tx.exists(&entry.pk)? {
+        return Err(PortError::Conflict);
+    }
+    stored.master_key_digest = new.digest.0.clone();
+    stored.master_key_ciphertext = new.ciphertext.clone();
+    stored.master_key_prefix = new.prefix.clone();
+    stored.master_key_created_at = now;
+    stored.key_generation += 1;
+    tx.remove(&key_pk(&user.master_key.digest))?;
+    tx.put(&entry.pk, &entry)
 }

@@ -22,8 +22,8 @@ use crate::http::request::{API_KEY_HEADER, MAX_BODY_BYTES, NOT_AN_OBJECT};
 use crate::http::response::UNAVAILABLE_RETRY_AFTER_SECONDS;
 use crate::http::routes::Endpoint;
 use crate::http::schema::{
-    CreatedScopedKey, DataExport, Deleted, ErrorBody, ErrorCode, LoggedIn, Message, RegeneratedKey, Registered,
-    ScopedKeyList, TokenValidity, UserData,
+    CreatedScopedKey, DataExport, Deleted, ErrorBody, ErrorCode, LoggedIn, Message, PasswordResetDone, RegeneratedKey,
+    Registered, ScopedKeyList, TokenValidity, UserData,
 };
 use serde_json::{json, Value};
 use spec::{
@@ -56,6 +56,7 @@ use utoipa::OpenApi as _;
     UserData,
     DataExport,
     Message,
+    PasswordResetDone,
     Deleted,
     TokenValidity,
     CreatedScopedKey,

@@ -230,7 +230,7 @@ pub(super) fn spec(endpoint: Endpoint) -> Spec {
         },
         ForgotPassword => Spec {
             summary: "Email a password reset link",
-            description: "The same 200 for known and unknown emails, in the same time. For a known account a new token (valid one hour) voids every earlier one; the link is the configured reset page with `?reset-token=`.",
+            description: "The same 200 for known and unknown emails, in the same time. For a known account a new token (valid one hour) voids every earlier one; the link is the configured reset page with `?reset-token=`, and `&revoke-keys=1` when `keyLeaked` is `true` (the page then offers `revokeKeys` ticked).",
             tag: "password reset",
             key: false,
             body: Some(("ResetRequest", json!({"email": EMAIL_EXAMPLE}))),
@@ -241,12 +241,12 @@ pub(super) fn spec(endpoint: Endpoint) -> Spec {
         },
         ResetPassword => Spec {
             summary: "Set a new password with an emailed token",
-            description: "The token is used up atomically and every other token of the account stops working; the API key is unchanged.",
+            description: "The token is used up atomically and every other token of the account stops working. The API keys are unchanged, unless `revokeKeys` is `true`: then the same write replaces the master key, the old one and every scoped key stop working, and `apiKey` is the new master key.",
             tag: "password reset",
             key: false,
             body: Some(("PasswordReset", json!({"token": "5b4f2615572b1d4abe3e20582f055ebfb2840a366a91c08699ec61c2369d9f6e", "password": "Fresh-Start-2027"}))),
             path_parameter: None,
-            success: (200, "Reset", "Message", json!({"message": "Password has been reset successfully"})),
+            success: (200, "Reset", "PasswordResetDone", json!({"message": "Password has been reset successfully", "apiKey": null})),
             errors: [public(RequestError::Required(Required::TokenAndPassword))]
                 .into_iter()
                 .chain(password_rules())

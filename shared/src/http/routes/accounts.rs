@@ -137,13 +137,13 @@ pub(super) async fn delete_account(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     let body: AccountDeletion = body(req)?;
     let password = body.password.as_ref().map(|p| p.expose());
-    accounts::delete_account(app, &caller, body.confirm_email.as_deref(), password).await?;
+    accounts::delete_account(app, &caller, body.confirm_email.as_deref(), password, source_ip(req).as_deref()).await?;
     Ok(json_response(StatusCode::OK, &Deleted { success: true, message: "Account successfully deleted" }))
 }
 
 pub(super) async fn change_password(app: &App, req: &Request) -> Answer {
     let caller = authenticate_master(app, api_key(req)).await?;
     let (current, new) = body::<PasswordChange>(req)?.required()?;
-    accounts::change_password(app, &caller, current.expose(), new.expose()).await?;
+    accounts::change_password(app, &caller, current.expose(), new.expose(), source_ip(req).as_deref()).await?;
     Ok(json_response(StatusCode::OK, &Message { message: "Password changed successfully" }))
 }
