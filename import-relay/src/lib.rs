@@ -5,8 +5,9 @@
 
 pub mod relay;
 pub mod run;
+pub mod secret;
 pub mod source;
 
 pub use relay::{CredentialsKey, Reason};
 pub use run::{import, Options, Outcome, Report, Table};
-pub use source::{read, Kind, Relay, Source};
+pub use source::{read, Kind, Postgres, Relay, Source};

@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use shared::domain::email::Email;
 use shared::domain::keys::{ApiKey, KeyDigest};
-use shared::domain::scoped::{is_http_url, MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use shared::domain::scoped::{self, is_http_url, MAX_TEXT_CHARS};
 use shared::domain::scopes::{Grant, Scope, ScopeSet};
 use std::collections::BTreeMap;
 use zeroize::Zeroizing;
@@ -73,7 +73,7 @@ impl std::fmt::Display for Reason {
             Reason::InvalidEmail => "invalid email",
             Reason::Disabled => "disabled",
             Reason::NotBcrypt => "password is not a bcrypt hash",
-            Reason::BcryptCostTooHigh => "bcrypt cost above 14",
+            Reason::BcryptCostTooHigh => return write!(f, "bcrypt cost above {MAX_BCRYPT_COST}"),
             Reason::InvalidMasterKey => "apiKey is not 64 hex characters",
             Reason::InvalidScopedKey => "scoped key is not 64 hex characters",
             Reason::InvalidDigest => "key digest is not 64 lowercase hex characters",
@@ -330,14 +330,24 @@ fn plan_key(row: &Row, credentials: Option<&CredentialsKey>, now: DateTime<Utc>)
                 .ok_or_else(|| in_key(Problem::new(Reason::FoundryPasswordUndecryptable)))?,
         ),
     };
+    if foundry_password.as_ref().is_some_and(|password| password.chars().count() > MAX_TEXT_CHARS) {
+        return Err(in_key(Problem::with(Reason::InvalidValue, "encryptedFoundryPassword (too long)")));
+    }
+    let foundry_url = text(row, "foundryUrl");
+    if foundry_url.as_deref().is_some_and(|url| !is_http_url(url)) {
+        return Err(in_key(Problem::with(Reason::InvalidValue, "foundryUrl")));
+    }
     let enabled = flag(row, "enabled", true).map_err(in_key)?;
     let created_at = required_time(row, "createdAt").map_err(in_key)?;
     Ok(PlannedKey {
         digest: key.digest(),
         prefix: key.display_prefix(),
-        name: row.get("name").unwrap_or_default().trim().to_owned(),
-        scoped_client_id: text(row, "scopedClientId"),
-        scoped_user_id: text(row, "scopedUserId"),
+        name: key_name(row).map_err(in_key)?,
+        scoped_client_id: text(row, "scopedClientId")
+            .map(|id| bounded(&id, "scopedClientId"))
+            .transpose()
+            .map_err(in_key)?,
+        scoped_user_id: text(row, "scopedUserId").map(|id| bounded(&id, "scopedUserId")).transpose().map_err(in_key)?,
         scoped_client_ids: Vec::new(),
         scoped_user_ids: BTreeMap::new(),
         // The Node relay's keys predate scopes: they keep doing all they did.
@@ -346,8 +356,11 @@ fn plan_key(row: &Row, credentials: Option<&CredentialsKey>, now: DateTime<Utc>)
         daily_limit,
         requests_today: if today { count(row, "requestsToday").map_err(in_key)? } else { 0 },
         requests_this_month: 0,
-        foundry_url: text(row, "foundryUrl"),
-        foundry_username: text(row, "foundryUsername"),
+        foundry_url,
+        foundry_username: text(row, "foundryUsername")
+            .map(|username| bounded(&username, "foundryUsername"))
+            .transpose()
+            .map_err(in_key)?,
         foundry_password,
         expires_at: optional_time(row, "expiresAt").map_err(in_key)?,
         enabled,
@@ -367,19 +380,18 @@ fn plan_key_v3(row: &Row, now: DateTime<Utc>) -> Result<PlannedKey, Problem> {
     };
     // The plain key of an old row shows its first characters, when it is the key indeed.
     let prefix = key.filter(|key| key.digest() == digest).map(|key| key.display_prefix()).unwrap_or_default();
-    let name = row.get("name").unwrap_or_default().trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(Problem::with(Reason::InvalidValue, "name"));
-    }
+    let name = key_name(row)?;
     let grant = Grant::Only(scopes(row.get("scopes").unwrap_or_default())?);
-    let scoped_client_ids = row
+    let listed = row
         .get("scopedClientIds")
         .unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|id| !id.is_empty())
-        .map(|id| bounded(id, "scopedClientIds"))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(str::to_owned)
+        .collect();
+    let scoped_client_ids =
+        scoped::client_ids(listed).map_err(|_| Problem::with(Reason::InvalidValue, "scopedClientIds"))?;
     let scoped_user_ids = user_map(row.get("scopedUserIds").unwrap_or_default())?;
     let monthly_limit = match row.get("monthlyLimit").map(str::trim).filter(|v| !v.is_empty()) {
         None => None,
@@ -479,9 +491,14 @@ fn user_map(json: &str) -> Result<BTreeMap<String, String>, Problem> {
         if client.is_empty() || user.is_empty() {
             continue;
         }
-        map.insert(bounded(client, "scopedUserIds")?, bounded(user, "scopedUserIds")?);
+        map.insert(client.to_owned(), user.to_owned());
     }
-    Ok(map)
+    scoped::user_ids(map).map_err(|_| invalid())
+}
+
+/// A key's `name`, by `scoped::create`'s rule (given, not too long).
+fn key_name(row: &Row) -> Result<String, Problem> {
+    scoped::name(row.get("name")).map_err(|_| Problem::with(Reason::InvalidValue, "name"))
 }
 
 /// A free-text value within `scoped::create`'s bound.
@@ -513,15 +530,19 @@ pub fn unusable_digest(relay: &KeyDigest) -> KeyDigest {
     KeyDigest(hex::encode(hash.finalize()))
 }
 
-/// The bcrypt hash of a `Users` row, as the relays write it (`$2a$`, `$2b$`, `$2y$`), of
-/// a cost this service will run at login.
+/// The bcrypt hash of a `Users` row, as the relays write it (`$2a$`, `$2b$`, `$2y$`, a
+/// two-digit cost, 22 characters of salt and 31 of hash), of a cost this service will run
+/// at login.
 fn bcrypt_hash(user: &Row) -> Result<String, Problem> {
     let hash = user.get("password").unwrap_or_default();
     if !["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p)) {
         return Err(Problem::new(Reason::NotBcrypt));
     }
     let cost = hash.get(4..6).and_then(|c| c.parse::<u32>().ok()).ok_or(Problem::new(Reason::NotBcrypt))?;
-    if hash.get(6..7) != Some("$") {
+    let salt_and_hash = hash.get(7..).unwrap_or_default();
+    let base64 = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'/';
+    // Below cost 4 (bcrypt's least) or cut short, no password would ever match it.
+    if hash.get(6..7) != Some("$") || cost < 4 || salt_and_hash.len() != 53 || !salt_and_hash.bytes().all(base64) {
         return Err(Problem::new(Reason::NotBcrypt));
     }
     if cost > MAX_BCRYPT_COST {
@@ -600,6 +621,7 @@ pub fn parse_time(value: &str) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use shared::domain::scoped::{MAX_CLIENTS, MAX_NAME_CHARS};
 
     #[test]
     fn relay_dates_of_either_database_are_read() {
@@ -683,6 +705,71 @@ mod tests {
         assert_eq!(key(&[("enabled", "maybe")]).map(|p| p.reason), Some(Reason::InvalidValue));
         assert_eq!(key(&[("key", "short")]).map(|p| p.reason), Some(Reason::InvalidScopedKey));
         assert_eq!(key(&[("encryptedFoundryPassword", "00ff")]).map(|p| p.reason), Some(Reason::NoCredentialsKey));
+    }
+
+    #[test]
+    fn a_relay_password_hash_too_costly_to_check_or_that_nothing_matches_is_refused() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 20, 0, 0).unwrap();
+        let reason = |hash: &str| plan_user(&user(&[("password", hash)]), &[], None, now).err().map(|p| p.reason);
+        let salted = "N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
+        assert_eq!(reason(&format!("$2a${MAX_BCRYPT_COST}${salted}")), None);
+        assert_eq!(reason(&format!("$2a$04${salted}")), None);
+        for cost in [MAX_BCRYPT_COST + 1, 31] {
+            assert_eq!(reason(&format!("$2a${cost}${salted}")), Some(Reason::BcryptCostTooHigh), "{cost}");
+        }
+        assert_eq!(reason(&format!("$2b$03${salted}")), Some(Reason::NotBcrypt), "below bcrypt's least cost");
+        assert_eq!(reason(&format!("$2b$10${}", &salted[1..])), Some(Reason::NotBcrypt), "cut short");
+        assert_eq!(reason(&format!("$2b$10${}!", &salted[1..])), Some(Reason::NotBcrypt), "not bcrypt's base64");
+    }
+
+    /// A Node relay user with one key row made of `overrides` over a valid key, planned.
+    fn node_key(overrides: &[(&str, &str)], credentials: Option<&CredentialsKey>) -> Result<PlannedUser, Problem> {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 20, 0, 0).unwrap();
+        let hex = "cd".repeat(32);
+        let mut pairs = vec![("id", "3"), ("key", hex.as_str()), ("name", "bot"), ("createdAt", "2026-01-01")];
+        pairs.retain(|(k, _)| !overrides.iter().any(|(o, _)| o == k));
+        pairs.extend_from_slice(overrides);
+        plan_user(&user(&[]), &[&row(&pairs)], credentials, now)
+    }
+
+    #[test]
+    fn a_node_relay_key_is_checked_as_a_key_created_here_is() {
+        let refused = |overrides: &[(&str, &str)]| node_key(overrides, None).err().map(|p| (p.reason, p.detail));
+        let invalid = |column: &str| Some((Reason::InvalidValue, Some(format!("ApiKeys id=3: {column}"))));
+        let planned = node_key(&[("name", "  bot  "), ("foundryUrl", "http://10.0.0.5:30000/")], None).unwrap();
+        assert_eq!(planned.scoped_keys[0].name, "bot");
+        assert_eq!(refused(&[("name", "  ")]), invalid("name"));
+        assert_eq!(refused(&[("name", &"n".repeat(MAX_NAME_CHARS + 1))]), invalid("name"));
+        assert_eq!(refused(&[("name", &"n".repeat(MAX_NAME_CHARS))]), None);
+        for junk in ["ftp://foundry.example.com", "javascript:alert(1)", "foundry.example.com"] {
+            assert_eq!(refused(&[("foundryUrl", junk)]), invalid("foundryUrl"), "{junk}");
+        }
+        let long = "x".repeat(MAX_TEXT_CHARS + 1);
+        for column in ["scopedClientId", "scopedUserId", "foundryUsername"] {
+            assert_eq!(refused(&[(column, &long)]), invalid(column), "{column}");
+            assert_eq!(refused(&[(column, &long[1..])]), None, "{column}");
+        }
+    }
+
+    #[test]
+    fn a_node_relay_key_with_a_foundry_password_longer_than_create_takes_is_refused_without_showing_it() {
+        use aes_gcm::aead::AeadCore;
+        let key = CredentialsKey::parse(&hex::encode([9u8; 32])).unwrap();
+        let planned = |password: &str| {
+            let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&[9u8; 32]));
+            let iv = Aes256Gcm::generate_nonce(&mut aes_gcm::aead::OsRng);
+            let sealed = cipher.encrypt(&iv, password.as_bytes()).unwrap();
+            let (ciphertext, tag) = sealed.split_at(sealed.len() - 16);
+            let (c, iv, tag) = (hex::encode(ciphertext), hex::encode(iv), hex::encode(tag));
+            node_key(&[("encryptedFoundryPassword", &c), ("passwordIv", &iv), ("passwordAuthTag", &tag)], Some(&key))
+        };
+        let fits = "p".repeat(MAX_TEXT_CHARS);
+        let opened = planned(&fits).unwrap();
+        assert_eq!(opened.scoped_keys[0].foundry_password.as_deref().map(String::as_str), Some(fits.as_str()));
+        let long = "p".repeat(MAX_TEXT_CHARS + 1);
+        let problem = planned(&long).err().unwrap();
+        assert_eq!(problem.reason, Reason::InvalidValue);
+        assert!(!problem.detail.unwrap_or_default().contains(&long), "the password is never shown");
     }
 
     #[test]
@@ -811,6 +898,24 @@ mod tests {
         assert_eq!(refused(&[("scopedUserIds", r#"{"c": 1}"#)]).map(|r| r.0), Some(Reason::InvalidValue));
         assert_eq!(refused(&[("monthlyLimit", "0")]).map(|r| r.0), Some(Reason::InvalidValue));
         assert_eq!(refused(&[("enabled", "2")]).map(|r| r.0), Some(Reason::InvalidValue));
+    }
+
+    #[test]
+    fn a_relay_v3_key_serves_at_most_as_many_clients_as_create_takes_each_once() {
+        let clients = |n: usize| (0..n).map(|i| format!("c{i}")).collect::<Vec<_>>();
+        let users = |n: usize| {
+            let pairs: Vec<String> = (0..n).map(|i| format!(r#""c{i}": "u{i}""#)).collect();
+            format!("{{{}}}", pairs.join(","))
+        };
+        let refused = |overrides: &[(&str, &str)]| v3_key(overrides).err().map(|p| (p.reason, p.detail));
+        let invalid = |column: &str| Some((Reason::InvalidValue, Some(column.to_owned())));
+        let most =
+            v3_key(&[("scopedClientIds", &clients(MAX_CLIENTS).join(",")), ("scopedUserIds", &users(MAX_CLIENTS))])
+                .unwrap();
+        assert_eq!((most.scoped_client_ids.len(), most.scoped_user_ids.len()), (MAX_CLIENTS, MAX_CLIENTS));
+        assert_eq!(refused(&[("scopedClientIds", &clients(MAX_CLIENTS + 1).join(","))]), invalid("scopedClientIds"));
+        assert_eq!(refused(&[("scopedClientIds", "c1, c2 ,c1")]), invalid("scopedClientIds"));
+        assert_eq!(refused(&[("scopedUserIds", &users(MAX_CLIENTS + 1))]), invalid("scopedUserIds"));
     }
 
     #[test]

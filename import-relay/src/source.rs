@@ -6,14 +6,33 @@
 
 use shared::domain::error::Chain;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio_postgres::config::SslMode;
+use zeroize::Zeroizing;
 
 /// Where the relay's data is.
 #[derive(Debug, Clone)]
 pub enum Source {
     Sqlite(PathBuf),
-    /// A `postgres://` URL (connected to without TLS).
-    Postgres(String),
+    Postgres(Postgres),
+}
+
+/// A relay's PostgreSQL database: a `postgres://` URL (which may hold the password: never
+/// shown) and the CA certificates (PEM) its server's certificate must chain to. TLS is
+/// used exactly when the URL says `sslmode=require`, and then the server's certificate
+/// and name are checked, against the CA file or else the system's roots; `prefer` (the
+/// default) and `disable` connect without TLS.
+#[derive(Clone)]
+pub struct Postgres {
+    pub url: Zeroizing<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres").field("url", &"..").field("ca_file", &self.ca_file).finish()
+    }
 }
 
 /// One row of a relay table: each column's value as text, `None` for NULL.
@@ -71,6 +90,8 @@ pub enum SourceError {
     Sqlite { path: String, detail: String },
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     #[error("not a relay database: neither Users.apiKey (Node relay) nor Users.apiKeyHash, ApiKeys.keyHash and a Credentials table (relay 3.x)")]
     UnknownSchema,
 }
@@ -85,7 +106,7 @@ pub async fn read(source: &Source) -> Result<Relay, SourceError> {
                 .await
                 .map_err(|e| SourceError::Sqlite { path: shown, detail: e.to_string() })?
         }
-        Source::Postgres(url) => read_postgres(url).await,
+        Source::Postgres(postgres) => read_postgres(postgres).await,
     }
 }
 
@@ -140,14 +161,63 @@ fn read_sqlite(path: &std::path::Path) -> Result<Relay, SourceError> {
     Ok(relay)
 }
 
-async fn read_postgres(url: &str) -> Result<Relay, SourceError> {
-    let failed = |e: tokio_postgres::Error| SourceError::Postgres(e.to_string());
-    let (owned, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(failed)?;
-    let driver = tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(error = %Chain(&error), "PostgreSQL connection closed with an error");
+/// The connection's driver, until the client is dropped.
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(error) = connection.await {
+        tracing::warn!(error = %Chain(&error), "PostgreSQL connection closed with an error");
+    }
+}
+
+/// rustls (ring) trusting the certificates of `ca_file`, or else the system's roots.
+fn tls(ca_file: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, SourceError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let failed = |e: &dyn std::fmt::Display| SourceError::Tls(format!("CA file {}: {e}", path.display()));
+            for certificate in CertificateDer::pem_file_iter(path).map_err(|e| failed(&e))? {
+                roots.add(certificate.map_err(|e| failed(&e))?).map_err(|e| failed(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(failed(&"no certificate in it"));
+            }
         }
-    });
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            if roots.is_empty() {
+                return Err(SourceError::Tls(
+                    "no CA certificate in the system's store: give --postgres-ca-file".into(),
+                ));
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SourceError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+async fn read_postgres(postgres: &Postgres) -> Result<Relay, SourceError> {
+    // With its causes: "error performing TLS handshake" alone does not say why.
+    let failed = |e: tokio_postgres::Error| SourceError::Postgres(Chain(&e).to_string());
+    let config: tokio_postgres::Config = postgres.url.parse().map_err(failed)?;
+    let (owned, driver) = if config.get_ssl_mode() == SslMode::Require {
+        let (client, connection) = config.connect(tls(postgres.ca_file.as_deref())?).await.map_err(failed)?;
+        (client, tokio::spawn(drive(connection)))
+    } else if postgres.ca_file.is_some() {
+        // Not a plain-text connection the operator meant to be TLS.
+        return Err(SourceError::Tls("a CA file is given but the URL does not say sslmode=require".into()));
+    } else {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(failed)?;
+        (client, tokio::spawn(drive(connection)))
+    };
     let client = &owned;
     // The columns of a table of the connection's search path; none when it does not exist.
     let columns = |name: &'static str| async move {

@@ -158,14 +158,31 @@ INSERT INTO "PasswordResetTokens" ("userId", "tokenHash", "expiresAt", "used", "
             skip("IMPORT_RELAY_POSTGRES_URL", "a PostgreSQL server");
             return None;
         };
+        Some(self.postgres_on(&server, None).await)
+    }
+
+    /// The same on the test script's server that takes TLS only, with the CA file its
+    /// certificate chains to; `None` (with a message) without it.
+    async fn postgres_over_tls(&self) -> Option<(String, PathBuf)> {
+        let (Ok(server), Ok(ca_file)) =
+            (std::env::var("IMPORT_RELAY_POSTGRES_TLS_URL"), std::env::var("IMPORT_RELAY_POSTGRES_CA_FILE"))
+        else {
+            skip("IMPORT_RELAY_POSTGRES_TLS_URL", "a PostgreSQL server with TLS");
+            return None;
+        };
+        let ca_file = PathBuf::from(ca_file);
+        Some((self.postgres_on(&server, Some(&ca_file)).await, ca_file))
+    }
+
+    async fn postgres_on(&self, server: &str, ca_file: Option<&Path>) -> String {
         let database = format!("relay_{}", self.run);
-        execute_postgres(&server, &format!("CREATE DATABASE {database}")).await;
-        let mut url = url::Url::parse(&server).unwrap();
+        execute_postgres_with(server, &format!("CREATE DATABASE {database}"), ca_file).await;
+        let mut url = url::Url::parse(server).unwrap();
         url.set_path(&database);
         let url = url.to_string();
-        execute_postgres(&url, POSTGRES_SCHEMA).await;
-        execute_postgres(&url, &self.inserts(true)).await;
-        Some(url)
+        execute_postgres_with(&url, POSTGRES_SCHEMA, ca_file).await;
+        execute_postgres_with(&url, &self.inserts(true), ca_file).await;
+        url
     }
 }
 
@@ -180,7 +197,31 @@ fn skip(variable: &str, service: &str) {
 }
 
 async fn execute_postgres(url: &str, sql: &str) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    execute_postgres_with(url, sql, None).await;
+}
+
+/// Runs `sql` on `url`, over TLS trusting `ca_file` when one is given.
+async fn execute_postgres_with(url: &str, sql: &str, ca_file: Option<&Path>) {
+    let Some(ca_file) = ca_file else {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        return driver.await.unwrap().unwrap();
+    };
+    use rustls::pki_types::{pem::PemObject as _, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca_file).unwrap() {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+    let (client, connection) = tokio_postgres::connect(&format!("{url}?sslmode=require"), tls).await.unwrap();
     let driver = tokio::spawn(connection);
     client.batch_execute(sql).await.unwrap();
     drop(client);
@@ -267,11 +308,28 @@ struct Run {
 }
 
 fn import(source: &[String], target: &Target, extra: &[&str], credentials_key: Option<&[u8; 32]>) -> Run {
+    let key = credentials_key.map(hex::encode);
+    let env: Vec<(&str, &str)> = key.iter().map(|key| ("CREDENTIALS_ENCRYPTION_KEY", key.as_str())).collect();
+    import_with(source, target, extra, &env)
+}
+
+/// The variables the import reads its source and secrets from: none is inherited.
+const IMPORT_VARIABLES: [&str; 5] = [
+    "CREDENTIALS_ENCRYPTION_KEY",
+    "CREDENTIALS_ENCRYPTION_KEY_FILE",
+    "IMPORT_RELAY_POSTGRES_URL",
+    "IMPORT_RELAY_POSTGRES_URL_FILE",
+    "PGSSLROOTCERT",
+];
+
+/// An import with `env` as its only variables of [`IMPORT_VARIABLES`].
+fn import_with(source: &[String], target: &Target, extra: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_import-relay"));
-    command.args(source).args(target.args()).args(extra).env_remove("CREDENTIALS_ENCRYPTION_KEY");
-    if let Some(key) = credentials_key {
-        command.env("CREDENTIALS_ENCRYPTION_KEY", hex::encode(key));
+    command.args(source).args(target.args()).args(extra);
+    for variable in IMPORT_VARIABLES {
+        command.env_remove(variable);
     }
+    command.envs(env.iter().copied());
     let out = command.output().unwrap();
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     Run { code: out.status.code(), output }
@@ -456,6 +514,139 @@ async fn a_postgres_relay_moves_into_the_embedded_store() {
         return;
     };
     import_and_use(&fixture, vec!["--postgres".into(), url], Target::embedded()).await;
+}
+
+/// A file in `dir` holding `text` and a line end, as `echo` writes it; its path.
+fn file_holding(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{text}\n")).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn the_credentials_key_is_read_from_a_file_named_by_an_option_or_a_variable() {
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = vec!["--sqlite".into(), fixture.sqlite(dir.path()).display().to_string()];
+    let key_file = file_holding(dir.path(), "credentials-key", &hex::encode(fixture.credentials_key));
+    let target = Target::embedded();
+    let by_option = import_with(&source, &target, &["--dry-run", "--credentials-key-file", &key_file], &[]);
+    let by_variable = import_with(&source, &target, &["--dry-run"], &[("CREDENTIALS_ENCRYPTION_KEY_FILE", &key_file)]);
+    for run in [by_option, by_variable] {
+        // The Foundry passwords open: only the two broken accounts fail.
+        assert!(run.output.contains("Users: would import 2, skipped 0, failed 2"), "{}", run.output);
+        assert!(!run.output.contains("no credentials key given"), "{}", run.output);
+    }
+}
+
+#[tokio::test]
+async fn a_credentials_key_given_both_as_a_value_and_as_a_file_is_refused() {
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = vec!["--sqlite".into(), fixture.sqlite(dir.path()).display().to_string()];
+    let key = hex::encode(fixture.credentials_key);
+    let key_file = file_holding(dir.path(), "credentials-key", &key);
+    let run = import_with(
+        &source,
+        &Target::embedded(),
+        &["--dry-run", "--credentials-key-file", &key_file],
+        &[("CREDENTIALS_ENCRYPTION_KEY", &key)],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.output);
+    assert!(run.output.contains("are both given: give one"), "{}", run.output);
+    assert!(!run.output.contains(&key), "{}", run.output);
+    assert!(!run.output.contains("would import"), "nothing read: {}", run.output);
+}
+
+#[tokio::test]
+#[ignore = "needs the PostgreSQL server that scripts/test.sh starts"]
+async fn the_postgres_url_is_read_from_a_variable_or_a_file_off_the_command_line() {
+    let fixture = Fixture::new();
+    let Some(url) = fixture.postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = file_holding(dir.path(), "postgres-url", &url);
+    let target = Target::embedded();
+    let key = hex::encode(fixture.credentials_key);
+    let key = ("CREDENTIALS_ENCRYPTION_KEY", key.as_str());
+    let runs = [
+        import_with(&["--postgres-url-file".into(), url_file.clone()], &target, &["--dry-run"], &[key]),
+        import_with(&[], &target, &["--dry-run"], &[key, ("IMPORT_RELAY_POSTGRES_URL", &url)]),
+        import_with(&[], &target, &["--dry-run"], &[key, ("IMPORT_RELAY_POSTGRES_URL_FILE", &url_file)]),
+    ];
+    for run in runs {
+        assert_eq!(run.code, Some(1), "{}", run.output);
+        assert!(run.output.contains("Users: would import 2, skipped 0, failed 2"), "{}", run.output);
+    }
+    let twice = import_with(
+        &[],
+        &target,
+        &["--dry-run"],
+        &[("IMPORT_RELAY_POSTGRES_URL", &url), ("IMPORT_RELAY_POSTGRES_URL_FILE", &url_file)],
+    );
+    assert_eq!(twice.code, Some(2), "{}", twice.output);
+    assert!(twice.output.contains("are both given: give one"), "{}", twice.output);
+    let none = import_with(&[], &target, &["--dry-run"], &[]);
+    assert_eq!(none.code, Some(2), "{}", none.output);
+    assert!(none.output.contains("no relay database"), "{}", none.output);
+}
+
+#[tokio::test]
+#[ignore = "needs the PostgreSQL server that scripts/test.sh starts"]
+async fn sslmode_require_against_a_server_without_tls_fails_naming_tls() {
+    let fixture = Fixture::new();
+    let Some(url) = fixture.postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = file_holding(dir.path(), "postgres-url", &format!("{url}?sslmode=require"));
+    let run = import_with(&["--postgres-url-file".into(), url_file], &Target::embedded(), &["--dry-run"], &[]);
+    assert_eq!(run.code, Some(2), "{}", run.output);
+    assert!(run.output.contains("server does not support TLS"), "{}", run.output);
+    assert!(!run.output.contains("would import"), "no rows read in plain text: {}", run.output);
+}
+
+#[tokio::test]
+#[ignore = "needs the PostgreSQL server with TLS that scripts/test.sh starts"]
+async fn sslmode_require_imports_over_tls_from_a_server_whose_certificate_chains_to_the_ca_file() {
+    let fixture = Fixture::new();
+    let Some((url, ca_file)) = fixture.postgres_over_tls().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = file_holding(dir.path(), "postgres-url", &format!("{url}?sslmode=require"));
+    // The server takes TLS only: the import reads it, and uses it as from any other.
+    let source =
+        vec!["--postgres-url-file".into(), url_file, "--postgres-ca-file".into(), ca_file.display().to_string()];
+    import_and_use(&fixture, source, Target::embedded()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the PostgreSQL server with TLS that scripts/test.sh starts"]
+async fn sslmode_require_refuses_a_server_whose_certificate_it_cannot_check() {
+    let fixture = Fixture::new();
+    let Some((url, ca_file)) = fixture.postgres_over_tls().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let require = file_holding(dir.path(), "require", &format!("{url}?sslmode=require"));
+    // The system's roots do not know the test CA.
+    let unknown = import_with(&["--postgres-url-file".into(), require], &Target::embedded(), &["--dry-run"], &[]);
+    assert_eq!(unknown.code, Some(2), "{}", unknown.output);
+    assert!(unknown.output.contains("TLS") && unknown.output.contains("certificate"), "{}", unknown.output);
+    assert!(!unknown.output.contains("would import"), "{}", unknown.output);
+    // A CA file with a URL that does not ask for TLS: refused rather than read in plain text.
+    let plain = file_holding(dir.path(), "plain", &url);
+    let ca = ca_file.display().to_string();
+    let run = import_with(
+        &["--postgres-url-file".into(), plain],
+        &Target::embedded(),
+        &["--dry-run", "--postgres-ca-file", &ca],
+        &[],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.output);
+    assert!(run.output.contains("does not say sslmode=require"), "{}", run.output);
 }
 
 #[tokio::test]

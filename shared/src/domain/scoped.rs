@@ -185,8 +185,9 @@ pub async fn update(app: &App, caller: &Caller, key_id: &str, change: ScopedKeyC
     Err(PortError::Conflict.into())
 }
 
-/// A key's name: trimmed, given, and not too long.
-fn name(raw: Option<&str>) -> Result<String, AuthError> {
+/// A key's name: trimmed, given, and not too long (also the rule `import-relay` reads a
+/// relay key's name by).
+pub fn name(raw: Option<&str>) -> Result<String, AuthError> {
     let name = raw.map(str::trim).unwrap_or_default();
     if name.is_empty() {
         return Err(AuthError::NameRequired);
@@ -224,8 +225,8 @@ fn is_id(id: &str) -> bool {
     !id.trim().is_empty() && id.chars().count() <= MAX_TEXT_CHARS
 }
 
-/// Client ids: each an id, each once, not too many.
-fn client_ids(ids: Vec<String>) -> Result<Vec<String>, AuthError> {
+/// Client ids: each an id, each once, not too many (also `import-relay`'s rule).
+pub fn client_ids(ids: Vec<String>) -> Result<Vec<String>, AuthError> {
     let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
     if ids.len() > MAX_CLIENTS || distinct.len() != ids.len() || !ids.iter().all(|id| is_id(id)) {
         return Err(AuthError::InvalidField(Field::ClientIds));
@@ -233,8 +234,8 @@ fn client_ids(ids: Vec<String>) -> Result<Vec<String>, AuthError> {
     Ok(ids)
 }
 
-/// Client id → user id: both ids; not too many.
-fn user_ids(map: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AuthError> {
+/// Client id → user id: both ids; not too many (also `import-relay`'s rule).
+pub fn user_ids(map: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AuthError> {
     if map.len() > MAX_CLIENTS || !map.iter().all(|(client, user)| is_id(client) && is_id(user)) {
         return Err(AuthError::InvalidField(Field::UserIds));
     }

@@ -17,18 +17,36 @@ fn template() -> Value {
     serde_yaml_ng::from_str(&text).unwrap()
 }
 
-/// The functions of the template: binary name -> resource.
+/// The functions of the template: binary name -> resource, whose `Policies` include those
+/// of the `AWS::IAM::RolePolicy` resources on its role (SAM's `<LogicalId>Role`): every
+/// permission the function has.
 fn functions(template: &Value) -> BTreeMap<String, Value> {
-    template["Resources"]
-        .as_mapping()
-        .unwrap()
-        .values()
-        .filter(|r| r["Type"] == "AWS::Serverless::Function")
-        .map(|r| {
+    let resources = template["Resources"].as_mapping().unwrap();
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, r)| {
             assert_eq!(r["Metadata"]["BuildMethod"], "rust-cargolambda");
-            (r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned(), r.clone())
+            let mut function = r.clone();
+            let role = format!("{}Role", id.as_str().unwrap());
+            for (_, attached) in role_policies(template).filter(|(on, _)| *on == role) {
+                let policies = &mut function["Properties"]["Policies"];
+                if policies.is_null() {
+                    *policies = Value::Sequence(Vec::new());
+                }
+                policies.as_sequence_mut().unwrap().push(attached["Properties"]["PolicyDocument"].clone());
+            }
+            (r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned(), function)
         })
         .collect()
+}
+
+/// The template's `AWS::IAM::RolePolicy` resources: (the role's logical id, resource).
+fn role_policies(template: &Value) -> impl Iterator<Item = (String, &Value)> {
+    template["Resources"].as_mapping().unwrap().values().filter(|r| r["Type"] == "AWS::IAM::RolePolicy").map(|r| {
+        let role = reference(&r["Properties"]["RoleName"]).expect("a role policy names its role with !Ref");
+        (role, r)
+    })
 }
 
 /// Every action a function's policies allow, as `service:Action` strings.
@@ -225,13 +243,77 @@ fn the_key_is_administered_by_the_account_and_used_only_by_the_functions() {
         let crypto: Vec<_> = actions.iter().filter(|a| ["kms:Encrypt", "kms:Decrypt"].contains(&a.as_str())).collect();
         if !crypto.is_empty() {
             let condition = &statement["Condition"];
-            assert!(!condition["ArnLike"]["aws:PrincipalArn"].is_null(), "only named roles use the key");
+            assert!(!condition["StringEquals"]["aws:PrincipalArn"].is_null(), "only named roles use the key");
             assert!(!condition["StringEquals"]["kms:EncryptionContext:purpose"].is_null(), "only its contexts");
         }
     }
     let administered = statements.iter().flat_map(actions).collect::<BTreeSet<_>>();
     for needed in ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:EnableKeyRotation", "kms:DescribeKey"] {
         assert!(administered.contains(needed), "the key stays manageable: {needed}");
+    }
+}
+
+/// The logical id of the resource a `!GetAtt X.Arn` names.
+fn arn_of(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => {
+            tagged.value.as_str()?.strip_suffix(".Arn").map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn the_key_policy_names_exactly_the_roles_of_this_stack_that_use_the_key() {
+    let template = template();
+    let resources = &template["Resources"];
+    let statements = resources["AuthKey"]["Properties"]["KeyPolicy"]["Statement"].as_sequence().unwrap();
+    let crypto: Vec<&Value> = statements
+        .iter()
+        .filter(|s| {
+            s["Action"].as_sequence().is_some_and(|a| a.iter().any(|a| a == "kms:Encrypt" || a == "kms:Decrypt"))
+        })
+        .collect();
+    assert_eq!(crypto.len(), 1);
+    let condition = crypto[0]["Condition"].as_mapping().unwrap();
+    // Exact ARNs only: no ArnLike or StringLike, whose patterns another stack's roles
+    // (a sibling stack whose name starts with this one's) could match.
+    let operators: Vec<&str> = condition.keys().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(operators, ["StringEquals"]);
+    let named: BTreeSet<String> = crypto[0]["Condition"]["StringEquals"]["aws:PrincipalArn"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|arn| arn_of(arn).unwrap_or_else(|| panic!("a role by its !GetAtt Role.Arn, not {arn:?}")))
+        .collect();
+    let functions = functions(&template);
+    let mut users = BTreeSet::new();
+    for (id, declared) in resources.as_mapping().unwrap() {
+        if declared["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let (id, binary) = (id.as_str().unwrap(), declared["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap());
+        if grants(&functions[binary]).iter().any(|(resource, _)| resource == "AuthKey") {
+            // SAM's role of the function (`<LogicalId>Role`): it names no role of its own.
+            assert!(declared["Properties"]["Role"].is_null(), "{binary}");
+            users.insert(format!("{id}Role"));
+        }
+        // The function's own Policies go into that role, which the key policy names:
+        // naming the key there would be a circular dependency (role -> key -> role). Its
+        // use of the key is a role policy of its own.
+        for policy in declared["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            for statement in policy["Statement"].as_sequence().unwrap() {
+                assert_ne!(arn_of(&statement["Resource"]).as_deref(), Some("AuthKey"), "{binary}: in its Policies");
+            }
+        }
+    }
+    // Exactly the roles whose permissions reach the key.
+    assert_eq!(named, users);
+    for (role, policy) in role_policies(&template) {
+        assert!(named.contains(&role), "{role}: a role policy on a role the key policy does not name");
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            assert_eq!(arn_of(&statement["Resource"]).as_deref(), Some("AuthKey"), "{role}: only the key's use");
+        }
     }
 }
 
