@@ -385,3 +385,19 @@ async fn listing_keys_reads_their_usage_in_a_constant_number_of_calls() {
     assert_eq!(spent[0], spent[1], "one key or six: the same calls");
     assert_eq!(spent[0], 4, "two reads to authenticate, one query, one batch of usage");
 }
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
+async fn a_throttle_attempt_given_back_whose_answer_was_lost_is_not_given_back_twice() {
+    let h = Harness::new().await;
+    let (key, limit) = (format!("give-back-test:{}", uuid::Uuid::new_v4()), Limit::new(10, 1000));
+    let now = h.clock.now();
+    for _ in 0..3 {
+        assert!(h.app.store.admit(&key, limit, now).await.unwrap().allowed);
+    }
+    // The decrement is applied, and its answer lost: the SDK must not send it again.
+    h.inject("dynamodb:UpdateItem", json!({"kind": "commit", "times": 1})).await;
+    let _ambiguous = h.app.store.give_back(&key, limit, now).await;
+    let next = h.app.store.admit(&key, limit, now).await.unwrap();
+    assert_eq!(next.remaining, 10 - 3 + 1 - 1, "one attempt given back, not two");
+}

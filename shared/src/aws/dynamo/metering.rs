@@ -18,7 +18,9 @@
 //! returns more than [`LEFTOVERS_KEPT`] of them, one more write removes them, so that the
 //! items stay small (a third call, once in several idle gaps of one key).
 
-use super::{conditional, from_item, n, pk, retry_conflicts, s, sdk_error, time, to_item, DynamoStore, Item, Written};
+use super::{
+    conditional, from_item, n, no_retries, pk, retry_conflicts, s, sdk_error, time, to_item, DynamoStore, Item, Written,
+};
 use crate::domain::clock::iso;
 use crate::domain::error::{Chain, PortError};
 use crate::domain::keys::KeyKind;
@@ -28,7 +30,6 @@ use crate::domain::ports::{KeyIndex, Metering, PortResult};
 use crate::domain::scopes::Need;
 use crate::records::{key_pk, meter_pk, user_pk, KeyItem, MeterItem, UserItem};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
@@ -170,12 +171,6 @@ impl CountingWrite {
     fn expression(&self) -> String {
         format!("SET {} REMOVE #usage.#yesterday, #usage.#lastMonth", self.sets.join(", "))
     }
-}
-
-/// The SDK's retries switched off, for a write that must not be applied twice (counting,
-/// taking a count back): an ambiguous failure is not resent.
-fn no_retries() -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Config::builder().retry_config(RetryConfig::disabled())
 }
 
 /// What counting on a key's index entry gave.

@@ -341,3 +341,9 @@ fn not_applied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool
     ];
     err.code().is_some_and(|code| CODES.contains(&code))
 }
+
+/// The SDK's retries switched off, for a write that must not be applied twice (counting,
+/// taking a count back, giving a throttle attempt back): an ambiguous failure is not resent.
+fn no_retries() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Config::builder().retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+}

@@ -1,6 +1,6 @@
 //! The throttle table: rate limits, tallies, blocks and the throttle secret.
 
-use super::{conditional, n, pk, retry_conflicts, s, sdk_error, DynamoStore, Item, Written};
+use super::{conditional, n, no_retries, pk, retry_conflicts, s, sdk_error, DynamoStore, Item, Written};
 use crate::domain::error::PortError;
 use crate::domain::limits::{fixed_window, Limit, Verdict};
 use crate::domain::ports::{PortResult, Throttle};
@@ -80,7 +80,9 @@ impl Throttle for DynamoStore {
             .update_expression("SET tat = tat - :interval")
             .condition_expression("attribute_exists(tat)")
             .expression_attribute_values(":interval", n(u64::try_from(limit.interval_ms()).unwrap_or(0)));
-        conditional(|| request.clone().send()).await?;
+        // Not idempotent: sent once. After an ambiguous failure the attempt stays spent
+        // (failing closed) instead of perhaps being given back twice.
+        conditional(|| request.clone().customize().config_override(no_retries()).send()).await?;
         Ok(())
     }
 
