@@ -636,3 +636,28 @@ def test_an_account_from_the_relay_signs_in_without_a_key_to_show(server, page: 
     expect(page.get_by_role("region", name="Usage")).to_contain_text("of 1,000 requests")
     assert server.get("/auth/user-data", key=master.input_value())[0] == 200
     sign_out(page, base)
+
+
+def test_a_key_from_the_old_relay_is_asked_to_be_regenerated(server, page: Page):
+    base = server.base
+    sign_up(page, base)
+
+    # user-data's answer for a key from the old relay (64 hex characters), still accepted.
+    def from_the_old_relay(route):
+        answer = route.fetch()
+        data = answer.json()
+        data.update(legacyKey=True, legacyKeysUntil="2027-01-01T00:00:00Z")
+        route.fulfill(response=answer, json=data)
+
+    page.route("**/auth/user-data", from_the_old_relay)
+    page.reload()
+    api_key = page.get_by_role("region", name="API key")
+    expect(api_key).to_contain_text("Your key came from the old relay: regenerate it.")
+    expect(api_key).to_contain_text("It stops working on")
+
+    page.get_by_role("button", name="Regenerate key").click()
+    api_key.get_by_label("Password", exact=True).fill(PASSWORD)
+    api_key.get_by_role("button", name="Confirm").click()
+    expect(api_key.get_by_role("status")).to_contain_text("Your new key is active")
+    expect(api_key).not_to_contain_text("Your key came from the old relay")
+    sign_out(page, base)

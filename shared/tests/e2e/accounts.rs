@@ -295,6 +295,8 @@ async fn user_data_describes_the_account_behind_the_master_key() {
             "requestsToday": 0,
             "subscriptionStatus": "free",
             "limits": {"dailyLimit": 7, "monthlyLimit": 70, "unlimitedMonthly": false},
+            "legacyKey": false,
+            "legacyKeysUntil": null,
         })
     );
 }
