@@ -10,6 +10,10 @@
 #     request caps raised out of reach): the master key counted, then with "count": false,
 #     each against user-data of the same run;
 #   - login over one connection against one argon2 hash of the policy;
+#   - wrong passwords (median of 20 each, interleaved, the login operation in process):
+#     for an unknown email, an argon2id account and a relay bcrypt account not yet
+#     upgraded, against one argon2id and one bcrypt verification (the work each is made
+#     of), and whether [profile.release] builds the password crates at opt-level 3;
 #   - peak resident memory of the local server after 64 concurrent logins;
 #   - the stripped size of every function binary.
 # Each function is built on its own (`cargo build -p NAME`), so it links only the features
@@ -147,6 +151,8 @@ wrk_run register 8 "$base/auth/register" "$work/register.lua"
 echo "==> login over one connection, one argon2 hash" >&2
 hash_ms=$("$target/argon2-hash" 21)
 wrk_run login-1 1 "$base/auth/login" "$work/login.lua"
+echo "==> wrong passwords: an unknown email, an argon2id account, a relay bcrypt account" >&2
+"$target/wrong-passwords" "$work/wrong-data" 20 >"$work/wrong"
 echo "==> 64 concurrent logins" >&2
 wrk_run login-64 64 "$base/auth/login" "$work/login.lua"
 peak_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$local_pid/status")
@@ -223,6 +229,27 @@ row "POST /auth/login, 1 connection" "p50 $p50 ms (p99 $p99 ms, $rps req/s)" "on
   "$(ratio "$p50" "$hash_ms")" "≤ 1.5x: $(within "$p50" "$hash_ms" 1.5)"
 figures login-64
 row "POST /auth/login, 64 connections" "$rps req/s (p50 $p50 ms, p99 $p99 ms)" "" "" "non-2xx (shed, 503): $bad"
+# wrong_ms NAME: a median of the wrong-passwords run.
+wrong_ms() { awk -F '\t' -v n="$1" '$1 == n { print $2 }' "$work/wrong"; }
+argon2_ms=$(wrong_ms "one argon2id verification (policy)")
+bcrypt_ms=$(wrong_ms "one bcrypt verification (cost 10)")
+both_ms=$(awk -v a="$argon2_ms" -v b="$bcrypt_ms" 'BEGIN { print a + b }')
+cases=("unknown email" "argon2id account" "relay bcrypt account")
+slowest=$(for c in "${cases[@]}"; do wrong_ms "$c"; done | sort -g | tail -1)
+fastest=$(for c in "${cases[@]}"; do wrong_ms "$c"; done | sort -g | head -1)
+for c in "${cases[@]}"; do
+  ms=$(wrong_ms "$c")
+  row "wrong password, $c (login, median of 20)" "$ms ms" "argon2id $argon2_ms + bcrypt $bcrypt_ms ms" \
+    "$(ratio "$ms" "$both_ms")" "slowest case ≤ 1.1x fastest: $(within "$slowest" "$fastest" 1.1)"
+done
+# A profile setting once halved argon2's speed unseen: the password crates (and the
+# crates their inner loops live in) must be built at opt-level 3 in the release profile.
+opt3() {
+  awk -v p="[profile.release.package.$1]" '$0 == p { getline; found = ($0 ~ /^opt-level *= *3$/) }
+    END { print found ? "yes" : "NO" }' Cargo.toml
+}
+row "opt-level 3 for the password crates in [profile.release]" \
+  "argon2 $(opt3 argon2), blake2 $(opt3 blake2), bcrypt $(opt3 bcrypt), blowfish $(opt3 blowfish)" "" "" ""
 peak_mb=$(awk -v k="$peak_kb" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }')
 row "peak RSS of the local server (VmHWM, over all runs above)" "$peak_mb MB" "" "" "≤ 150 MB: $(within "$peak_mb" 150 1)"
 

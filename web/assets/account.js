@@ -71,6 +71,7 @@ function showUser(user) {
   email = user.email;
   $('who').textContent = `Signed in as ${user.email}.`;
   $('master-key').value = key;
+  legacyKey(user.legacyKey, user.legacyKeysUntil);
   const limits = user.limits ?? {};
   usage('today', user.requestsToday, limits.dailyLimit, 'day-limit-text');
   usage('month', user.requestsThisMonth, limits.unlimitedMonthly ? null : limits.monthlyLimit, 'month-limit-text');
@@ -78,6 +79,15 @@ function showUser(user) {
   const badge = $('subscription');
   badge.textContent = status === 'active' ? 'Active subscription' : status === 'free' ? 'Free plan' : status;
   badge.className = `badge ${status === 'active' ? 'ok' : ''}`;
+}
+
+// A key from the old relay (64 hex characters) still works, until LEGACY_KEYS_UNTIL if set.
+function legacyKey(legacy, until) {
+  const callout = $('legacy-key');
+  callout.hidden = !legacy;
+  if (!legacy) return;
+  const end = until ? ` It stops working on ${new Date(until).toLocaleString(undefined, { dateStyle: 'long', timeStyle: 'short' })}.` : '';
+  callout.textContent = `Your key came from the old relay: regenerate it.${end}`;
 }
 
 function usage(which, count, limit, labelId) {
@@ -393,6 +403,7 @@ function wire() {
     master.value = key;
     toggle(false);
     say($('key-message'), 'Your new key is active. Your old key and every scoped key no longer work: paste the new key into Foundry.', 'success');
+    legacyKey(false);
     if (wasWithoutKey) {
       keyShown(true);
       $('regenerate-hint').textContent = 'Use this if your key may have leaked.';

@@ -675,3 +675,27 @@ def test_i_think_my_key_leaked_replaces_every_key_from_the_reset_link(server, pa
     keys = listed_keys(server, replaced)
     assert [k["enabled"] for k in keys] == [False], keys
     shot(page, "reset-password-new-key")
+
+def test_a_key_from_the_old_relay_is_asked_to_be_regenerated(server, page: Page):
+    base = server.base
+    sign_up(page, base)
+
+    # user-data's answer for a key from the old relay (64 hex characters), still accepted.
+    def from_the_old_relay(route):
+        answer = route.fetch()
+        data = answer.json()
+        data.update(legacyKey=True, legacyKeysUntil="2027-01-01T00:00:00Z")
+        route.fulfill(response=answer, json=data)
+
+    page.route("**/auth/user-data", from_the_old_relay)
+    page.reload()
+    api_key = page.get_by_role("region", name="API key")
+    expect(api_key).to_contain_text("Your key came from the old relay: regenerate it.")
+    expect(api_key).to_contain_text("It stops working on")
+
+    page.get_by_role("button", name="Regenerate key").click()
+    api_key.get_by_label("Password", exact=True).fill(PASSWORD)
+    api_key.get_by_role("button", name="Confirm").click()
+    expect(api_key.get_by_role("status")).to_contain_text("Your new key is active")
+    expect(api_key).not_to_contain_text("Your key came from the old relay")
+    sign_out(page, base)

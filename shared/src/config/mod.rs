@@ -296,6 +296,7 @@ fn settings(reset_url: Option<Url>, env: &Env<impl Fn(&str) -> Option<String>>) 
     })?;
     let service_key_digests =
         env.parsed("SERVICE_KEY_DIGESTS", |v| ServiceKeyDigests::parse([v]).map_err(|e| e.to_string()))?;
+    let legacy_keys_until = env.parsed("LEGACY_KEYS_UNTIL", parse_instant)?;
     Ok(Settings {
         reset_url,
         registration_enabled: env.switch("REGISTRATION_ENABLED", true)?,
@@ -315,7 +316,19 @@ fn settings(reset_url: Option<Url>, env: &Env<impl Fn(&str) -> Option<String>>) 
                 _ => Err(format!("expected all or none, got {v:?}")),
             })?
             .unwrap_or(true),
+        legacy_keys_until,
     })
+}
+
+/// An RFC 3339 date and time (`2027-01-01T00:00:00Z`), or a date alone for the start of
+/// that day in UTC (`2027-01-01`).
+fn parse_instant(v: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc())
+        })
+        .map_err(|_| format!("expected an RFC 3339 date and time such as 2027-01-01T00:00:00Z, or a date, got {v:?}"))
 }
 
 /// The throttles: `THROTTLING=off` switches all of them off; each limit has a variable of

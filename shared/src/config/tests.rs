@@ -215,3 +215,18 @@ fn malformed_values_are_refused_with_their_name() {
         Err(ConfigError::Invalid { name: "RESET_URL", .. })
     ));
 }
+
+#[test]
+fn legacy_keys_until_is_an_instant_or_a_day_and_unset_means_no_end() {
+    let until = |value: Option<&str>| {
+        let mut pairs = FULL.to_vec();
+        pairs.extend(value.map(|v| ("LEGACY_KEYS_UNTIL", v)));
+        Config::from_lookup(Needs::ALL, env(&pairs)).map(|c| c.settings.legacy_keys_until)
+    };
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    assert_eq!(until(None), Ok(None));
+    assert_eq!(until(Some(" ")), Ok(None));
+    assert_eq!(until(Some("2027-03-01T12:30:00+02:00")), Ok(Some(at("2027-03-01T10:30:00Z"))));
+    assert_eq!(until(Some("2027-03-01")), Ok(Some(at("2027-03-01T00:00:00Z"))));
+    assert!(matches!(until(Some("next spring")), Err(ConfigError::Invalid { name: "LEGACY_KEYS_UNTIL", .. })));
+}

@@ -3,7 +3,8 @@
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use crate::domain::keys::{ApiKey, KeyKind};
-use crate::domain::meter::{is_expired, Decision};
+use crate::domain::meter::{is_expired, legacy_keys_ended, Decision};
+use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{KeyEntry, User};
 
 /// An authenticated caller: the account and the key it presented.
@@ -26,7 +27,8 @@ pub async fn authenticate(app: &App, presented: Option<&str>) -> Result<Caller, 
 }
 
 /// As [`authenticate`], with the reason of a refusal (for the authorizer's metrics):
-/// `Missing`, `Malformed`, `Unknown`, `Revoked`, `Disabled` or `Expired`.
+/// `Missing`, `Malformed`, `Legacy` (a relay key after `LEGACY_KEYS_UNTIL`, refused before
+/// any store call), `Unknown`, `Revoked`, `Disabled` or `Expired`.
 pub async fn identify(app: &App, presented: Option<&str>) -> Result<Result<Caller, Decision>, AuthError> {
     let Some(presented) = presented else {
         return Ok(Err(Decision::Missing));
@@ -34,6 +36,9 @@ pub async fn identify(app: &App, presented: Option<&str>) -> Result<Result<Calle
     let Some(key) = ApiKey::parse(presented.trim()) else {
         return Ok(Err(Decision::Malformed));
     };
+    if key.is_legacy() && legacy_keys_ended(app.settings.legacy_keys_until, app.clock.now()) {
+        return Ok(Err(Decision::Legacy));
+    }
     let digest = key.digest();
     let Some((entry, user)) = app.store.key_entry_and_account(&digest).await? else {
         return Ok(Err(Decision::Unknown));
@@ -53,7 +58,12 @@ pub async fn identify(app: &App, presented: Option<&str>) -> Result<Result<Calle
     };
     Ok(match refusal {
         Some(reason) => Err(reason),
-        None => Ok(Caller { user, key, entry }),
+        None => {
+            if key.is_legacy() {
+                metrics::count(Counter::LegacyKeyUses);
+            }
+            Ok(Caller { user, key, entry })
+        }
     })
 }
 

@@ -43,13 +43,65 @@ pub trait PasswordHasher: Send + Sync {
     }
     /// Whether a stored hash is weaker than the current policy and should be replaced.
     fn needs_rehash(&self, phc: &str) -> bool;
-    /// A hash of a random password with the current parameters: verifying a password for
-    /// an unknown account against it costs what verifying a real one costs.
-    fn decoy(&self) -> &str;
+    /// One hash of a random password per kind of hash this hasher verifies, each of the
+    /// cost a stored hash of that kind has: the current policy's argon2id first, then the
+    /// relay's bcrypt ([`RELAY_BCRYPT_COST`]). See [`PasswordHasher::check_in`].
+    fn decoys(&self) -> &[String];
+    /// Checks a password against a stored hash (`None`: no such account), so that every
+    /// failed check does the same hashing work whatever it was checked against: after a
+    /// mismatch it verifies against each decoy whose [`Work`] it has not done yet. A wrong
+    /// password for an unknown email, for an argon2id account and for a relay bcrypt
+    /// account not yet upgraded all end having done one verification of each decoy's kind
+    /// and cost. A correct password does only its own hash's work.
+    fn check_in(&self, password: &str, phc: Option<&str>, memory: &mut HashMemory) -> bool {
+        let matched = phc.is_some_and(|phc| self.verify_in(password, phc, memory));
+        if !matched {
+            let done = phc.and_then(Work::of);
+            for decoy in self.decoys() {
+                if done.is_none() || Work::of(decoy) != done {
+                    self.verify_in(password, decoy, memory);
+                }
+            }
+        }
+        matched
+    }
+}
+
+/// The hashing work a verification against a stored hash costs: its kind and cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// An argon2 hash: its variant (`argon2id`, ...), memory in KiB, passes and lanes.
+    Argon2 { algorithm: String, m_cost: u32, t_cost: u32, p_cost: u32 },
+    /// A bcrypt hash of `2^cost` rounds (any of the `$2a$`, `$2b$`, `$2y$` prefixes).
+    Bcrypt { cost: u32 },
+}
+
+impl Work {
+    /// The work of verifying against `phc`; `None` for a hash nobody can verify against
+    /// (malformed), whose check costs nothing.
+    pub fn of(phc: &str) -> Option<Self> {
+        if is_bcrypt(phc) {
+            let cost = phc.get(4..6)?.parse().ok()?;
+            return (phc.get(6..7) == Some("$")).then_some(Self::Bcrypt { cost });
+        }
+        let parsed = PasswordHash::new(phc).ok()?;
+        let params = Params::try_from(&parsed).ok()?;
+        Some(Self::Argon2 {
+            algorithm: parsed.algorithm.as_str().to_owned(),
+            m_cost: params.m_cost(),
+            t_cost: params.t_cost(),
+            p_cost: params.p_cost(),
+        })
+    }
 }
 
 /// OWASP's argon2id minimum: 19 MiB, two passes, one lane.
 pub const POLICY: (u32, u32, u32) = (19_456, 2, 1);
+
+/// The bcrypt cost the Node relay hashed its passwords with (bcryptjs, 10): the cost of
+/// the bcrypt decoy every failed check also verifies against, so a wrong password for an
+/// imported account not yet upgraded costs what it costs for any other.
+pub const RELAY_BCRYPT_COST: u32 = 10;
 
 /// A decoy with exactly [`POLICY`]'s parameters and a random salt and digest (no password
 /// is known to produce it), so
@@ -57,10 +109,15 @@ pub const POLICY: (u32, u32, u32) = (19_456, 2, 1);
 const POLICY_DECOY: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$QlVWUzVnT3kxY3RGc0E2dg$ZLuUNCyIY/sRgkvoU2dUMfRwQ8x5dBvnWNaSlKnKkJ0";
 
+/// A bcrypt hash of [`RELAY_BCRYPT_COST`] of a random password, discarded: verifying
+/// against it does the work of checking a relay account's hash.
+const RELAY_DECOY: &str = "$2b$10$h3r94G8WlWK9w2DbP6JJsOyHf/ApkVR2MHN1.9y4WISQVmvWkk1pS";
+
 pub struct Argon2Hasher {
     argon2: Argon2<'static>,
     params: Params,
-    decoy: String,
+    /// The policy's argon2id decoy, then [`RELAY_DECOY`].
+    decoys: [String; 2],
 }
 
 impl Argon2Hasher {
@@ -81,12 +138,13 @@ impl Argon2Hasher {
         let params = Params::new(m_cost, t_cost, p_cost, None).map_err(PortError::other)?;
         let mut hasher = Self::build(params, String::new());
         let random = SaltString::generate(&mut OsRng);
-        hasher.decoy = hasher.hash(random.as_str())?;
+        hasher.decoys[0] = hasher.hash(random.as_str())?;
         Ok(hasher)
     }
 
     fn build(params: Params, decoy: String) -> Self {
-        Self { argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()), params, decoy }
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        Self { argon2, params, decoys: [decoy, RELAY_DECOY.to_owned()] }
     }
 }
 
@@ -173,8 +231,8 @@ impl PasswordHasher for Argon2Hasher {
             || stored.p_cost() < self.params.p_cost()
     }
 
-    fn decoy(&self) -> &str {
-        &self.decoy
+    fn decoys(&self) -> &[String] {
+        &self.decoys
     }
 }
 
@@ -230,16 +288,69 @@ mod tests {
     }
 
     #[test]
-    fn the_decoy_costs_what_a_real_hash_costs() {
+    fn the_decoys_cost_what_real_hashes_cost() {
         let hasher = Argon2Hasher::new();
-        let decoy = PasswordHash::new(hasher.decoy()).unwrap();
+        let [argon2_decoy, bcrypt_decoy] = hasher.decoys() else { panic!("two decoys: {:?}", hasher.decoys()) };
+        let decoy = PasswordHash::new(argon2_decoy).unwrap();
         let real_hash = hasher.hash("Anything-1").unwrap();
         let real = PasswordHash::new(&real_hash).unwrap();
         assert_eq!(decoy.algorithm, real.algorithm);
         assert_eq!(decoy.version, real.version);
         assert_eq!(Params::try_from(&decoy).unwrap(), Params::try_from(&real).unwrap());
         assert_eq!(decoy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
-        assert!(!hasher.needs_rehash(hasher.decoy()));
+        assert!(!hasher.needs_rehash(argon2_decoy));
+        assert_eq!(Work::of(argon2_decoy), Work::of(&real_hash));
+        // The bcrypt decoy is a well-formed hash of the relay's cost: bcrypt computes it
+        // (a malformed one would be refused before any work).
+        assert_eq!(Work::of(bcrypt_decoy), Some(Work::Bcrypt { cost: RELAY_BCRYPT_COST }));
+        assert_eq!(bcrypt::verify("Anything-1", bcrypt_decoy).ok(), Some(false));
+    }
+
+    /// Argon2 as configured, recording the work of every verification.
+    struct Recording(Argon2Hasher, std::sync::Mutex<Vec<Option<Work>>>);
+
+    impl PasswordHasher for Recording {
+        fn hash_in(&self, password: &str, memory: &mut HashMemory) -> Result<String, PortError> {
+            self.0.hash_in(password, memory)
+        }
+        fn verify_in(&self, password: &str, phc: &str, memory: &mut HashMemory) -> bool {
+            self.1.lock().unwrap().push(Work::of(phc));
+            self.0.verify_in(password, phc, memory)
+        }
+        fn needs_rehash(&self, phc: &str) -> bool {
+            self.0.needs_rehash(phc)
+        }
+        fn decoys(&self) -> &[String] {
+            self.0.decoys()
+        }
+    }
+
+    #[test]
+    fn every_failed_check_does_the_work_of_every_decoy_whatever_it_checked() {
+        let hasher = Recording(Argon2Hasher::new(), Default::default());
+        let argon2 = hasher.hash("Right-Pass-1").unwrap();
+        let relay = bcrypt::hash("Right-Pass-1", RELAY_BCRYPT_COST).unwrap();
+        let work = |phc: Option<&str>, password: &str| {
+            let matched = hasher.check_in(password, phc, &mut HashMemory::default());
+            let mut done = std::mem::take(&mut *hasher.1.lock().unwrap());
+            done.sort_by_key(|w| format!("{w:?}"));
+            (matched, done)
+        };
+        let mut expected: Vec<_> = hasher.decoys().iter().map(|d| Work::of(d)).collect();
+        expected.sort_by_key(|w| format!("{w:?}"));
+
+        let unknown = work(None, "Wrong-Pass-1");
+        let wrong_argon2 = work(Some(&argon2), "Wrong-Pass-1");
+        let wrong_relay = work(Some(&relay), "Wrong-Pass-1");
+        let malformed = work(Some("$argon2id$garbage"), "Wrong-Pass-1");
+        assert_eq!(unknown, (false, expected.clone()));
+        assert_eq!(wrong_argon2, (false, expected.clone()));
+        assert_eq!(wrong_relay, (false, expected.clone()));
+        // A malformed stored hash costs nothing itself: the decoys do the work.
+        assert_eq!(malformed.1.iter().flatten().count(), expected.len());
+        // A correct password does its own hash's work and nothing more.
+        assert_eq!(work(Some(&argon2), "Right-Pass-1"), (true, vec![Work::of(&argon2)]));
+        assert_eq!(work(Some(&relay), "Right-Pass-1"), (true, vec![Work::of(&relay)]));
     }
 
     #[test]

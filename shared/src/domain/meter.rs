@@ -36,6 +36,8 @@ named_enum! {
         Scope => "scope",
         /// A master key on a relay route, where `MASTER_KEY_RELAY_ACCESS` is `none`.
         MasterKeyNotAllowed => "master_key_not_allowed",
+        /// A key imported from the Node relay (64 hex characters) after `LEGACY_KEYS_UNTIL`.
+        Legacy => "legacy",
         /// A dependency failed: refused without a verdict (fails closed).
         Error => "error",
     }
@@ -132,6 +134,12 @@ pub fn next_month(now: DateTime<Utc>) -> DateTime<Utc> {
     let (year, month) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
     let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MAX);
     Utc.from_utc_datetime(&first.and_time(chrono::NaiveTime::MIN))
+}
+
+/// Whether keys imported from the Node relay are refused at `now`: `LEGACY_KEYS_UNTIL`
+/// (`legacy_keys_until`) is set and reached (its instant is the first one refused).
+pub fn legacy_keys_ended(legacy_keys_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    legacy_keys_until.is_some_and(|until| now >= until)
 }
 
 /// Whether a key that expires at `expires_at` is expired at `now`. Expiry is decided to

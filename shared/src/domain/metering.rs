@@ -5,7 +5,7 @@
 use crate::domain::app::App;
 use crate::domain::error::AuthError;
 use crate::domain::keys::{ApiKey, KeyKind};
-use crate::domain::meter::{user_for, AccountMeter, Decision, Meter, Metered, Refusal};
+use crate::domain::meter::{legacy_keys_ended, user_for, AccountMeter, Decision, Meter, Metered, Refusal};
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{KeyEntry, Subscription};
 use crate::domain::scopes::{Grant, Need, ScopeSet};
@@ -100,7 +100,8 @@ impl Authorization {
     }
 }
 
-/// `Ok(None)` for a missing, malformed, unknown, revoked, disabled or expired key, a key
+/// `Ok(None)` for a missing, malformed, unknown, revoked, disabled or expired key, a relay
+/// key after `LEGACY_KEYS_UNTIL` (refused before any store call), a key
 /// bound to another client or user than the request names, and a request over any cap:
 /// the key's monthly and daily limits, the account's daily limit, and the account's
 /// monthly limit unless its subscription is active. Each decision is counted by its
@@ -128,8 +129,11 @@ async fn decide_uncounted(app: &App, ask: Ask<'_>) -> Result<Result<Authorizatio
     let Some(key) = ApiKey::parse(presented.trim()) else {
         return Ok(Err(Refusal::because(Decision::Malformed)));
     };
-    let digest = key.digest();
     let now = app.clock.now();
+    if key.is_legacy() && legacy_keys_ended(app.settings.legacy_keys_until, now) {
+        return Ok(Err(Refusal::because(Decision::Legacy)));
+    }
+    let digest = key.digest();
     let meter = Meter {
         digest: &digest,
         kind: (!key.is_legacy()).then(|| key.kind()),
@@ -144,7 +148,12 @@ async fn decide_uncounted(app: &App, ask: Ask<'_>) -> Result<Result<Authorizatio
         monthly_limit: app.settings.monthly_request_limit,
     };
     Ok(match app.store.meter(&meter).await? {
-        Metered::Admitted { entry, account } => Ok(Authorization::of(entry, &account, app, &ask, now)),
+        Metered::Admitted { entry, account } => {
+            if key.is_legacy() {
+                metrics::count(Counter::LegacyKeyUses);
+            }
+            Ok(Authorization::of(entry, &account, app, &ask, now))
+        }
         Metered::Refused(refusal) => Err(refusal),
     })
 }

@@ -113,6 +113,9 @@ counters! {
         ResetEmailsSuppressed => "ResetEmailsSuppressed",
         /// A verify request with a missing or wrong service key.
         ServiceKeyRefused => "ServiceKeyRefused",
+        /// A key imported from the Node relay admitted (by either door, or to manage its
+        /// account): what is left to end before `LEGACY_KEYS_UNTIL`.
+        LegacyKeyUses => "LegacyKeyUses",
     }
     keyed {
         /// A request refused by a throttle rule.
@@ -256,13 +259,15 @@ mod tests {
     #[test]
     fn metric_names_and_dimensions_stay_what_dashboards_and_alarms_read() {
         let plain = ["Requests", "ClientErrors", "ServerErrors", "LoginSucceeded", "LoginFailed", "Lockouts"];
-        let plain = plain.into_iter().chain(["ResetEmailsSent", "ResetEmailsSuppressed", "ServiceKeyRefused"]);
+        let plain =
+            plain.into_iter().chain(["ResetEmailsSent", "ResetEmailsSuppressed", "ServiceKeyRefused", "LegacyKeyUses"]);
         let mut expected: Vec<(&str, Option<(&str, &str)>)> = plain.map(|name| (name, None)).collect();
         let rules = ["account-failures", "auth-per-address", "reset-per-address", "account-management"];
         let rules = rules.into_iter().chain(["service-key-failures"]);
         expected.extend(rules.map(|rule| ("Throttled", Some(("Rule", rule)))));
         let reasons = ["admitted", "cap", "missing", "malformed", "unknown", "revoked", "disabled", "expired"];
-        let reasons = reasons.into_iter().chain(["client", "user", "scope", "master_key_not_allowed", "error"]);
+        let reasons =
+            reasons.into_iter().chain(["client", "user", "scope", "master_key_not_allowed", "legacy", "error"]);
         expected.extend(reasons.map(|reason| ("AuthorizerDecisions", Some(("Reason", reason)))));
         let services = ["DynamoDB", "KMS", "SES"];
         expected.extend(services.map(|service| ("DependencyFailures", Some(("Service", service)))));

@@ -68,22 +68,14 @@ pub async fn hash_on_pool(app: &App, password: &str) -> Result<String, AuthError
         .map_err(AuthError::from)
 }
 
-/// Verifies on the app's hashing pool. `None` (no such account) verifies against the
-/// decoy, on the same pool, so both paths do the same work, and never matches.
+/// Verifies on the app's hashing pool. `None` (no such account) never matches; every
+/// failed check, with or without an account, does the same hashing work
+/// ([`crate::domain::hasher::PasswordHasher::check_in`]), on the same pool.
 pub async fn verify_on_pool(app: &App, password: &str, phc: Option<&str>) -> Result<bool, AuthError> {
     let hasher = Arc::clone(&app.hasher);
     let password = Zeroizing::new(password.to_owned());
-    let known = phc.is_some();
     let phc = phc.map(str::to_owned);
-    let matched = app
-        .hash_pool
-        .run(move |memory| {
-            let target = phc.as_deref().unwrap_or_else(|| hasher.decoy());
-            hasher.verify_in(&password, target, memory)
-        })
-        .await
-        .map_err(pool_error)?;
-    Ok(matched && known)
+    app.hash_pool.run(move |memory| hasher.check_in(&password, phc.as_deref(), memory)).await.map_err(pool_error)
 }
 
 fn pool_error(error: PoolError) -> AuthError {

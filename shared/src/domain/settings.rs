@@ -3,6 +3,7 @@
 use crate::domain::limits::Throttling;
 use crate::domain::scopes::RouteScopes;
 use crate::domain::service_key::ServiceKeyDigests;
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 use url::Url;
 
@@ -42,4 +43,7 @@ pub struct Settings {
     /// Whether a master key may call the relay's routes (`MASTER_KEY_RELAY_ACCESS`: `all`,
     /// the default, or `none`, as the relay 3.x); it always manages its account.
     pub master_key_relay_access: bool,
+    /// When keys imported from the Node relay (64 hex characters) stop working
+    /// (`LEGACY_KEYS_UNTIL`, RFC 3339); `None`: they never do.
+    pub legacy_keys_until: Option<DateTime<Utc>>,
 }

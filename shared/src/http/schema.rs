@@ -186,6 +186,12 @@ pub struct UserData {
     pub requests_today: u64,
     pub subscription_status: String,
     pub limits: PlanLimits,
+    /// The key presented came from the Node relay (64 hex characters): it works until
+    /// `legacyKeysUntil`; regenerate it to get a key of this service.
+    pub legacy_key: bool,
+    /// When keys from the Node relay stop working (`LEGACY_KEYS_UNTIL`); `null`: no end
+    /// is set.
+    pub legacy_keys_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize)]

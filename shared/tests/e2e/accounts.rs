@@ -2,6 +2,7 @@
 
 use crate::support::*;
 use serde_json::json;
+use shared::domain::hasher::{Work, RELAY_BCRYPT_COST};
 use shared::http::Endpoint;
 
 #[tokio::test]
@@ -91,18 +92,118 @@ async fn wrong_password_and_unknown_email_answer_alike_after_the_same_verificati
     h.hasher.take();
 
     let wrong = h.send(call(Endpoint::Login).json(json!({"email": account.email, "password": "Wrong-Pass-1"}))).await;
-    let wrong_verified = h.hasher.take();
+    let wrong_work = h.hasher.take_work();
     let unknown =
         h.send(call(Endpoint::Login).json(json!({"email": unique_email(), "password": "Wrong-Pass-1"}))).await;
-    let unknown_verified = h.hasher.take();
+    let unknown_work = h.hasher.take_work();
 
     wrong.assert_error(401, "Invalid credentials");
     assert_eq!((wrong.status, &wrong.text), (unknown.status, &unknown.text));
-    // Both ran exactly one argon2 verification, with the same parameters.
-    assert_eq!((wrong_verified.len(), unknown_verified.len()), (1, 1));
-    let params = |phc: &str| phc.rsplitn(3, '$').nth(2).unwrap().to_owned();
-    assert_eq!(params(&wrong_verified[0]), params(&unknown_verified[0]));
-    assert!(wrong_verified[0].starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    // Both ran the same verifications: the policy's argon2id among them.
+    assert_eq!(wrong_work, unknown_work);
+    let policy = Work::Argon2 { algorithm: "argon2id".into(), m_cost: 19_456, t_cost: 2, p_cost: 1 };
+    assert!(wrong_work.contains(&Some(policy)), "{wrong_work:?}");
+}
+
+/// The hashing work of one wrong password sent by `wrong`, for an account of each kind
+/// (argon2id, registered here; bcrypt, imported from the relay and not yet upgraded) and,
+/// when the route names its account by email, for an unknown email.
+async fn wrong_password_work<F>(h: &Harness, by_email: bool, wrong: F) -> Vec<(&'static str, Vec<Option<Work>>)>
+where
+    F: Fn(Option<&Account>, &str) -> Call,
+{
+    let argon2 = h.register().await;
+    let relay = h.register_relay_account().await;
+    let mut cases = vec![("argon2id account", Some(&argon2)), ("relay bcrypt account", Some(&relay))];
+    if by_email {
+        cases.push(("unknown email", None));
+    }
+    let mut work = Vec::new();
+    for (case, account) in cases {
+        h.hasher.take();
+        let reply = h.send(wrong(account, "Wrong-Pass-1")).await;
+        assert_eq!(reply.status, 401, "{case}: {}", reply.text);
+        work.push((case, h.hasher.take_work()));
+    }
+    work
+}
+
+/// Every case did one verification of each decoy: the same kinds and costs, bcrypt of the
+/// relay's cost and the policy's argon2id.
+fn assert_the_same_work(h: &Harness, work: &[(&str, Vec<Option<Work>>)]) {
+    let expected = h.hasher.decoys_work();
+    assert!(expected.contains(&Some(Work::Bcrypt { cost: RELAY_BCRYPT_COST })), "{expected:?}");
+    for (case, done) in work {
+        assert_eq!(done, &expected, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_login_does_the_same_hashing_work_for_an_unknown_email_an_argon2_and_a_relay_account() {
+    let h = Harness::new().await;
+    let work = wrong_password_work(&h, true, |account, password| {
+        let email = account.map_or_else(unique_email, |a| a.email.clone());
+        call(Endpoint::Login).json(json!({"email": email, "password": password}))
+    })
+    .await;
+    assert_eq!(work.len(), 3);
+    assert_the_same_work(&h, &work);
+}
+
+#[tokio::test]
+async fn a_wrong_regenerate_key_does_the_same_hashing_work_for_an_unknown_email_an_argon2_and_a_relay_account() {
+    let h = Harness::new().await;
+    let work = wrong_password_work(&h, true, |account, password| {
+        let email = account.map_or_else(unique_email, |a| a.email.clone());
+        call(Endpoint::RegenerateKey).json(json!({"email": email, "password": password}))
+    })
+    .await;
+    assert_eq!(work.len(), 3);
+    assert_the_same_work(&h, &work);
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_does_the_same_hashing_work_for_an_argon2_and_a_relay_account() {
+    let h = Harness::new().await;
+    let work = wrong_password_work(&h, false, |account, password| {
+        let account = account.expect("change-password names its account by key");
+        call(Endpoint::ChangePassword)
+            .key(&account.key)
+            .json(json!({"currentPassword": password, "newPassword": "Fresh-Start-2027"}))
+    })
+    .await;
+    assert_eq!(work.len(), 2);
+    assert_the_same_work(&h, &work);
+}
+
+#[tokio::test]
+async fn a_wrong_password_to_delete_does_the_same_hashing_work_for_an_argon2_and_a_relay_account() {
+    let h = Harness::new().await;
+    let work = wrong_password_work(&h, false, |account, password| {
+        let account = account.expect("delete-account names its account by key");
+        call(Endpoint::DeleteAccount)
+            .key(&account.key)
+            .json(json!({"confirmEmail": account.email, "password": password}))
+    })
+    .await;
+    assert_eq!(work.len(), 2);
+    assert_the_same_work(&h, &work);
+}
+
+#[tokio::test]
+async fn a_relay_account_logs_in_with_its_bcrypt_password_and_is_upgraded_to_argon2id() {
+    let h = Harness::new().await;
+    let account = h.register_relay_account().await;
+    h.hasher.take();
+    let login = || call(Endpoint::Login).json(json!({"email": account.email, "password": PASSWORD}));
+    let first = h.send(login()).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(h.hasher.take_work(), [Some(Work::Bcrypt { cost: RELAY_BCRYPT_COST })], "its own hash, no decoy");
+    let stored = h.app.store.user(&account.id).await.unwrap().unwrap().password_hash.expose().to_owned();
+    assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "upgraded at the first login");
+    let second = h.send(login()).await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(h.hasher.take_work(), [Work::of(&stored)]);
 }
 
 #[tokio::test]
@@ -194,6 +295,8 @@ async fn user_data_describes_the_account_behind_the_master_key() {
             "requestsToday": 0,
             "subscriptionStatus": "free",
             "limits": {"dailyLimit": 7, "monthlyLimit": 70, "unlimitedMonthly": false},
+            "legacyKey": false,
+            "legacyKeysUntil": null,
         })
     );
 }

@@ -15,6 +15,7 @@ mod endpoints;
 mod events;
 mod hot_path;
 mod invariants;
+mod legacy_keys;
 mod needs;
 mod recipe;
 mod recovery;

@@ -18,7 +18,7 @@ use shared::config::{Config, Needs};
 use shared::domain::app::App;
 use shared::domain::clock::ManualClock;
 use shared::domain::error::PortError;
-use shared::domain::hasher::{Argon2Hasher, HashMemory, PasswordHasher};
+use shared::domain::hasher::{Argon2Hasher, HashMemory, PasswordHasher, Work, RELAY_BCRYPT_COST};
 use shared::domain::ports::{Mailer, OutgoingEmail, PortResult};
 use shared::http::Endpoint;
 use std::sync::{Arc, Mutex};
@@ -210,6 +210,16 @@ impl Harness {
         let reply = self.send(call(Endpoint::Register).json(json!({"email": email, "password": password}))).await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         Account { id: reply.str("id"), email: email.trim().to_owned(), key: reply.str("apiKey") }
+    }
+
+    /// An account as imported from the Node relay and not yet upgraded: its password
+    /// stored as the relay's bcrypt hash (of [`RELAY_BCRYPT_COST`]).
+    pub async fn register_relay_account(&self) -> Account {
+        let account = self.register().await;
+        let user = self.app.store.user(&account.id).await.unwrap().unwrap();
+        let relay_hash = bcrypt::hash(PASSWORD, RELAY_BCRYPT_COST).unwrap();
+        self.app.store.set_password(&user, &relay_hash, self.clock.now()).await.unwrap();
+        account
     }
 
     /// Creates a scoped key with the master key; answers (id, key).
@@ -453,6 +463,21 @@ impl RecordingHasher {
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.verified.lock().unwrap())
     }
+
+    /// The hashing work of the verifications since the last take, as kinds and costs in
+    /// a fixed order (the order they ran in is not the point).
+    pub fn take_work(&self) -> Vec<Option<Work>> {
+        let mut work: Vec<_> = self.take().iter().map(|phc| Work::of(phc)).collect();
+        work.sort_by_key(|w| format!("{w:?}"));
+        work
+    }
+
+    /// The work one failed check does: one verification of each decoy.
+    pub fn decoys_work(&self) -> Vec<Option<Work>> {
+        let mut work: Vec<_> = self.decoys().iter().map(|phc| Work::of(phc)).collect();
+        work.sort_by_key(|w| format!("{w:?}"));
+        work
+    }
 }
 
 impl PasswordHasher for RecordingHasher {
@@ -469,8 +494,8 @@ impl PasswordHasher for RecordingHasher {
         self.inner.needs_rehash(phc)
     }
 
-    fn decoy(&self) -> &str {
-        self.inner.decoy()
+    fn decoys(&self) -> &[String] {
+        self.inner.decoys()
     }
 }
 

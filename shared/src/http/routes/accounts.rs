@@ -11,7 +11,7 @@ use crate::http::response::json_response;
 use crate::http::response::Answer;
 use crate::http::schema::{
     scope_names, DataExport, Deleted, ExportedApiAccess, ExportedScopedKey, ExportedSubscription, ExportedUsage,
-    ExportedUser, LoggedIn, Message, PlanLimits, RegeneratedKey, Registered, UserData,
+    ExportedUser, LoggedIn, Message, PlanLimits, RegeneratedKey, Registered, Timestamp, UserData,
 };
 use lambda_http::http::StatusCode;
 use lambda_http::Request;
@@ -72,6 +72,8 @@ pub(super) async fn user_data(app: &App, req: &Request) -> Answer {
                 monthly_limit: app.settings.monthly_request_limit,
                 unlimited_monthly: user.subscription_status.is_active(),
             },
+            legacy_key: caller.key.is_legacy(),
+            legacy_keys_until: app.settings.legacy_keys_until.map(Timestamp),
         },
     ))
 }
