@@ -65,18 +65,28 @@ pub trait KeyIndex: UserStore {
 
 #[async_trait]
 pub trait ResetTokens: Send + Sync {
-    /// Stores the token and makes it the account's only redeemable one; the previous one
-    /// is deleted. `Conflict` when `user` is stale.
+    /// Stores the token and makes it the account's only redeemable one of its purpose
+    /// (a reset token and a verification token each have their slot); the previous one of
+    /// that purpose is deleted. `Conflict` when `user` is stale.
     async fn issue_reset_token(&self, user: &User, token: &StoredResetToken) -> PortResult<()>;
+    /// A stored token of either purpose (the caller checks [`StoredResetToken::purpose`]).
     async fn reset_token(&self, digest: &str) -> PortResult<Option<StoredResetToken>>;
     /// Uses the token up and sets the password, atomically: of concurrent redemptions
-    /// exactly one succeeds, the others get `Conflict`.
+    /// exactly one succeeds, the others get `Conflict`. The reset proves control of the
+    /// email: `user` (the account as read with the token) becomes verified in the same
+    /// write, and an outstanding verification token stops being redeemable.
     async fn redeem_reset_token(
         &self,
         token: &StoredResetToken,
+        user: &User,
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> PortResult<()>;
+    /// Uses a verification token up and marks the account's email verified (on the
+    /// account and wherever metering reads it), atomically: of concurrent redemptions
+    /// exactly one succeeds, the others get `Conflict`, as does a token that is no longer
+    /// the account's current one.
+    async fn redeem_verification_token(&self, token: &StoredResetToken, now: DateTime<Utc>) -> PortResult<()>;
 }
 
 #[async_trait]

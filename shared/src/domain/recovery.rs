@@ -7,7 +7,7 @@ use crate::domain::limits::Rule;
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::User;
 use crate::domain::throttle;
-use crate::domain::token::{self, ResetToken, StoredResetToken};
+use crate::domain::token::{self, Purpose, ResetToken, StoredResetToken};
 use crate::domain::{notify, password, with_current_user};
 use std::future::Future;
 use std::time::Duration;
@@ -77,7 +77,8 @@ pub async fn reset_password(
     password::check_rules(new_password)?;
     let (stored, user) = live_token(app, presented).await?.ok_or(AuthError::InvalidResetToken)?;
     let new_hash = password::hash_on_pool(app, new_password).await?;
-    match app.store.redeem_reset_token(&stored, &new_hash, app.clock.now()).await {
+    // The reset proves control of the email: an unverified account becomes verified.
+    match app.store.redeem_reset_token(&stored, &user, &new_hash, app.clock.now()).await {
         Ok(()) => {}
         Err(PortError::Conflict) => return Err(AuthError::InvalidResetToken),
         Err(e) => return Err(e.into()),
@@ -108,7 +109,7 @@ async fn live_token(app: &App, presented: &str) -> Result<Option<(StoredResetTok
     let Some(stored) = app.store.reset_token(&digest).await? else {
         return Ok(None);
     };
-    if !stored.is_live(app.clock.now()) {
+    if stored.purpose != Purpose::Reset || !stored.is_live(app.clock.now()) {
         return Ok(None);
     }
     let user = app.store.user(&stored.user_id).await?;

@@ -108,10 +108,14 @@ fn network(address: &str) -> String {
 
 /// Counts an account-management request of the account.
 pub async fn per_account(app: &App, user_id: &str) -> Result<(), AuthError> {
+    per_account_under(app, Rule::AccountManagement, user_id).await
+}
+
+/// Counts one event of the account under `rule`'s limit (a per-account rule).
+pub async fn per_account_under(app: &App, rule: Rule, user_id: &str) -> Result<(), AuthError> {
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let rule = Rule::AccountManagement;
     admit(app, rule, &subject(app, user_id).await?, throttling.limit(rule)).await
 }
 
@@ -238,6 +242,7 @@ mod tests {
                 "address:reset:30/900:s",
                 "manage:30/900:s",
                 "address:service-key:30/900:s",
+                "verify-mail:30/900:s",
             ]
         );
         assert_eq!(lock_key("s"), "lock:s");

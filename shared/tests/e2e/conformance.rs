@@ -99,6 +99,8 @@ fn new_user(email: &str) -> User {
         },
         key_generation: 0,
         reset_token_digest: None,
+        email_verified: true,
+        verification_token_digest: None,
         scoped_key_count: 0,
         subscription_status: shared::domain::model::Subscription::Free,
         stripe_customer_id: None,
@@ -214,10 +216,10 @@ async fn reset_tokens_are_superseded_and_redeemed_once(store: &Arc<dyn Store>) {
     let fresh = reread(store, &user).await;
     store.issue_reset_token(&fresh, &second).await.unwrap();
     assert_eq!(store.reset_token(&first.digest).await.unwrap(), None, "the older token is gone");
-    assert!(conflict(store.redeem_reset_token(&first, "hash-x", Utc::now()).await));
+    assert!(conflict(store.redeem_reset_token(&first, &fresh, "hash-x", Utc::now()).await));
 
     let hashes: Vec<String> = (0..5).map(|i| format!("hash-{i}")).collect();
-    let results = join_all(hashes.iter().map(|h| store.redeem_reset_token(&second, h, Utc::now()))).await;
+    let results = join_all(hashes.iter().map(|h| store.redeem_reset_token(&second, &fresh, h, Utc::now()))).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     let winner = results.iter().position(|r| r.is_ok()).unwrap();
     let after = reread(store, &user).await;
@@ -373,6 +375,7 @@ fn meter(digest: &KeyDigest, kind: KeyKind, daily: u64, monthly: u64) -> Meter<'
         user_id: None,
         need: Need::Nothing,
         master_allowed: true,
+        require_verified: false,
         daily_limit: daily,
         monthly_limit: monthly,
     }

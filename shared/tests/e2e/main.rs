@@ -25,4 +25,5 @@ mod scopes;
 mod support;
 mod template;
 mod throttling;
+mod verification;
 mod verify;

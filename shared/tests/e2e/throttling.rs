@@ -16,6 +16,7 @@ fn limits() -> Throttling {
         reset_emails: vec![Limit::new(1, 60), Limit::new(5, 3600)],
         account_management: Limit::new(3, 3600),
         service_key_failures: Limit::new(3, 900),
+        verification_emails: Limit::new(2, 3600),
     }
 }
 

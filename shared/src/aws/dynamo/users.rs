@@ -152,7 +152,7 @@ impl UserStore for DynamoStore {
             delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
             delete(table, pk(meter_pk(&user.id)), None, None)?,
         ];
-        if let Some(digest) = &user.reset_token_digest {
+        for digest in [&user.reset_token_digest, &user.verification_token_digest].into_iter().flatten() {
             items.push(delete(self.reset_tokens_table()?, token_key(digest), None, None)?);
         }
         self.transact(items).await
