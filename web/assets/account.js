@@ -78,6 +78,7 @@ function showUser(user) {
   const badge = $('subscription');
   badge.textContent = status === 'active' ? 'Active subscription' : status === 'free' ? 'Free plan' : status;
   badge.className = `badge ${status === 'active' ? 'ok' : ''}`;
+  $('unverified').hidden = user.emailVerified !== false;
 }
 
 function usage(which, count, limit, labelId) {
@@ -356,6 +357,8 @@ function optional(form, name) {
 
 function wire() {
   $('sign-out').addEventListener('click', () => leave('You have signed out.'));
+
+  onSubmit($('unverified'), async () => (await authed('POST', '/auth/resend-verification')).message);
 
   const master = $('master-key');
   const show = $('show-key');
