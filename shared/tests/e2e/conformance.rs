@@ -11,7 +11,7 @@ use shared::domain::meter::{Decision, Meter, Metered};
 use shared::domain::model::{ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
 use shared::domain::ports::Store;
 use shared::domain::scopes::{Grant, Need, Scope, ScopeSet};
-use shared::domain::token::{ResetToken, StoredResetToken};
+use shared::domain::token::{Purpose, ResetToken, StoredResetToken};
 use std::sync::Arc;
 
 /// A store under test, with whatever must live as long as it.
@@ -55,6 +55,8 @@ conformance!(
     concurrent_creations_of_one_email_admit_exactly_one,
     a_master_key_change_is_conditional_and_complete,
     reset_tokens_are_superseded_and_redeemed_once,
+    verification_tokens_are_superseded_redeemed_once_and_verify_the_account,
+    a_reset_verifies_the_account_and_an_unverified_key_is_refused_meanwhile,
     a_password_change_voids_the_reset_token,
     scoped_keys_follow_the_master_key_generation,
     deleting_an_account_removes_its_items,
@@ -226,6 +228,61 @@ async fn reset_tokens_are_superseded_and_redeemed_once(store: &Arc<dyn Store>) {
     assert_eq!(after.password_hash.expose(), hashes[winner]);
     assert_eq!(after.reset_token_digest, None);
     assert_eq!(store.reset_token(&second.digest).await.unwrap(), None);
+}
+
+async fn verification_tokens_are_superseded_redeemed_once_and_verify_the_account(store: &Arc<dyn Store>) {
+    let unverified = User { email_verified: false, ..new_user(&format!("v-{}@example.io", uuid::Uuid::new_v4())) };
+    store.create_user(&unverified).await.unwrap();
+    let user = reread(store, &unverified).await;
+    assert!(!user.email_verified);
+    let verify =
+        |user: &User| StoredResetToken::issue_for(Purpose::VerifyEmail, &ResetToken::generate(), &user.id, Utc::now());
+    let first = verify(&user);
+    store.issue_reset_token(&user, &first).await.unwrap();
+    assert_eq!(store.reset_token(&first.digest).await.unwrap(), Some(first.clone()), "kept with its purpose");
+    let reset = issue(store, &reread(store, &user).await).await;
+    let fresh = reread(store, &user).await;
+    assert_eq!(
+        (fresh.reset_token_digest.as_deref(), fresh.verification_token_digest.as_deref()),
+        (Some(reset.digest.as_str()), Some(first.digest.as_str())),
+        "a reset token and a verification token each keep their slot"
+    );
+    let second = verify(&fresh);
+    assert!(conflict(store.issue_reset_token(&user, &second).await), "issued from stale state");
+    store.issue_reset_token(&fresh, &second).await.unwrap();
+    assert_eq!(store.reset_token(&first.digest).await.unwrap(), None, "the older token is gone");
+    assert!(conflict(store.redeem_verification_token(&first, Utc::now()).await));
+    assert!(conflict(store.redeem_verification_token(&reset, Utc::now()).await), "a reset token is not one");
+
+    let results = join_all((0..5).map(|_| store.redeem_verification_token(&second, Utc::now()))).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    let after = reread(store, &user).await;
+    assert!(after.email_verified);
+    assert_eq!(after.verification_token_digest, None);
+    assert_eq!(after.reset_token_digest.as_deref(), Some(reset.digest.as_str()), "the reset token stays");
+    // Metering reads the account's state where it counts.
+    let mut ask = meter(&after.master_key.digest, KeyKind::Master, 1000, 1000);
+    ask.require_verified = true;
+    assert!(matches!(store.meter(&ask).await.unwrap(), Metered::Admitted { .. }));
+}
+
+async fn a_reset_verifies_the_account_and_an_unverified_key_is_refused_meanwhile(store: &Arc<dyn Store>) {
+    let unverified = User { email_verified: false, ..new_user(&format!("r-{}@example.io", uuid::Uuid::new_v4())) };
+    store.create_user(&unverified).await.unwrap();
+    let mut ask = meter(&unverified.master_key.digest, KeyKind::Master, 1000, 1000);
+    ask.require_verified = true;
+    let Metered::Refused(refusal) = store.meter(&ask).await.unwrap() else { panic!("an unverified key was admitted") };
+    assert_eq!(refusal.reason, Decision::Unverified);
+    assert!(matches!(
+        store.meter(&Meter { require_verified: false, ..ask.clone() }).await.unwrap(),
+        Metered::Admitted { .. }
+    ));
+    let user = reread(store, &unverified).await;
+    let token = issue(store, &user).await;
+    let user = reread(store, &unverified).await;
+    store.redeem_reset_token(&token, &user, "hash-2", Utc::now()).await.unwrap();
+    assert!(reread(store, &unverified).await.email_verified);
+    assert!(matches!(store.meter(&ask).await.unwrap(), Metered::Admitted { .. }));
 }
 
 async fn a_password_change_voids_the_reset_token(store: &Arc<dyn Store>) {

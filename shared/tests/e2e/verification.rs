@@ -234,3 +234,40 @@ async fn the_relays_verify_names_the_refusal_unverified() {
     assert_eq!(h.send(verify_email(&token)).await.status, 200);
     assert_eq!(h.verify(&service, json!({"key": account.key})).await["valid"], true);
 }
+
+/// The DynamoDB calls one authorizer decision of `key` makes, by operation.
+async fn calls_of_one_decision(h: &Harness, key: &str) -> (Decision, std::collections::BTreeMap<String, u64>) {
+    let before = h.calls().await;
+    let decision = h.decision(key).await;
+    let after = h.calls().await;
+    let spent = after
+        .into_iter()
+        .map(|(op, n)| {
+            let was = before.get(&op).copied().unwrap_or(0);
+            (op, n - was)
+        })
+        .filter(|(op, n)| *n > 0 && op.starts_with("dynamodb:"))
+        .collect();
+    (decision, spent)
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
+async fn refusing_an_unverified_key_costs_the_hot_path_no_extra_call() {
+    let h = requiring().await;
+    let account = h.register().await;
+    let (_, scoped) = h.scoped_key(&account.key, json!({"name": "bot"})).await;
+    let (master_refused, master_calls) = calls_of_one_decision(&h, &account.key).await;
+    let (scoped_refused, scoped_calls) = calls_of_one_decision(&h, &scoped).await;
+    assert_eq!((master_refused, scoped_refused), (Decision::Unverified, Decision::Unverified));
+    let token = h.newest_verify_token(&account.email).await;
+    assert_eq!(h.send(verify_email(&token)).await.status, 200);
+    let (master_admitted, master_after) = calls_of_one_decision(&h, &account.key).await;
+    assert_eq!(master_admitted, Decision::Admitted);
+    assert_eq!(master_calls, master_after, "the same reads and writes, refused or admitted");
+    // A scoped key: its count, the account's refused count, and the count taken back.
+    assert_eq!(scoped_calls.values().sum::<u64>(), 3, "{scoped_calls:?}");
+    let (scoped_admitted, scoped_after) = calls_of_one_decision(&h, &scoped).await;
+    assert_eq!(scoped_admitted, Decision::Admitted);
+    assert_eq!(scoped_after.values().sum::<u64>(), 2, "{scoped_after:?}");
+}
