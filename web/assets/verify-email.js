@@ -29,7 +29,7 @@ onSubmit(form, async () => {
     document.getElementById('done').hidden = false;
   } catch (error) {
     if (error.code === 'invalid_verification_token') {
-      invalid(error.message);
+      invalid('This verification link is invalid, has expired or was already used.');
       return;
     }
     throw error;
