@@ -348,6 +348,9 @@ async fn seal(app: &App, planned: &PlannedUser, now: DateTime<Utc>) -> Result<Im
         },
         key_generation: 0,
         reset_token_digest: None,
+        // The relay's owners registered there: an imported account counts as verified.
+        email_verified: true,
+        verification_token_digest: None,
         scoped_key_count: planned.scoped_keys.len() as u64,
         subscription_status: planned.subscription_status.clone().into(),
         stripe_customer_id: planned.stripe_customer_id.clone(),

@@ -12,7 +12,7 @@ mod server;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use shared::config::{parse_reset_url, Config, Needs};
+use shared::config::{parse_reset_url, parse_verify_url, Config, Needs};
 use shared::domain::service_key::{NewServiceKey, ServiceKeyDigests};
 use shared::domain::settings::Settings;
 use std::net::SocketAddr;
@@ -34,6 +34,10 @@ struct Args {
     /// The reset page; emailed links are <URL>?reset-token=<token>.
     #[arg(long, default_value = "http://localhost:3000/reset-password")]
     reset_url: String,
+    /// The email verification page (REQUIRE_EMAIL_VERIFICATION); emailed links are
+    /// <URL>?verify-token=<token>. VERIFY_EMAIL_URL, when set, wins.
+    #[arg(long, default_value = "http://localhost:3000/verify-email")]
+    verify_email_url: String,
     /// Sender address of the emails.
     #[arg(long, default_value = "no-reply@localhost")]
     email_from: String,
@@ -88,6 +92,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let mut settings = Settings::from_env(parse_reset_url(&args.reset_url)?)?;
         settings.service_key_digests = digests;
+        if settings.verify_url.is_none() {
+            settings.verify_url = Some(parse_verify_url(&args.verify_email_url)?);
+        }
         let outbox = args.outbox.clone().unwrap_or_else(|| args.data.join("outbox"));
         let app = shared::embedded::build_app(&args.data, &outbox, &args.email_from, settings)?;
         (app, format!("data in {}, emails in {}", args.data.display(), outbox.display()))

@@ -8,7 +8,7 @@ use crate::domain::keys::{KeyDigest, KeyKind};
 use crate::domain::meter::AccountMeter;
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
 use crate::domain::scopes::Grant;
-use crate::domain::token::StoredResetToken;
+use crate::domain::token::{Purpose, StoredResetToken};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,6 +51,12 @@ pub(crate) struct UserItem {
     pub(crate) key_generation: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) reset_token_digest: Option<String>,
+    /// Written only as `false` (an account waiting for its email to be verified); absent
+    /// means verified (accounts made before the setting, imported ones).
+    #[serde(default = "verified", skip_serializing_if = "is_verified")]
+    pub(crate) email_verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) verify_token_digest: Option<String>,
     #[serde(default)]
     pub(crate) scoped_key_count: u64,
     pub(crate) subscription_status: String,
@@ -83,10 +89,25 @@ pub(crate) struct MeterItem {
     pub(crate) key_generation: u64,
     #[serde(default)]
     pub(crate) subscription_status: String,
+    /// As on the account (`emailVerified: false` only while unverified), so that the
+    /// counting write can refuse an unverified account's keys with no further read.
+    #[serde(default = "verified", skip_serializing_if = "is_verified")]
+    pub(crate) email_verified: bool,
     #[serde(default)]
     pub(crate) usage: BTreeMap<String, u64>,
     #[serde(default, deserialize_with = "rfc3339::optional", skip_serializing_if = "Option::is_none")]
     pub(crate) last_request_at: Option<DateTime<Utc>>,
+}
+
+/// The stored attribute of the email's state: absent is verified.
+pub(crate) const EMAIL_VERIFIED: &str = "emailVerified";
+
+fn verified() -> bool {
+    true
+}
+
+fn is_verified(verified: &bool) -> bool {
+    *verified
 }
 
 impl MeterItem {
@@ -96,6 +117,7 @@ impl MeterItem {
             master_key_digest: KeyDigest(self.master_key_digest),
             key_generation: self.key_generation,
             subscription_status: self.subscription_status.into(),
+            email_verified: self.email_verified,
             usage: Usage { counts: self.usage, last_request_at: self.last_request_at },
         }
     }
@@ -108,6 +130,7 @@ impl From<&User> for MeterItem {
             master_key_digest: u.master_key.digest.0.clone(),
             key_generation: u.key_generation,
             subscription_status: u.subscription_status.as_str().to_owned(),
+            email_verified: u.email_verified,
             usage: u.usage.counts.clone(),
             last_request_at: u.usage.last_request_at,
         }
@@ -201,7 +224,14 @@ pub(crate) struct TokenItem {
     pub(crate) user_id: String,
     /// Epoch seconds: also the table's TTL attribute.
     pub(crate) expires_at: i64,
+    /// `verify-email` for an email-verification token; absent for a reset token (every
+    /// token stored before verification existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) purpose: Option<String>,
 }
+
+/// The stored marker of a verification token in the reset tokens table.
+const VERIFY_EMAIL: &str = "verify-email";
 
 pub(crate) fn user_pk(id: &str) -> String {
     format!("USER#{id}")
@@ -233,6 +263,8 @@ impl From<&User> for UserItem {
             master_key_created_at: u.master_key.created_at,
             key_generation: u.key_generation,
             reset_token_digest: u.reset_token_digest.clone(),
+            email_verified: u.email_verified,
+            verify_token_digest: u.verification_token_digest.clone(),
             scoped_key_count: u.scoped_key_count,
             subscription_status: u.subscription_status.as_str().to_owned(),
             stripe_customer_id: u.stripe_customer_id.clone(),
@@ -260,6 +292,8 @@ impl From<UserItem> for User {
             },
             key_generation: i.key_generation,
             reset_token_digest: i.reset_token_digest,
+            email_verified: i.email_verified,
+            verification_token_digest: i.verify_token_digest,
             scoped_key_count: i.scoped_key_count,
             subscription_status: i.subscription_status.into(),
             stripe_customer_id: i.stripe_customer_id,
@@ -394,11 +428,21 @@ impl TokenItem {
             token_hash: token.digest.clone(),
             user_id: token.user_id.clone(),
             expires_at: token.expires_at.timestamp(),
+            purpose: match token.purpose {
+                Purpose::Reset => None,
+                Purpose::VerifyEmail => Some(VERIFY_EMAIL.to_owned()),
+            },
         }
     }
 
     pub(crate) fn into_stored(self) -> Option<StoredResetToken> {
         let expires_at = Utc.timestamp_opt(self.expires_at, 0).single()?;
-        Some(StoredResetToken { digest: self.token_hash, user_id: self.user_id, expires_at })
+        let purpose = match self.purpose.as_deref() {
+            None => Purpose::Reset,
+            Some(VERIFY_EMAIL) => Purpose::VerifyEmail,
+            // A marker this version does not know: never redeemable as either kind.
+            Some(_) => return None,
+        };
+        Some(StoredResetToken { digest: self.token_hash, user_id: self.user_id, expires_at, purpose })
     }
 }

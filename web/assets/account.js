@@ -79,6 +79,7 @@ function showUser(user) {
   const badge = $('subscription');
   badge.textContent = status === 'active' ? 'Active subscription' : status === 'free' ? 'Free plan' : status;
   badge.className = `badge ${status === 'active' ? 'ok' : ''}`;
+  $('unverified').hidden = user.emailVerified !== false;
 }
 
 // A key from the old relay (64 hex characters) still works, until LEGACY_KEYS_UNTIL if set.
@@ -366,6 +367,8 @@ function optional(form, name) {
 
 function wire() {
   $('sign-out').addEventListener('click', () => leave('You have signed out.'));
+
+  onSubmit($('unverified'), async () => (await authed('POST', '/auth/resend-verification')).message);
 
   const master = $('master-key');
   const show = $('show-key');

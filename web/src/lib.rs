@@ -33,6 +33,7 @@ const FILES: &[File] = &[
     file!("/signup", "signup.html", HTML),
     file!("/forgot-password", "forgot-password.html", HTML),
     file!("/reset-password", "reset-password.html", HTML),
+    file!("/verify-email", "verify-email.html", HTML),
     file!("/account", "account.html", HTML),
     file!("/assets/app.css", "app.css", CSS),
     file!("/assets/favicon.svg", "favicon.svg", "image/svg+xml"),
@@ -42,6 +43,7 @@ const FILES: &[File] = &[
     file!("/assets/signup.js", "signup.js", JS),
     file!("/assets/forgot-password.js", "forgot-password.js", JS),
     file!("/assets/reset-password.js", "reset-password.js", JS),
+    file!("/assets/verify-email.js", "verify-email.js", JS),
     file!("/assets/account.js", "account.js", JS),
     file!("/assets/scopes.js", "scopes.js", JS),
     file!("/assets/scope-picker.js", "scope-picker.js", JS),
@@ -50,7 +52,7 @@ const FILES: &[File] = &[
 const NOT_FOUND: File = file!("", "not-found.html", HTML);
 
 /// The paths of the pages (not the assets), as routes are declared for them.
-pub const PAGES: &[&str] = &["/", "/signup", "/forgot-password", "/reset-password", "/account"];
+pub const PAGES: &[&str] = &["/", "/signup", "/forgot-password", "/reset-password", "/verify-email", "/account"];
 
 /// The prefix under which the stylesheet, the scripts and the icon are served.
 pub const ASSETS: &str = "/assets/";

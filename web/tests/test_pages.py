@@ -33,7 +33,7 @@ PASSWORD = "Dragon-Hoard-2026"
 CHANGED = "Tavern-Brawl-2027"
 RESET = "Fresh-Start-2028"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", ".tools/screenshots"))
-PAGES = ["/", "/signup", "/forgot-password", "/reset-password", "/account"]
+PAGES = ["/", "/signup", "/forgot-password", "/reset-password", "/verify-email", "/account"]
 ASSETS = [
     "/assets/app.css",
     "/assets/favicon.svg",
@@ -43,6 +43,7 @@ ASSETS = [
     "/assets/signup.js",
     "/assets/forgot-password.js",
     "/assets/reset-password.js",
+    "/assets/verify-email.js",
     "/assets/account.js",
     "/assets/scopes.js",
     "/assets/scope-picker.js",
@@ -70,13 +71,13 @@ def die_with_parent():
 class Server:
     """A running `local` server over a temporary data directory."""
 
-    def __init__(self, data: Path):
+    def __init__(self, data: Path, **settings: str):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.base = f"http://127.0.0.1:{port}"
         self.outbox = data / "outbox"
-        env = dict(os.environ, RUST_LOG="warn", THROTTLE_ACCOUNT_FAILURES="3/900")
+        env = dict(os.environ, RUST_LOG="warn", THROTTLE_ACCOUNT_FAILURES="3/900", **settings)
         env.pop("THROTTLING", None)
         self.process = subprocess.Popen(
             [
@@ -84,6 +85,7 @@ class Server:
                 "--listen", f"127.0.0.1:{port}",
                 "--data", str(data),
                 "--reset-url", f"{self.base}/reset-password",
+                "--verify-email-url", f"{self.base}/verify-email",
             ],
             env=env,
             stdout=subprocess.PIPE,
@@ -126,7 +128,15 @@ class Server:
             return error.code, json.loads(error.read())
 
     def reset_link(self, to: str) -> str:
-        """The link in the newest email of the outbox addressed to `to`."""
+        """The reset link in the newest email of the outbox addressed to `to`."""
+        return self.link(to, "/reset-password", "reset-token")
+
+    def verify_link(self, to: str) -> str:
+        """The verification link in the newest email of the outbox addressed to `to`."""
+        return self.link(to, "/verify-email", "verify-token")
+
+    def link(self, to: str, page: str, parameter: str) -> str:
+        """The link to `page` with a token in the newest such email addressed to `to`."""
         mails = sorted(self.outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
         for path in reversed(mails):
             message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -134,17 +144,28 @@ class Server:
                 continue
             text = message.get_body(preferencelist=("plain",)).get_content()
             found = re.search(
-                re.escape(self.base) + r"/reset-password\?reset-token=[0-9A-Za-z_-]+(&revoke-keys=1)?", text
+                re.escape(self.base + page + "?" + parameter + "=") + r"[0-9A-Za-z_-]+(&revoke-keys=1)?", text
             )
             if found:
                 return found.group(0)
-        raise AssertionError(f"no reset email to {to} in {self.outbox}")
+        raise AssertionError(f"no email with a {page} link to {to} in {self.outbox}")
 
 
 @pytest.fixture(scope="session")
 def server():
     with tempfile.TemporaryDirectory(prefix="foundry-auth-pages-") as data:
         running = Server(Path(data))
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.fixture(scope="session")
+def verifying_server():
+    """A server that requires verified emails."""
+    with tempfile.TemporaryDirectory(prefix="foundry-auth-pages-") as data:
+        running = Server(Path(data), REQUIRE_EMAIL_VERIFICATION="true")
         try:
             yield running
         finally:
@@ -407,6 +428,46 @@ def test_an_invalid_reset_link_is_said_plainly(server, page: Page):
     expect(page).to_have_url(server.base + "/reset-password")
     expect(page.get_by_role("link", name="Send me a new link")).to_have_attribute("href", "/forgot-password")
     shot(page, "reset-password-invalid")
+
+
+def test_the_emailed_link_verifies_the_email_and_the_account_page_sends_a_new_one(verifying_server, page: Page):
+    server, address = verifying_server, new_email()
+    register = urllib.request.Request(
+        server.base + "/auth/register",
+        data=json.dumps({"email": address, "password": PASSWORD}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(register, timeout=10) as response:
+        assert response.status == 201
+    first = server.verify_link(address)
+
+    # Until verified, the account page says so and sends the link again.
+    sign_in(page, server.base, address, PASSWORD)
+    unverified = page.locator("#unverified")
+    expect(unverified).to_contain_text("Your email is not verified yet")
+    unverified.get_by_role("button", name="Send the link again").click()
+    expect(unverified.get_by_role("status")).to_have_text("Verification email sent")
+    shot(page, "account-unverified", full_page=False)
+    link = server.verify_link(address)
+    assert link != first, "a new link"
+
+    # The page takes the token out of the address bar and sends it when asked.
+    page.goto(link)
+    expect(page).to_have_url(server.base + "/verify-email")
+    shot(page, "verify-email")
+    page.get_by_role("button", name="Verify my email").click()
+    expect(page.get_by_text("Email verified successfully")).to_be_visible()
+
+    # The superseded link is refused plainly.
+    page.goto(first)
+    page.get_by_role("button", name="Verify my email").click()
+    expect(page.get_by_role("alert")).to_have_text("This verification link is invalid, has expired or was already used.")
+
+    # Still signed in (the session keeps the key): the account page no longer asks.
+    page.goto(server.base + "/account")
+    expect(page.get_by_text(f"Signed in as {address}.")).to_be_visible()
+    expect(page.get_by_text("Free plan")).to_be_visible()
+    expect(page.locator("#unverified")).to_be_hidden()
 
 
 def test_too_many_failed_sign_ins_say_when_to_try_again(server, page: Page):

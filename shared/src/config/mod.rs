@@ -87,6 +87,9 @@ pub struct Needs {
     pub email_sender: bool,
     /// `RESET_URL`: the page the reset link opens (forgot-password).
     pub reset_url: bool,
+    /// `VERIFY_EMAIL_URL`: the page the verification link opens (register,
+    /// resend-verification), required only while `REQUIRE_EMAIL_VERIFICATION` is on.
+    pub verify_url: bool,
 }
 
 impl Needs {
@@ -99,6 +102,7 @@ impl Needs {
         kms_key: true,
         email_sender: true,
         reset_url: true,
+        verify_url: true,
     };
 
     /// The users table alone: every function reads it, most need more.
@@ -110,6 +114,7 @@ impl Needs {
         kms_key: false,
         email_sender: false,
         reset_url: false,
+        verify_url: false,
     };
 
     /// The authorizer: keys and meters, all in the users table.
@@ -120,7 +125,20 @@ impl Needs {
         use Endpoint::*;
         let users = Needs::USERS;
         match endpoint {
-            Register | Login => Needs { throttle_table: true, kms_key: true, ..users },
+            Login => Needs { throttle_table: true, kms_key: true, ..users },
+            // The verification link, when verification is required.
+            Register => Needs {
+                reset_tokens_table: true,
+                throttle_table: true,
+                kms_key: true,
+                email_sender: true,
+                verify_url: true,
+                ..users
+            },
+            ResendVerification => {
+                Needs { reset_tokens_table: true, throttle_table: true, email_sender: true, verify_url: true, ..users }
+            }
+            VerifyEmail => Needs { reset_tokens_table: true, throttle_table: true, ..users },
             RegenerateKey | Verify => Needs { scoped_keys_table: true, throttle_table: true, kms_key: true, ..users },
             UserData => users,
             ExportData => Needs { scoped_keys_table: true, throttle_table: true, ..users },
@@ -154,6 +172,8 @@ impl Config {
     pub fn from_lookup(needs: Needs, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         let reset_url = env.needed(needs.reset_url, "RESET_URL")?.map(|url| parse_reset_url(&url)).transpose()?;
+        let verifies = needs.verify_url && env.switch("REQUIRE_EMAIL_VERIFICATION", false)?;
+        let verify_url = env.needed(verifies, "VERIFY_EMAIL_URL")?.map(|url| parse_verify_url(&url)).transpose()?;
         Ok(Self {
             tables: Tables {
                 users: env.needed(needs.users_table, "USERS_TABLE")?,
@@ -164,7 +184,7 @@ impl Config {
             kms_key_id: env.needed(needs.kms_key, "KMS_KEY_ID")?,
             email_from: env.needed(needs.email_sender, "EMAIL_FROM")?,
             endpoints: Endpoints::read(&env)?,
-            settings: settings(reset_url, &env)?,
+            settings: settings(reset_url, verify_url, &env)?,
         })
     }
 }
@@ -264,7 +284,16 @@ impl Endpoints {
 
 /// The reset page must be an http(s) URL: the emailed link is built from it alone.
 pub fn parse_reset_url(raw: &str) -> Result<Url, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid { name: "RESET_URL", reason };
+    parse_page_url("RESET_URL", raw)
+}
+
+/// The verification page, as the reset page.
+pub fn parse_verify_url(raw: &str) -> Result<Url, ConfigError> {
+    parse_page_url("VERIFY_EMAIL_URL", raw)
+}
+
+fn parse_page_url(name: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name, reason };
     let url = Url::parse(raw.trim()).map_err(|e| invalid(e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid("must be an http(s) URL".into()));
@@ -278,9 +307,12 @@ pub const DEFAULT_HASH_QUEUE: u64 = 64;
 
 impl Settings {
     /// The optional settings (switches and limits), with their defaults, for a server
-    /// that sends reset links to `reset_url`.
+    /// that sends reset links to `reset_url` (and verification links to
+    /// `VERIFY_EMAIL_URL`, when set).
     pub fn from_lookup(reset_url: Url, lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        settings(Some(reset_url), &Env(lookup))
+        let env = Env(lookup);
+        let verify_url = env.value("VERIFY_EMAIL_URL").map(|url| parse_verify_url(&url)).transpose()?;
+        settings(Some(reset_url), verify_url, &env)
     }
 
     /// The optional settings from the process environment.
@@ -289,7 +321,11 @@ impl Settings {
     }
 }
 
-fn settings(reset_url: Option<Url>, env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Settings, ConfigError> {
+fn settings(
+    reset_url: Option<Url>,
+    verify_url: Option<Url>,
+    env: &Env<impl Fn(&str) -> Option<String>>,
+) -> Result<Settings, ConfigError> {
     let hash_workers = env.parsed("HASH_WORKERS", |v| match v.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("expected a positive number, got {v:?}")),
@@ -299,6 +335,8 @@ fn settings(reset_url: Option<Url>, env: &Env<impl Fn(&str) -> Option<String>>) 
     let legacy_keys_until = env.parsed("LEGACY_KEYS_UNTIL", parse_instant)?;
     Ok(Settings {
         reset_url,
+        require_email_verification: env.switch("REQUIRE_EMAIL_VERIFICATION", false)?,
+        verify_url,
         registration_enabled: env.switch("REGISTRATION_ENABLED", true)?,
         daily_request_limit: env.number("DAILY_REQUEST_LIMIT", DEFAULT_DAILY_REQUEST_LIMIT)?,
         monthly_request_limit: env.number("MONTHLY_REQUEST_LIMIT", DEFAULT_MONTHLY_REQUEST_LIMIT)?,
@@ -347,6 +385,7 @@ fn throttling(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Option<Throt
         reset_emails: env.limits("THROTTLE_RESET_EMAILS", defaults.reset_emails)?,
         reset_emails_all: env.limits("THROTTLE_RESET_EMAILS_ALL", defaults.reset_emails_all)?,
         account_management: env.limit("THROTTLE_ACCOUNT_MANAGEMENT", defaults.account_management)?,
+        verification_emails: env.limit("THROTTLE_VERIFICATION_EMAILS", defaults.verification_emails)?,
         service_key_failures: env.limit("THROTTLE_SERVICE_KEY_FAILURES", defaults.service_key_failures)?,
     }))
 }

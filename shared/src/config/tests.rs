@@ -67,7 +67,10 @@ fn each_function_requires_only_what_its_route_uses() {
     const RESET: &str = "RESET_URL";
     // login opens the master key (KMS) but sends no mail: it starts without EMAIL_FROM.
     starts_with_exactly(Login, &[USERS, THROTTLE, KMS]);
-    starts_with_exactly(Register, &[USERS, THROTTLE, KMS]);
+    // register sends the verification link when verification is required.
+    starts_with_exactly(Register, &[USERS, TOKENS, THROTTLE, KMS, FROM]);
+    starts_with_exactly(VerifyEmail, &[USERS, TOKENS, THROTTLE]);
+    starts_with_exactly(ResendVerification, &[USERS, TOKENS, THROTTLE, FROM]);
     starts_with_exactly(RegenerateKey, &[USERS, SCOPED, THROTTLE, KMS]);
     starts_with_exactly(UserData, &[USERS]);
     // The export lists scoped keys without their Foundry passwords: no KMS.
@@ -82,6 +85,28 @@ fn each_function_requires_only_what_its_route_uses() {
     starts_with_exactly(ListApiKeys, &[USERS, SCOPED]);
     starts_with_exactly(DeleteApiKey, &[USERS, SCOPED]);
     starts_with_exactly(Verify, &[USERS, SCOPED, THROTTLE, KMS]);
+}
+
+#[test]
+fn the_verification_page_is_required_only_while_verification_is() {
+    let off = Config::from_lookup(Needs::of(Endpoint::Register), env(FULL)).unwrap();
+    assert!(!off.settings.require_email_verification, "off by default");
+    assert_eq!(off.settings.verify_url, None);
+    let mut on = FULL.to_vec();
+    on.push(("REQUIRE_EMAIL_VERIFICATION", "true"));
+    for endpoint in [Endpoint::Register, Endpoint::ResendVerification] {
+        let err = Config::from_lookup(Needs::of(endpoint), env(&on)).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("VERIFY_EMAIL_URL"), "{endpoint:?}");
+    }
+    let login = Config::from_lookup(Needs::of(Endpoint::Login), env(&on)).unwrap();
+    assert!(login.settings.require_email_verification, "the authorizer's rule applies everywhere");
+    on.push(("VERIFY_EMAIL_URL", "javascript:alert(1)"));
+    let invalid = Config::from_lookup(Needs::of(Endpoint::Register), env(&on));
+    assert!(matches!(invalid, Err(ConfigError::Invalid { name: "VERIFY_EMAIL_URL", .. })));
+    on.pop();
+    on.push(("VERIFY_EMAIL_URL", "https://relay.example.io/verify-email"));
+    let register = Config::from_lookup(Needs::of(Endpoint::Register), env(&on)).unwrap();
+    assert_eq!(register.settings.verify_url.unwrap().as_str(), "https://relay.example.io/verify-email");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::domain::metrics::{self, Counter};
 use crate::domain::model::{ScopedKey, StoredMasterKey, Subscription, Usage, User};
 use crate::domain::ports::EncryptionContext;
 use crate::domain::throttle;
-use crate::domain::{notify, password, with_current_user};
+use crate::domain::{notify, password, verification, with_current_user};
 use chrono::{DateTime, Utc};
 
 /// A new account with its master key, shown this once.
@@ -39,6 +39,8 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
         password_hash: password_hash.into(),
         key_generation: 0,
         reset_token_digest: None,
+        email_verified: !app.settings.require_email_verification,
+        verification_token_digest: None,
         scoped_key_count: 0,
         subscription_status: Subscription::Free,
         stripe_customer_id: None,
@@ -48,10 +50,17 @@ pub async fn register(app: &App, email: &str, password: &str, address: Option<&s
         updated_at: now,
     };
     match app.store.create_user(&user).await {
-        Ok(()) => Ok(Registered { user, key }),
-        Err(PortError::Conflict) => Err(AuthError::UserExists),
-        Err(e) => Err(e.into()),
+        Ok(()) => {}
+        Err(PortError::Conflict) => return Err(AuthError::UserExists),
+        Err(e) => return Err(e.into()),
     }
+    if !user.email_verified {
+        // The account exists: a failed link is logged, and the owner can ask again.
+        if let Err(error) = verification::send_link(app, user.clone()).await {
+            tracing::error!(user_id = %user.id, error = %crate::domain::error::Chain(&error), "sending the verification link failed");
+        }
+    }
+    Ok(Registered { user, key })
 }
 
 /// Checks an email and password. An unknown (or malformed) email runs the same argon2

@@ -80,6 +80,10 @@ pub enum AuthError {
     UserExists,
     #[error("invalid or expired reset token")]
     InvalidResetToken,
+    #[error("invalid or expired verification token")]
+    InvalidVerificationToken,
+    #[error("the email is already verified")]
+    EmailAlreadyVerified,
     #[error("API key not found")]
     ApiKeyNotFound,
     #[error("scoped key limit of {0} reached")]

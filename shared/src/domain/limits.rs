@@ -106,6 +106,8 @@ named_enum! {
         AccountManagement => "account-management",
         /// Requests with a missing or wrong service key (verify), per client address.
         ServiceKeyFailures => "service-key-failures",
+        /// Verification emails asked for again (resend-verification), per account.
+        VerificationEmails => "verification-emails",
     }
 }
 
@@ -119,6 +121,7 @@ impl Rule {
             Rule::ResetPerAddress => "address:reset",
             Rule::AccountManagement => "manage",
             Rule::ServiceKeyFailures => "address:service-key",
+            Rule::VerificationEmails => "verify-mail",
         }
     }
 }
@@ -146,6 +149,8 @@ pub struct Throttling {
     pub account_management: Limit,
     /// Missing or wrong service keys per client address (verify); correct ones are not counted.
     pub service_key_failures: Limit,
+    /// Verification emails asked for again, per account (resend-verification).
+    pub verification_emails: Limit,
 }
 
 impl Throttling {
@@ -157,6 +162,7 @@ impl Throttling {
             Rule::ResetPerAddress => self.reset_per_address,
             Rule::AccountManagement => self.account_management,
             Rule::ServiceKeyFailures => self.service_key_failures,
+            Rule::VerificationEmails => self.verification_emails,
         }
     }
 }
@@ -173,6 +179,7 @@ impl Default for Throttling {
             reset_emails_all: vec![Limit::new(5, 3600)],
             account_management: Limit::new(10, 3600),
             service_key_failures: Limit::new(10, 15 * 60),
+            verification_emails: Limit::new(3, 3600),
         }
     }
 }

@@ -38,6 +38,9 @@ named_enum! {
         MasterKeyNotAllowed => "master_key_not_allowed",
         /// A key imported from the Node relay (64 hex characters) after `LEGACY_KEYS_UNTIL`.
         Legacy => "legacy",
+        /// A key of an account whose email is not verified yet, while
+        /// `REQUIRE_EMAIL_VERIFICATION` is on.
+        Unverified => "unverified",
         /// A dependency failed: refused without a verdict (fails closed).
         Error => "error",
     }
@@ -81,6 +84,8 @@ pub struct Meter<'a> {
     pub need: Need,
     /// Whether a master key may make the request (`MASTER_KEY_RELAY_ACCESS`).
     pub master_allowed: bool,
+    /// Whether the account's email must be verified (`REQUIRE_EMAIL_VERIFICATION`).
+    pub require_verified: bool,
     /// The account's caps (`DAILY_REQUEST_LIMIT`, `MONTHLY_REQUEST_LIMIT`; an active
     /// subscription lifts the monthly one).
     pub daily_limit: u64,
@@ -99,6 +104,8 @@ pub struct AccountMeter {
     pub key_generation: u64,
     /// `active` lifts the monthly cap.
     pub subscription_status: Subscription,
+    /// An unverified account's keys are refused while verification is required.
+    pub email_verified: bool,
     pub usage: Usage,
 }
 
@@ -109,6 +116,7 @@ impl From<&User> for AccountMeter {
             master_key_digest: user.master_key.digest.clone(),
             key_generation: user.key_generation,
             subscription_status: user.subscription_status.clone(),
+            email_verified: user.email_verified,
             usage: user.usage.clone(),
         }
     }
@@ -214,8 +222,9 @@ pub fn serves_user(entry: &KeyEntry, client: Option<&str>, asked: Option<&str>) 
     asked.is_none_or(|asked| user_for(entry, client).is_none_or(|user| user == asked))
 }
 
-/// The account's verdict on a request of `entry`: the key must still be the account's, and
-/// the account's caps must have room (`counted` as for [`entry_refusal`]).
+/// The account's verdict on a request of `entry`: the key must still be the account's, its
+/// email verified when that is required, and the account's caps must have room (`counted`
+/// as for [`entry_refusal`]).
 pub fn account_refusal(user: &AccountMeter, entry: &KeyEntry, meter: &Meter<'_>, counted: u64) -> Option<Refusal> {
     let still_the_accounts = match entry.kind {
         KeyKind::Master => user.master_key_digest == entry.digest,
@@ -223,6 +232,9 @@ pub fn account_refusal(user: &AccountMeter, entry: &KeyEntry, meter: &Meter<'_>,
     };
     if !still_the_accounts {
         return Some(Refusal::because(Decision::Revoked));
+    }
+    if meter.require_verified && !user.email_verified {
+        return Some(Refusal::because(Decision::Unverified));
     }
     let monthly_limit = (!user.subscription_status.is_active()).then_some(meter.monthly_limit);
     let day = (user.usage.today(meter.now).saturating_sub(counted), Some(meter.daily_limit));
@@ -287,6 +299,7 @@ mod tests {
             user_id: None,
             need: Need::Nothing,
             master_allowed: true,
+            require_verified: false,
             daily_limit: 1000,
             monthly_limit: 100,
         }
@@ -407,6 +420,29 @@ mod tests {
         let mut master = meter(&digest, now, 1);
         master.kind = Some(KeyKind::Master);
         assert_eq!(entry_refusal(&entry, &master, 0).unwrap().reason, Decision::Unknown);
+    }
+
+    #[test]
+    fn an_unverified_account_is_refused_only_while_verification_is_required() {
+        let now = at("2026-12-02T10:00:00Z");
+        let digest = KeyDigest("d".repeat(64));
+        let entry = scoped(now, 0, 0);
+        let account = AccountMeter {
+            user_id: "u1".into(),
+            master_key_digest: digest.clone(),
+            key_generation: 1,
+            subscription_status: Subscription::Free,
+            email_verified: false,
+            usage: Usage::default(),
+        };
+        let mut ask = meter(&digest, now, 1);
+        assert_eq!(account_refusal(&account, &entry, &ask, 0), None, "not required: admitted");
+        ask.require_verified = true;
+        assert_eq!(account_refusal(&account, &entry, &ask, 0).unwrap().reason, Decision::Unverified);
+        let verified = AccountMeter { email_verified: true, ..account.clone() };
+        assert_eq!(account_refusal(&verified, &entry, &ask, 0), None);
+        let revoked = AccountMeter { key_generation: 2, ..account };
+        assert_eq!(account_refusal(&revoked, &entry, &ask, 0).unwrap().reason, Decision::Revoked, "revoked first");
     }
 
     #[test]

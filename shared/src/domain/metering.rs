@@ -144,6 +144,7 @@ async fn decide_uncounted(app: &App, ask: Ask<'_>) -> Result<Result<Authorizatio
         user_id: ask.user_id,
         need: ask.need,
         master_allowed: app.settings.master_key_relay_access,
+        require_verified: app.settings.require_email_verification,
         daily_limit: app.settings.daily_request_limit,
         monthly_limit: app.settings.monthly_request_limit,
     };

@@ -263,11 +263,18 @@ mod tests {
             plain.into_iter().chain(["ResetEmailsSent", "ResetEmailsSuppressed", "ServiceKeyRefused", "LegacyKeyUses"]);
         let mut expected: Vec<(&str, Option<(&str, &str)>)> = plain.map(|name| (name, None)).collect();
         let rules = ["account-failures", "auth-per-address", "reset-per-address", "account-management"];
-        let rules = rules.into_iter().chain(["service-key-failures"]);
+        let rules = rules.into_iter().chain(["service-key-failures", "verification-emails"]);
         expected.extend(rules.map(|rule| ("Throttled", Some(("Rule", rule)))));
         let reasons = ["admitted", "cap", "missing", "malformed", "unknown", "revoked", "disabled", "expired"];
-        let reasons =
-            reasons.into_iter().chain(["client", "user", "scope", "master_key_not_allowed", "legacy", "error"]);
+        let reasons = reasons.into_iter().chain([
+            "client",
+            "user",
+            "scope",
+            "master_key_not_allowed",
+            "legacy",
+            "unverified",
+            "error",
+        ]);
         expected.extend(reasons.map(|reason| ("AuthorizerDecisions", Some(("Reason", reason)))));
         let services = ["DynamoDB", "KMS", "SES"];
         expected.extend(services.map(|service| ("DependencyFailures", Some(("Service", service)))));

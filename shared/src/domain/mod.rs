@@ -32,6 +32,7 @@ pub mod service_key;
 pub mod settings;
 pub mod throttle;
 pub mod token;
+pub mod verification;
 
 use error::{AuthError, PortError};
 use model::User;

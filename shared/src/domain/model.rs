@@ -87,6 +87,13 @@ pub struct User {
     pub key_generation: u64,
     /// The digest of the one reset token that may still be redeemed.
     pub reset_token_digest: Option<String>,
+    /// Whether the owner proved control of the email. `false` only for an account
+    /// registered while `REQUIRE_EMAIL_VERIFICATION` was on and not verified since (the
+    /// stores keep only that case: absent means verified, so accounts made before the
+    /// setting, or imported, count as verified).
+    pub email_verified: bool,
+    /// The digest of the one email-verification token that may still be redeemed.
+    pub verification_token_digest: Option<String>,
     /// How many scoped keys the account has (capped by `SCOPED_KEYS_PER_ACCOUNT`).
     pub scoped_key_count: u64,
     pub subscription_status: Subscription,

@@ -16,6 +16,32 @@ pub fn reset_link(reset_page: &Url, token: &str, revoke_keys: bool) -> Url {
     link
 }
 
+/// The verification page with the token appended as `verify-token`.
+pub fn verify_link(verify_page: &Url, token: &str) -> Url {
+    let mut link = verify_page.clone();
+    link.query_pairs_mut().append_pair("verify-token", token);
+    link
+}
+
+pub fn verification_email(to: &str, link: &Url) -> OutgoingEmail {
+    let href = escape_html(link.as_str());
+    OutgoingEmail {
+        to: to.to_owned(),
+        subject: "Verify your Foundry REST API email".into(),
+        text: format!(
+            "An account of the Foundry REST API was registered with this email.\n\n\
+             To verify the email and switch on its API keys, open this link within 24 hours:\n{link}\n\n\
+             If it was not you, ignore this email, or take the account over with \"Forgot password\".\n"
+        ),
+        html: format!(
+            "<p>An account of the Foundry REST API was registered with this email.</p>\
+             <p>To verify the email and switch on its API keys, open this link within 24 hours:<br>\
+             <a href=\"{href}\">{href}</a></p>\
+             <p>If it was not you, ignore this email, or take the account over with \"Forgot password\".</p>"
+        ),
+    }
+}
+
 pub fn reset_email(to: &str, link: &Url) -> OutgoingEmail {
     let href = escape_html(link.as_str());
     OutgoingEmail {
@@ -82,6 +108,16 @@ mod tests {
             reset_link(&with_query, "abc123", false).as_str(),
             "https://relay.example.io/app?lang=de&reset-token=abc123"
         );
+    }
+
+    #[test]
+    fn the_verification_email_links_the_verification_page_with_the_token() {
+        let page = Url::parse("https://relay.example.io/verify-email").unwrap();
+        let link = verify_link(&page, "t0k");
+        assert_eq!(link.as_str(), "https://relay.example.io/verify-email?verify-token=t0k");
+        let email = verification_email("a@example.io", &link);
+        assert_eq!(email.to, "a@example.io");
+        assert!(email.text.contains(link.as_str()) && email.html.contains(link.as_str()));
     }
 
     #[test]

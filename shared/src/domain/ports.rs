@@ -65,21 +65,32 @@ pub trait KeyIndex: UserStore {
 
 #[async_trait]
 pub trait ResetTokens: Send + Sync {
-    /// Stores the token and makes it the account's only redeemable one; the previous one
-    /// is deleted. `Conflict` when `user` is stale.
+    /// Stores the token and makes it the account's only redeemable one of its purpose
+    /// (a reset token and a verification token each have their slot); the previous one of
+    /// that purpose is deleted. `Conflict` when `user` is stale.
     async fn issue_reset_token(&self, user: &User, token: &StoredResetToken) -> PortResult<()>;
+    /// A stored token of either purpose (the caller checks [`StoredResetToken::purpose`]).
     async fn reset_token(&self, digest: &str) -> PortResult<Option<StoredResetToken>>;
     /// Uses the token up and sets the password, atomically: of concurrent redemptions
-    /// exactly one succeeds, the others get `Conflict`. With `new_master_key`, the same
-    /// write also replaces the master key of `user` as [`Users::replace_master_key`] does
-    /// (every scoped key stops working with it); `Conflict` too when `user` is stale.
+    /// exactly one succeeds, the others get `Conflict`. The reset proves control of the
+    /// email: `user` (the account as read with the token) becomes verified in the same
+    /// write, and an outstanding verification token stops being redeemable. With
+    /// `new_master_key`, the same write also replaces the master key of `user` as
+    /// [`UserStore::replace_master_key`] does (every scoped key stops working with it);
+    /// `Conflict` too when `user` is stale.
     async fn redeem_reset_token(
         &self,
         token: &StoredResetToken,
+        user: &User,
         password_hash: &str,
         now: DateTime<Utc>,
-        new_master_key: Option<(&User, &StoredMasterKey)>,
+        new_master_key: Option<&StoredMasterKey>,
     ) -> PortResult<()>;
+    /// Uses a verification token up and marks the account's email verified (on the
+    /// account and wherever metering reads it), atomically: of concurrent redemptions
+    /// exactly one succeeds, the others get `Conflict`, as does a token that is no longer
+    /// the account's current one.
+    async fn redeem_verification_token(&self, token: &StoredResetToken, now: DateTime<Utc>) -> PortResult<()>;
 }
 
 #[async_trait]

@@ -8,7 +8,7 @@ use crate::domain::limits::Rule;
 use crate::domain::metrics::{self, Counter};
 use crate::domain::model::User;
 use crate::domain::throttle;
-use crate::domain::token::{self, ResetToken, StoredResetToken};
+use crate::domain::token::{self, Purpose, ResetToken, StoredResetToken};
 use crate::domain::{accounts, notify, password, with_current_user};
 use std::future::Future;
 use std::time::Duration;
@@ -94,8 +94,9 @@ pub async fn reset_password(
         }
         false => None,
     };
-    let rekey = new_key.as_ref().map(|(_, sealed)| (&user, sealed));
-    match app.store.redeem_reset_token(&stored, &new_hash, now, rekey).await {
+    // The reset proves control of the email: an unverified account becomes verified.
+    match app.store.redeem_reset_token(&stored, &user, &new_hash, now, new_key.as_ref().map(|(_, sealed)| sealed)).await
+    {
         Ok(()) => {}
         // Used meanwhile, superseded, or the master key changed since it was read.
         Err(PortError::Conflict) => return Err(AuthError::InvalidResetToken),
@@ -130,7 +131,7 @@ async fn live_token(app: &App, presented: &str) -> Result<Option<(StoredResetTok
     let Some(stored) = app.store.reset_token(&digest).await? else {
         return Ok(None);
     };
-    if !stored.is_live(app.clock.now()) {
+    if stored.purpose != Purpose::Reset || !stored.is_live(app.clock.now()) {
         return Ok(None);
     }
     let user = app.store.user(&stored.user_id).await?;

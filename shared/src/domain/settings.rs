@@ -21,6 +21,13 @@ pub struct Settings {
     /// The page the reset link opens; `None` in a function that sends none (it is
     /// configured only where forgot-password runs).
     pub reset_url: Option<Url>,
+    /// `REQUIRE_EMAIL_VERIFICATION` (default off): register sends a verification link,
+    /// and until it is used the account's keys are refused on the relay's routes (the
+    /// authorizer and verify, reason `unverified`); its `/auth` routes keep working.
+    pub require_email_verification: bool,
+    /// The page the verification link opens (`VERIFY_EMAIL_URL`); the token is appended
+    /// as `?verify-token=`. Read only where a link is sent while verification is required.
+    pub verify_url: Option<Url>,
     pub registration_enabled: bool,
     pub daily_request_limit: u64,
     pub monthly_request_limit: u64,

@@ -164,10 +164,14 @@ fn network(address: &str) -> String {
 
 /// Counts an account-management request of the account.
 pub async fn per_account(app: &App, user_id: &str) -> Result<(), AuthError> {
+    per_account_under(app, Rule::AccountManagement, user_id).await
+}
+
+/// Counts one event of the account under `rule`'s limit (a per-account rule).
+pub async fn per_account_under(app: &App, rule: Rule, user_id: &str) -> Result<(), AuthError> {
     let Some(throttling) = &app.settings.throttling else {
         return Ok(());
     };
-    let rule = Rule::AccountManagement;
     admit(app, rule, &subject(app, user_id).await?, throttling.limit(rule)).await
 }
 
@@ -212,13 +216,17 @@ pub async fn reserve_password_check(
         }
     }
     let verdict = app.store.admit(&rate_key(Rule::AccountFailures.prefix(), &pair.pair, limit), limit, now).await?;
-    let check = PasswordCheck { last: verdict.remaining == 0, account_wide: !known, pair: Some(pair) };
     if !verdict.allowed {
-        // Not checked: the account-wide attempt goes back.
-        settle_password_check(app, PasswordCheck { last: false, ..check }, true).await;
+        // Not checked: the account-wide attempt (if one was taken) goes back, and only it.
+        if !known {
+            let all = throttling.account_failures_all;
+            if let Err(error) = app.store.give_back(&all_failures_key(&pair.account, all), all, now).await {
+                tracing::warn!(error = %Chain(&error), "giving back an unused account-wide attempt failed");
+            }
+        }
         return Err(refused(Rule::AccountFailures, limit.max, verdict.retry_at, now));
     }
-    Ok(check)
+    Ok(PasswordCheck { last: verdict.remaining == 0, account_wide: !known, pair: Some(pair) })
 }
 
 /// Settles a reserved check. A correct password gives its attempts back and makes the
@@ -334,6 +342,7 @@ mod tests {
                 "address:reset:30/900:s",
                 "manage:30/900:s",
                 "address:service-key:30/900:s",
+                "verify-mail:30/900:s",
             ]
         );
         assert_eq!(lock_key("s"), "lock:s");

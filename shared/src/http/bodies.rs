@@ -187,6 +187,23 @@ impl PasswordReset {
     }
 }
 
+/// POST /auth/verify-email
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EmailVerification {
+    /// The token of the emailed link (`verify-token`).
+    #[serde(deserialize_with = "non_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, min_length = 1, example = "9d0c1e6a4b7f3a2e8c5d1f0b6a9e7c3d2b8f4a1e6c0d9b7a5f3e2c1d0b9a8f7e"))]
+    token: Option<Secret>,
+}
+
+impl EmailVerification {
+    /// The token, or `Token is required`.
+    pub fn required(self) -> Result<Secret, RequestError> {
+        self.token.ok_or(RequestError::Required(Required::Token))
+    }
+}
+
 /// POST /auth/api-keys (its schema is written out in `http::openapi`: `monthlyLimit` and
 /// `dailyLimit` take a number or a string of digits).
 #[derive(Deserialize)]

@@ -34,6 +34,7 @@ pub enum Required {
     TokenAndPassword,
     CurrentAndNewPassword,
     Key,
+    Token,
 }
 
 /// Why a request was not answered with success: its shape, or the operation.
@@ -152,6 +153,14 @@ impl From<&AuthError> for PublicError {
             E::InvalidResetToken => {
                 (StatusCode::BAD_REQUEST, "Invalid or expired reset token".into(), ErrorCode::InvalidResetToken)
             }
+            E::InvalidVerificationToken => (
+                StatusCode::BAD_REQUEST,
+                "Invalid or expired verification token".into(),
+                ErrorCode::InvalidVerificationToken,
+            ),
+            E::EmailAlreadyVerified => {
+                (StatusCode::CONFLICT, "Email is already verified".into(), ErrorCode::EmailAlreadyVerified)
+            }
             E::ApiKeyNotFound => (StatusCode::NOT_FOUND, "API key not found".into(), ErrorCode::ApiKeyNotFound),
             E::ScopedKeyLimit(cap) => (
                 StatusCode::BAD_REQUEST,
@@ -185,6 +194,7 @@ fn required_message(which: Required) -> &'static str {
         Required::TokenAndPassword => "Token and password are required",
         Required::CurrentAndNewPassword => "Current password and new password are required",
         Required::Key => "key is required",
+        Required::Token => "Token is required",
     }
 }
 
@@ -214,6 +224,7 @@ fn rate_limit_message(rule: Rule) -> &'static str {
         Rule::ResetPerAddress => "Too many password reset attempts from this IP, please try again later",
         Rule::AccountManagement => "Too many account management requests, please try again later",
         Rule::ServiceKeyFailures => "Too many requests with a wrong service key from this IP, please try again later",
+        Rule::VerificationEmails => "Too many verification emails, please try again later",
     }
 }
 

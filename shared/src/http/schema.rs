@@ -96,6 +96,8 @@ error_codes! {
     RegistrationDisabled => "registration_disabled",
     UserExists => "user_exists",
     InvalidResetToken => "invalid_reset_token",
+    InvalidVerificationToken => "invalid_verification_token",
+    EmailAlreadyVerified => "email_already_verified",
     ApiKeyNotFound => "api_key_not_found",
     ScopedKeyLimitReached => "scoped_key_limit_reached",
     RateLimited => "rate_limited",
@@ -185,6 +187,9 @@ pub struct UserData {
     pub requests_this_month: u64,
     pub requests_today: u64,
     pub subscription_status: String,
+    /// `false` only for an account registered while email verification is required and
+    /// not verified yet (its keys are refused on the relay's routes until then).
+    pub email_verified: bool,
     pub limits: PlanLimits,
     /// The key presented came from the Node relay (64 hex characters): it works until
     /// `legacyKeysUntil`; regenerate it to get a key of this service.

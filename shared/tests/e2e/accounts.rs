@@ -294,6 +294,7 @@ async fn user_data_describes_the_account_behind_the_master_key() {
             "requestsThisMonth": 0,
             "requestsToday": 0,
             "subscriptionStatus": "free",
+            "emailVerified": true,
             "limits": {"dailyLimit": 7, "monthlyLimit": 70, "unlimitedMonthly": false},
             "legacyKey": false,
             "legacyKeysUntil": null,

@@ -11,7 +11,7 @@ use shared::domain::meter::{Decision, Meter, Metered};
 use shared::domain::model::{ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
 use shared::domain::ports::Store;
 use shared::domain::scopes::{Grant, Need, Scope, ScopeSet};
-use shared::domain::token::{ResetToken, StoredResetToken};
+use shared::domain::token::{Purpose, ResetToken, StoredResetToken};
 use std::sync::Arc;
 
 /// A store under test, with whatever must live as long as it.
@@ -56,6 +56,8 @@ conformance!(
     a_master_key_change_is_conditional_and_complete,
     reset_tokens_are_superseded_and_redeemed_once,
     a_redemption_can_replace_the_master_key_in_the_same_write,
+    verification_tokens_are_superseded_redeemed_once_and_verify_the_account,
+    a_reset_verifies_the_account_and_an_unverified_key_is_refused_meanwhile,
     a_password_change_voids_the_reset_token,
     scoped_keys_follow_the_master_key_generation,
     deleting_an_account_removes_its_items,
@@ -100,6 +102,8 @@ fn new_user(email: &str) -> User {
         },
         key_generation: 0,
         reset_token_digest: None,
+        email_verified: true,
+        verification_token_digest: None,
         scoped_key_count: 0,
         subscription_status: shared::domain::model::Subscription::Free,
         stripe_customer_id: None,
@@ -215,10 +219,10 @@ async fn reset_tokens_are_superseded_and_redeemed_once(store: &Arc<dyn Store>) {
     let fresh = reread(store, &user).await;
     store.issue_reset_token(&fresh, &second).await.unwrap();
     assert_eq!(store.reset_token(&first.digest).await.unwrap(), None, "the older token is gone");
-    assert!(conflict(store.redeem_reset_token(&first, "hash-x", Utc::now(), None).await));
+    assert!(conflict(store.redeem_reset_token(&first, &fresh, "hash-x", Utc::now(), None).await));
 
     let hashes: Vec<String> = (0..5).map(|i| format!("hash-{i}")).collect();
-    let results = join_all(hashes.iter().map(|h| store.redeem_reset_token(&second, h, Utc::now(), None))).await;
+    let results = join_all(hashes.iter().map(|h| store.redeem_reset_token(&second, &fresh, h, Utc::now(), None))).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     let winner = results.iter().position(|r| r.is_ok()).unwrap();
     let after = reread(store, &user).await;
@@ -240,13 +244,13 @@ async fn a_redemption_can_replace_the_master_key_in_the_same_write(store: &Arc<d
     };
     let mut stale = user.clone();
     stale.key_generation += 1;
-    assert!(conflict(store.redeem_reset_token(&token, "hash-r", Utc::now(), Some((&stale, &new))).await));
+    assert!(conflict(store.redeem_reset_token(&token, &stale, "hash-r", Utc::now(), Some(&new)).await));
     let untouched = reread(store, &user).await;
     assert_eq!(untouched.reset_token_digest.as_deref(), Some(token.digest.as_str()), "nothing was half written");
     assert!(store.key_entry(&new.digest).await.unwrap().is_none());
     assert!(store.reset_token(&token.digest).await.unwrap().is_some(), "the token is still there");
 
-    store.redeem_reset_token(&token, "hash-r", Utc::now(), Some((&user, &new))).await.unwrap();
+    store.redeem_reset_token(&token, &user, "hash-r", Utc::now(), Some(&new)).await.unwrap();
     let after = reread(store, &user).await;
     assert_eq!(after.password_hash.expose(), "hash-r");
     assert_eq!((after.key_generation, &after.master_key.digest), (user.key_generation + 1, &new.digest));
@@ -254,6 +258,81 @@ async fn a_redemption_can_replace_the_master_key_in_the_same_write(store: &Arc<d
     assert!(store.key_entry(&user.master_key.digest).await.unwrap().is_none(), "the old master key stopped working");
     assert_eq!(store.key_entry(&new.digest).await.unwrap().unwrap().user_id, user.id);
     assert_eq!(store.reset_token(&token.digest).await.unwrap(), None);
+
+    // An unverified account: the same write also verifies it (its meter changes once).
+    let unverified = User { email_verified: false, ..new_user(&format!("k-{}@example.io", uuid::Uuid::new_v4())) };
+    store.create_user(&unverified).await.unwrap();
+    let token = issue(store, &reread(store, &unverified).await).await;
+    let user = reread(store, &unverified).await;
+    let key = ApiKey::generate(KeyKind::Master);
+    let new = StoredMasterKey {
+        digest: key.digest(),
+        ciphertext: vec![8],
+        prefix: key.display_prefix(),
+        created_at: Utc::now(),
+    };
+    store.redeem_reset_token(&token, &user, "hash-k", Utc::now(), Some(&new)).await.unwrap();
+    let after = reread(store, &user).await;
+    assert!(after.email_verified);
+    assert_eq!(after.master_key.digest, new.digest);
+    let mut ask = meter(&new.digest, KeyKind::Master, 1000, 1000);
+    ask.require_verified = true;
+    assert!(matches!(store.meter(&ask).await.unwrap(), Metered::Admitted { .. }), "the new key works, verified");
+}
+
+async fn verification_tokens_are_superseded_redeemed_once_and_verify_the_account(store: &Arc<dyn Store>) {
+    let unverified = User { email_verified: false, ..new_user(&format!("v-{}@example.io", uuid::Uuid::new_v4())) };
+    store.create_user(&unverified).await.unwrap();
+    let user = reread(store, &unverified).await;
+    assert!(!user.email_verified);
+    let verify =
+        |user: &User| StoredResetToken::issue_for(Purpose::VerifyEmail, &ResetToken::generate(), &user.id, Utc::now());
+    let first = verify(&user);
+    store.issue_reset_token(&user, &first).await.unwrap();
+    assert_eq!(store.reset_token(&first.digest).await.unwrap(), Some(first.clone()), "kept with its purpose");
+    let reset = issue(store, &reread(store, &user).await).await;
+    let fresh = reread(store, &user).await;
+    assert_eq!(
+        (fresh.reset_token_digest.as_deref(), fresh.verification_token_digest.as_deref()),
+        (Some(reset.digest.as_str()), Some(first.digest.as_str())),
+        "a reset token and a verification token each keep their slot"
+    );
+    let second = verify(&fresh);
+    assert!(conflict(store.issue_reset_token(&user, &second).await), "issued from stale state");
+    store.issue_reset_token(&fresh, &second).await.unwrap();
+    assert_eq!(store.reset_token(&first.digest).await.unwrap(), None, "the older token is gone");
+    assert!(conflict(store.redeem_verification_token(&first, Utc::now()).await));
+    assert!(conflict(store.redeem_verification_token(&reset, Utc::now()).await), "a reset token is not one");
+
+    let results = join_all((0..5).map(|_| store.redeem_verification_token(&second, Utc::now()))).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    let after = reread(store, &user).await;
+    assert!(after.email_verified);
+    assert_eq!(after.verification_token_digest, None);
+    assert_eq!(after.reset_token_digest.as_deref(), Some(reset.digest.as_str()), "the reset token stays");
+    // Metering reads the account's state where it counts.
+    let mut ask = meter(&after.master_key.digest, KeyKind::Master, 1000, 1000);
+    ask.require_verified = true;
+    assert!(matches!(store.meter(&ask).await.unwrap(), Metered::Admitted { .. }));
+}
+
+async fn a_reset_verifies_the_account_and_an_unverified_key_is_refused_meanwhile(store: &Arc<dyn Store>) {
+    let unverified = User { email_verified: false, ..new_user(&format!("r-{}@example.io", uuid::Uuid::new_v4())) };
+    store.create_user(&unverified).await.unwrap();
+    let mut ask = meter(&unverified.master_key.digest, KeyKind::Master, 1000, 1000);
+    ask.require_verified = true;
+    let Metered::Refused(refusal) = store.meter(&ask).await.unwrap() else { panic!("an unverified key was admitted") };
+    assert_eq!(refusal.reason, Decision::Unverified);
+    assert!(matches!(
+        store.meter(&Meter { require_verified: false, ..ask.clone() }).await.unwrap(),
+        Metered::Admitted { .. }
+    ));
+    let user = reread(store, &unverified).await;
+    let token = issue(store, &user).await;
+    let user = reread(store, &unverified).await;
+    store.redeem_reset_token(&token, &user, "hash-2", Utc::now(), None).await.unwrap();
+    assert!(reread(store, &unverified).await.email_verified);
+    assert!(matches!(store.meter(&ask).await.unwrap(), Metered::Admitted { .. }));
 }
 
 async fn a_password_change_voids_the_reset_token(store: &Arc<dyn Store>) {
@@ -408,6 +487,7 @@ fn meter(digest: &KeyDigest, kind: KeyKind, daily: u64, monthly: u64) -> Meter<'
         user_id: None,
         need: Need::Nothing,
         master_allowed: true,
+        require_verified: false,
         daily_limit: daily,
         monthly_limit: monthly,
     }

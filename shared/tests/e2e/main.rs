@@ -26,4 +26,5 @@ mod scopes;
 mod support;
 mod template;
 mod throttling;
+mod verification;
 mod verify;

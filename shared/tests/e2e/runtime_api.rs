@@ -175,6 +175,9 @@ async fn every_function_binary_serves_its_route_under_the_lambda_runtime_api() {
             400,
         ),
         (Endpoint::ValidateResetToken, call(Endpoint::ValidateResetToken).param("token", "abc"), 200),
+        (Endpoint::VerifyEmail, call(Endpoint::VerifyEmail).json(json!({"token": "0".repeat(64)})), 400),
+        // Verification is not required: the account counts as verified.
+        (Endpoint::ResendVerification, call(Endpoint::ResendVerification).key(&main.key), 409),
         (Endpoint::CreateApiKey, call(Endpoint::CreateApiKey).key(&main.key).json(json!({"name": "cli"})), 201),
         (Endpoint::ListApiKeys, call(Endpoint::ListApiKeys).key(&main.key), 200),
         (

@@ -106,7 +106,8 @@ fn every_route_is_declared_once_on_the_function_that_serves_it() {
 
 /// The routes of the account holders' web pages and their assets (`pages::PAGES` and
 /// `pages::ASSETS`), all `GET`.
-const PAGE_ROUTES: [&str; 6] = ["/", "/signup", "/forgot-password", "/reset-password", "/account", "/assets/{proxy+}"];
+const PAGE_ROUTES: [&str; 7] =
+    ["/", "/signup", "/forgot-password", "/reset-password", "/verify-email", "/account", "/assets/{proxy+}"];
 
 #[test]
 fn every_function_is_a_crate_with_an_event_file() {
@@ -134,7 +135,8 @@ fn functions_get_only_the_permissions_they_use() {
     for (binary, function) in &functions {
         let allowed = actions(function);
         assert!(!allowed.iter().any(|a| a.ends_with(":*")), "{binary} has a wildcard: {allowed:?}");
-        let sends_mail = ["change-password", "forgot-password", "reset-password"].contains(&binary.as_str());
+        let sends_mail = ["change-password", "forgot-password", "reset-password", "register", "resend-verification"]
+            .contains(&binary.as_str());
         assert_eq!(allowed.contains("ses:SendEmail"), sends_mail, "{binary}");
         // reset-password seals a new master key when asked to revoke every key.
         let seals_keys = ["register", "regenerate-key", "reset-password", "create-api-key"].contains(&binary.as_str());

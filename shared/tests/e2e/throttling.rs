@@ -18,6 +18,7 @@ fn limits() -> Throttling {
         reset_emails_all: vec![Limit::new(1000, 3600)],
         account_management: Limit::new(3, 3600),
         service_key_failures: Limit::new(3, 900),
+        verification_emails: Limit::new(2, 3600),
     }
 }
 

@@ -5,7 +5,8 @@
 //! expired, bound to the request's client and user, under its own caps) and one of the
 //! account (the key's generation is the account's, the account's caps have room). A
 //! master key's: one consistent `GetItem` of its index entry (which names the account)
-//! and the account's `UpdateItem` (the key is still the account's master key). The
+//! and the account's `UpdateItem` (the key is still the account's master key, and, while
+//! `REQUIRE_EMAIL_VERIFICATION` is on, the account is not marked unverified). The
 //! account's counters live in its meter item (`METER#<id>`, `records::MeterItem`), not in
 //! the account, so that every item written here stays under 1 KB (one write unit). Each write
 //! returns the item as it wrote it (`ALL_NEW`), so nothing is read before counting; a
@@ -28,7 +29,7 @@ use crate::domain::meter::{account_refusal, entry_refusal, verdict, AccountMeter
 use crate::domain::model::{day_period, month_period, previous_periods, KeyEntry, User};
 use crate::domain::ports::{KeyIndex, Metering, PortResult};
 use crate::domain::scopes::Need;
-use crate::records::{key_pk, meter_pk, user_pk, KeyItem, MeterItem, UserItem};
+use crate::records::{key_pk, meter_pk, user_pk, KeyItem, MeterItem, UserItem, EMAIL_VERIFIED};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -302,6 +303,12 @@ impl DynamoStore {
         write.values.insert(":active".into(), s("active"));
         write.conditions.push(day);
         write.conditions.push(format!("(#subscription = :active OR {month})"));
+        if meter.require_verified {
+            // Absent is verified (`records::EMAIL_VERIFIED`): only an unverified meter has it.
+            write.names.insert("#verified".into(), EMAIL_VERIFIED.into());
+            write.values.insert(":unverified".into(), AttributeValue::Bool(false));
+            write.conditions.push("(attribute_not_exists(#verified) OR #verified <> :unverified)".into());
+        }
         write.values.insert(":now".into(), time(meter.now));
         write.sets.push("lastRequestAt = :now".into());
         let key = pk(meter_pk(&entry.user_id));

@@ -208,7 +208,15 @@ impl DynamoStore {
     /// The meter's guards set to `digest` and `generation`, in the transaction that changes
     /// them on the account. A meter not written yet (an account older than meters) is
     /// made here from what was read of the account.
-    fn meter_guards(&self, user: &User, digest: &KeyDigest, generation: u64) -> PortResult<TransactWriteItem> {
+    /// `verified`: the same write also marks the account's email verified on its meter (a
+    /// transaction may change an item once only).
+    fn meter_guards(
+        &self,
+        user: &User,
+        digest: &KeyDigest,
+        generation: u64,
+        verified: bool,
+    ) -> PortResult<TransactWriteItem> {
         let usage = to_item(&MeterItem::from(user))?.remove("usage").unwrap_or(AttributeValue::M(HashMap::new()));
         let values = HashMap::from([
             (":digest".to_owned(), s(&digest.0)),
@@ -216,18 +224,18 @@ impl DynamoStore {
             (":subscription".to_owned(), s(user.subscription_status.as_str())),
             (":usage".to_owned(), usage),
         ]);
-        let update = Update::builder()
+        let set = "SET masterKeyDigest = :digest, keyGeneration = :generation, \
+                   subscriptionStatus = if_not_exists(subscriptionStatus, :subscription), \
+                   #usage = if_not_exists(#usage, :usage)";
+        let mut update = Update::builder()
             .table_name(self.users_table()?)
             .set_key(Some(pk(meter_pk(&user.id))))
-            .update_expression(
-                "SET masterKeyDigest = :digest, keyGeneration = :generation, \
-                 subscriptionStatus = if_not_exists(subscriptionStatus, :subscription), \
-                 #usage = if_not_exists(#usage, :usage)",
-            )
-            .expression_attribute_names("#usage", "usage")
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(PortError::other)?;
+            .update_expression(if verified { format!("{set} REMOVE #verified") } else { set.to_owned() })
+            .expression_attribute_names("#usage", "usage");
+        if verified {
+            update = update.expression_attribute_names("#verified", crate::records::EMAIL_VERIFIED);
+        }
+        let update = update.set_expression_attribute_values(Some(values)).build().map_err(PortError::other)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 

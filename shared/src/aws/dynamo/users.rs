@@ -60,7 +60,7 @@ impl UserStore for DynamoStore {
     }
 
     async fn replace_master_key(&self, user: &User, new: &StoredMasterKey, now: DateTime<Utc>) -> PortResult<()> {
-        let rekey = self.master_key_change(user, new, now)?;
+        let rekey = self.master_key_change(user, new, now, false)?;
         let mut items = vec![update(
             self.users_table()?,
             pk(user_pk(&user.id)),
@@ -124,7 +124,7 @@ impl UserStore for DynamoStore {
                 "masterKeyDigest = :digest AND keyGeneration = :generation",
                 values,
             )?,
-            self.meter_guards(user, &user.master_key.digest, next)?,
+            self.meter_guards(user, &user.master_key.digest, next, false)?,
         ])
         .await
     }
@@ -140,7 +140,7 @@ impl UserStore for DynamoStore {
             delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
             delete(table, pk(meter_pk(&user.id)), None, None)?,
         ];
-        if let Some(digest) = &user.reset_token_digest {
+        for digest in [&user.reset_token_digest, &user.verification_token_digest].into_iter().flatten() {
             items.push(delete(self.reset_tokens_table()?, token_key(digest), None, None)?);
         }
         self.transact(items).await
@@ -187,11 +187,14 @@ pub(super) struct MasterKeyChange {
 }
 
 impl DynamoStore {
+    /// `verified`: the account's email becomes verified in the same write (see
+    /// [`DynamoStore::meter_guards`]).
     pub(super) fn master_key_change(
         &self,
         user: &User,
         new: &StoredMasterKey,
         now: DateTime<Utc>,
+        verified: bool,
     ) -> PortResult<MasterKeyChange> {
         let table = self.users_table()?;
         let values = HashMap::from([
@@ -212,7 +215,7 @@ impl DynamoStore {
             items: vec![
                 delete(table, pk(key_pk(&user.master_key.digest)), None, None)?,
                 put(table, to_item(&entry)?, Some("attribute_not_exists(pk)"))?,
-                self.meter_guards(user, &new.digest, user.key_generation + 1)?,
+                self.meter_guards(user, &new.digest, user.key_generation + 1, verified)?,
             ],
         })
     }

@@ -21,7 +21,7 @@ impl Metering for EmbeddedStore {
         let (client_id, user_id) = (meter.client_id.map(str::to_owned), meter.user_id.map(str::to_owned));
         let (kind, now, cost, daily_limit, monthly_limit) =
             (meter.kind, meter.now, meter.cost, meter.daily_limit, meter.monthly_limit);
-        let (need, master_allowed) = (meter.need, meter.master_allowed);
+        let (need, master_allowed, require_verified) = (meter.need, meter.master_allowed, meter.require_verified);
         self.write_with(Durability::None, move |tx| {
             let meter = Meter {
                 digest: &digest,
@@ -33,6 +33,7 @@ impl Metering for EmbeddedStore {
                 user_id: user_id.as_deref(),
                 need,
                 master_allowed,
+                require_verified,
                 daily_limit,
                 monthly_limit,
             };

@@ -275,6 +275,8 @@ mod tests {
             master_key_created_at: at,
             key_generation: 3,
             reset_token_digest: None,
+            email_verified: false,
+            verify_token_digest: Some("cd".repeat(32)),
             scoped_key_count: 2,
             subscription_status: "free".to_owned(),
             stripe_customer_id: None,

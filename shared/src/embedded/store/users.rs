@@ -102,7 +102,7 @@ impl UserStore for EmbeddedStore {
         let user = user.clone();
         self.write(move |tx| {
             let stored = tx.current(&user)?;
-            if let Some(digest) = &stored.reset_token_digest {
+            for digest in [&stored.reset_token_digest, &stored.verify_token_digest].into_iter().flatten() {
                 tx.remove_token(digest)?;
             }
             tx.remove(&key_pk(&user.master_key.digest))?;

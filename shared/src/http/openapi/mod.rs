@@ -15,7 +15,8 @@ mod spec;
 
 use crate::domain::error::{AuthError, PortError};
 use crate::http::bodies::{
-    AccountDeletion, Credentials, NewAccount, PasswordChange, PasswordReset, ResetRequest, VerifyRequest,
+    AccountDeletion, Credentials, EmailVerification, NewAccount, PasswordChange, PasswordReset, ResetRequest,
+    VerifyRequest,
 };
 use crate::http::error::{Failure, RequestError};
 use crate::http::request::{API_KEY_HEADER, MAX_BODY_BYTES, NOT_AN_OBJECT};
@@ -67,6 +68,7 @@ use utoipa::OpenApi as _;
     PasswordChange,
     ResetRequest,
     PasswordReset,
+    EmailVerification,
     crate::http::schema::AuthorizerContext,
     crate::http::schema::Verification,
     crate::http::schema::VerifiedKey,
@@ -77,13 +79,14 @@ use utoipa::OpenApi as _;
 struct Components;
 
 /// The schemas of request bodies: the only ones whose optional fields may be left out.
-const REQUEST_SCHEMAS: [&str; 9] = [
+const REQUEST_SCHEMAS: [&str; 10] = [
     "NewAccount",
     "Credentials",
     "AccountDeletion",
     "PasswordChange",
     "ResetRequest",
     "PasswordReset",
+    "EmailVerification",
     "NewScopedKey",
     "ScopedKeyChange",
     "VerifyRequest",

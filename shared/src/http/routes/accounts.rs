@@ -67,6 +67,7 @@ pub(super) async fn user_data(app: &App, req: &Request) -> Answer {
             requests_this_month: user.usage.this_month(app.clock.now()),
             requests_today: user.usage.today(app.clock.now()),
             subscription_status: user.subscription_status.as_str().to_owned(),
+            email_verified: user.email_verified,
             limits: PlanLimits {
                 daily_limit: app.settings.daily_request_limit,
                 monthly_limit: app.settings.monthly_request_limit,

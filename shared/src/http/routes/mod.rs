@@ -4,6 +4,7 @@
 mod accounts;
 mod keys;
 mod recovery;
+mod verification;
 mod verify;
 
 use crate::domain::app::App;
@@ -95,6 +96,8 @@ endpoints! {
     UpdateApiKey => PATCH "/auth/api-keys/{id}", "update-api-key", keys::update_api_key;
     DeleteApiKey => DELETE "/auth/api-keys/{id}", "delete-api-key", keys::delete_api_key;
     Verify => POST "/auth/verify", "verify", verify::verify;
+    VerifyEmail => POST "/auth/verify-email", "verify-email", verification::verify_email;
+    ResendVerification => POST "/auth/resend-verification", "resend-verification", verification::resend_verification;
 }
 
 impl Endpoint {
