@@ -84,6 +84,9 @@ pub async fn reset_password(
     throttle::per_address(app, Rule::ResetPerAddress, address).await?;
     password::check_rules(new_password)?;
     let (stored, user) = live_token(app, presented).await?.ok_or(AuthError::InvalidResetToken)?;
+    // The reset of an unverified account is a takeover by the mailbox's owner: whoever
+    // registered the email may have been someone else, so every key they made stops.
+    let revoke_keys = revoke_keys || !user.email_verified;
     let new_hash = password::hash_on_pool(app, new_password).await?;
     let now = app.clock.now();
     let new_key = match revoke_keys {

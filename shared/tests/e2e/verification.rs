@@ -190,10 +190,37 @@ async fn a_completed_password_reset_verifies_the_email() {
     let verification = h.newest_verify_token(&account.email).await;
     let token = h.forgot_and_read_token(&account.email).await;
     let reset = call(Endpoint::ResetPassword).json(json!({"token": token, "password": "New-Adventure-8"}));
-    assert_eq!(h.send(reset).await.status, 200);
-    assert_eq!(h.email_verified(&account.key).await, json!(true));
-    assert_eq!(h.decision(&account.key).await, Decision::Admitted);
+    let reply = h.send(reset).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let key = reply.str("apiKey");
+    assert_eq!(h.email_verified(&key).await, json!(true));
+    assert_eq!(h.decision(&key).await, Decision::Admitted);
     h.send(verify_email(&verification)).await.assert_error(400, "Invalid or expired verification token");
+}
+
+/// Someone registers another person's email (never verified); its owner takes the account
+/// over with a reset link, and every key the squatter made stops working.
+#[tokio::test]
+async fn the_owner_of_an_email_takes_an_unverified_account_over_and_the_squatters_keys_stop() {
+    let h = requiring().await;
+    let squatter = h.register().await;
+    let (_, scoped) = h.scoped_key(&squatter.key, json!({"name": "squatter's bot"})).await;
+    h.clock.advance(chrono::Duration::hours(25));
+    let token = h.forgot_and_read_token(&squatter.email).await;
+    let reply = h
+        .send(
+            call(Endpoint::ResetPassword)
+                .json(json!({"token": token, "password": "Mine-After-All-9", "revokeKeys": false})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let owners = reply.str("apiKey");
+    for key in [&squatter.key, &scoped] {
+        assert_ne!(h.decision(key).await, Decision::Admitted, "the squatter's keys stop");
+    }
+    assert_eq!(h.decision(&owners).await, Decision::Admitted, "the owner's new key works, verified");
+    let login = call(Endpoint::Login).json(json!({"email": squatter.email, "password": PASSWORD}));
+    h.send(login).await.assert_error(401, "Invalid credentials");
 }
 
 #[tokio::test]
