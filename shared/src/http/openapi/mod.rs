@@ -54,6 +54,8 @@ use utoipa::OpenApi as _;
     LoggedIn,
     RegeneratedKey,
     UserData,
+    crate::http::schema::ActivityList,
+    crate::http::schema::ActivityEntry,
     DataExport,
     Message,
     Deleted,
