@@ -190,7 +190,7 @@ fn operation(endpoint: Endpoint) -> utoipa::openapi::path::Operation {
         // The key an account gets is the key of every other route: links let clients (and
         // stateful testing) follow it.
         Register | Login | RegenerateKey => {
-            [UserData, ExportData, CreateApiKey, ListApiKeys, ChangePassword, DeleteAccount].into_iter().fold(
+            [UserData, Activity, ExportData, CreateApiKey, ListApiKeys, ChangePassword, DeleteAccount].into_iter().fold(
                 success,
                 |response, target| {
                     response.link(
