@@ -304,3 +304,25 @@ async fn a_failed_write_to_the_owners_log_does_not_fail_the_operation() {
     h.heal().await;
     assert_eq!(kinds(&h, &account.key).await, Vec::<String>::new(), "the event is lost, the login stands");
 }
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator that scripts/test.sh starts"]
+async fn a_wrong_password_writes_the_same_whether_the_email_has_an_account() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let writes_of = |request: Call| {
+        let h = &h;
+        async move {
+            let before = h.calls().await;
+            assert_eq!(h.send(request).await.status, 401);
+            let after = h.calls().await;
+            let put = |calls: &std::collections::BTreeMap<String, u64>| calls.get("dynamodb:PutItem").copied();
+            put(&after).unwrap_or(0) - put(&before).unwrap_or(0)
+        }
+    };
+
+    let known = writes_of(login(&account.email, "Wrong-Pass-99")).await;
+    let unknown = writes_of(login(&unique_email(), "Wrong-Pass-99")).await;
+
+    assert_eq!((known, unknown), (1, 1), "one event written either way");
+}
