@@ -274,6 +274,25 @@ async fn operators_get_a_json_audit_line_with_the_account_id_and_never_the_email
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_deleted_account_is_an_operator_line() {
+    let h = Harness::new().await;
+    let account = h.register().await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let delete = json!({"confirmEmail": account.email, "password": PASSWORD});
+    assert_eq!(h.send(call(Endpoint::DeleteAccount).key(&account.key).json(delete)).await.status, 200);
+
+    let lines = captured.audit_lines();
+    let seen: Vec<(&str, &str)> =
+        lines.iter().map(|l| (l["event"].as_str().unwrap(), l["user_id"].as_str().unwrap())).collect();
+    assert_eq!(seen, [("account-deleted", account.id.as_str())]);
+    assert_eq!(lines[0]["outcome"], "success");
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_legacy_key_use_is_an_operator_line_only() {
     let captured = Captured::default();
     let writer = captured.clone();
