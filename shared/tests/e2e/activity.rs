@@ -222,7 +222,10 @@ async fn the_activity_is_deleted_with_the_account() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// Collects what the service logs while a test runs, as the functions write it (JSON).
+/// Collects what the service logs, as the functions write it (JSON), for the rest of
+/// this test process: one global subscriber, so that what a test reads does not depend on
+/// which thread logged it (a thread's own subscriber, switched on and off by tests running
+/// in parallel, was seen to miss a line under load).
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -237,76 +240,82 @@ impl Write for Captured {
     }
 }
 
+fn captured() -> &'static Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the tests");
+        captured
+    })
+}
+
 impl Captured {
-    /// The audit lines, each as its JSON fields.
-    fn audit_lines(&self) -> Vec<Value> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|line| serde_json::from_str::<Value>(line).unwrap())
-            .filter(|line| line["fields"]["audit"] == true)
+    /// Everything logged so far.
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The audit lines about `user_id`, each as its JSON fields.
+    fn audit_lines(&self, user_id: &str) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["fields"]["audit"] == true && line["fields"]["user_id"] == user_id)
             .map(|line| line["fields"].clone())
             .collect()
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn operators_get_a_json_audit_line_with_the_account_id_and_never_the_email() {
+    let captured = captured();
     let h = Harness::new().await;
     let account = h.register().await;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
 
     let wrong = login(&account.email, "Wrong-Pass-99").sent_from("198.51.100.78");
     assert_eq!(h.send(wrong).await.status, 401);
 
-    let lines = captured.audit_lines();
+    let lines = captured.audit_lines(&account.id);
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line = &lines[0];
     assert_eq!((line["event"].as_str(), line["outcome"].as_str()), (Some("login-failed"), Some("failure")));
-    assert_eq!(line["user_id"], account.id.as_str());
     assert_eq!(line["address"], "198.51.100.78");
     assert_eq!(line["user_agent"], "foundry-auth-tests");
     assert!(line["request_id"].as_str().is_some_and(|id| !id.is_empty()) && line["at"].is_string(), "{line}");
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(!text.contains(&account.email) && !text.contains("Wrong-Pass-99"), "{text}");
+    let text = captured.text();
+    assert!(!text.contains(&account.email) && !text.contains("Wrong-Pass-99"), "the email or the password is logged");
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn a_deleted_account_is_an_operator_line() {
+    let captured = captured();
     let h = Harness::new().await;
     let account = h.register().await;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
 
     let delete = json!({"confirmEmail": account.email, "password": PASSWORD});
     assert_eq!(h.send(call(Endpoint::DeleteAccount).key(&account.key).json(delete)).await.status, 200);
 
-    let lines = captured.audit_lines();
+    let lines = captured.audit_lines(&account.id);
     let seen: Vec<(&str, &str)> =
-        lines.iter().map(|l| (l["event"].as_str().unwrap(), l["user_id"].as_str().unwrap())).collect();
-    assert_eq!(seen, [("account-deleted", account.id.as_str())]);
-    assert_eq!(lines[0]["outcome"], "success");
+        lines.iter().map(|l| (l["event"].as_str().unwrap(), l["outcome"].as_str().unwrap())).collect();
+    assert_eq!(seen, [("account-deleted", "success")]);
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn a_legacy_key_use_is_an_operator_line_only() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = captured();
+    let user_id = uuid::Uuid::new_v4().to_string();
 
-    shared::domain::activity::note("account-1", shared::domain::audit::Activity::LegacyKeyUsed, chrono::Utc::now());
+    shared::domain::activity::note(&user_id, shared::domain::audit::Activity::LegacyKeyUsed, chrono::Utc::now());
 
-    let lines = captured.audit_lines();
-    assert_eq!(lines.len(), 1);
-    assert_eq!(
-        (lines[0]["event"].as_str(), lines[0]["user_id"].as_str()),
-        (Some("legacy-key-used"), Some("account-1"))
-    );
+    let seen: Vec<Value> = captured.audit_lines(&user_id).iter().map(|l| l["event"].clone()).collect();
+    assert_eq!(seen, [json!("legacy-key-used")]);
 }
 
 #[tokio::test]
