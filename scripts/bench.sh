@@ -61,7 +61,7 @@ for f in "${functions[@]}"; do binaries+=("$target/$f"); done
 # The settings a deployed function has; an empty HOME, as on Lambda (no ~/.aws files).
 inits=$(env -i PATH="$PATH" HOME="$work/home" \
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench AWS_SESSION_TOKEN=bench \
-  USERS_TABLE=users SCOPED_KEYS_TABLE=scoped RESET_TOKENS_TABLE=tokens THROTTLE_TABLE=throttle \
+  USERS_TABLE=users SCOPED_KEYS_TABLE=scoped RESET_TOKENS_TABLE=tokens THROTTLE_TABLE=throttle ACTIVITY_TABLE=activity \
   KMS_KEY_ID=alias/auth EMAIL_FROM=no-reply@example.com RESET_URL=https://relay.example.com/reset \
   "$target/cold-start" "$starts" "${binaries[@]}")
 bare_init=$(awk -v b="$target/bare-lambda" '$2 == b { print $1 }' <<<"$inits")

@@ -18,6 +18,7 @@ TABLE_ENV = {
     "ScopedKeysTable": "SCOPED_KEYS_TABLE",
     "ResetTokensTable": "RESET_TOKENS_TABLE",
     "ThrottleTable": "THROTTLE_TABLE",
+    "ActivityTable": "ACTIVITY_TABLE",
 }
 EMAIL_FROM = "no-reply@foundry-auth.test"
 RESET_URL = "https://relay.foundry-auth.test/reset"

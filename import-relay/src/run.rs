@@ -9,6 +9,7 @@ use crate::relay::{
 use crate::source::{Kind, Relay, Row};
 use chrono::{DateTime, Utc};
 use shared::domain::app::App;
+use shared::domain::audit::Activity;
 use shared::domain::error::PortError;
 use shared::domain::keys::KeyDigest;
 use shared::domain::model::{day_period, month_period, ImportedAccount, ScopedKey, StoredMasterKey, Usage, User};
@@ -284,7 +285,10 @@ async fn write_account(
     }
     let account = seal(app, planned, options.now).await?;
     match app.store.import_account(&account).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            shared::domain::activity::record(app, &account.user.id, Activity::AccountImported).await;
+            Ok(())
+        }
         // Written meanwhile, by another run or a registration.
         Err(PortError::Conflict) => {
             Err(already_here(app, planned).await?.unwrap_or(Problem::with(Reason::WriteFailed, "write conflict")))

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use shared::config::{parse_reset_url, Config, Needs};
 use shared::domain::app::App;
+use shared::domain::audit::Activity;
 use shared::domain::keys::{KeyDigest, KeyKind};
 use shared::domain::ports::EncryptionContext;
 use shared::domain::scopes::{Grant, Scope, ScopeSet};
@@ -402,6 +403,12 @@ async fn import_and_use(fixture: &Fixture, source: Vec<String>, target: Target) 
     assert_eq!(alice.subscription_status, shared::domain::model::Subscription::Active);
     assert_eq!(alice.stripe_customer_id.as_deref(), Some(format!("cus_{}", fixture.run).as_str()));
     assert_eq!(alice.scoped_key_count, 3);
+    let events = app.store.activity(&alice.id, 50, Utc::now()).await.unwrap();
+    assert_eq!(
+        events.last().map(|e| e.kind),
+        Some(Activity::AccountImported),
+        "the import is the account's first event"
+    );
     let master = metering::authorize(&app, metering::Ask::key(Some(&fixture.alice.2)))
         .await
         .unwrap()

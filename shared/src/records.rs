@@ -4,6 +4,7 @@
 //! One table of accounts holds three kinds of item by `pk`: `USER#<id>` the account,
 //! `EMAIL#<normalised email>` its email reservation, `KEY#<sha256>` the key index.
 
+use crate::domain::audit::{Activity, Event, Origin};
 use crate::domain::keys::{KeyDigest, KeyKind};
 use crate::domain::meter::AccountMeter;
 use crate::domain::model::{KeyEntry, ScopedKey, StoredMasterKey, Usage, User};
@@ -444,5 +445,58 @@ impl TokenItem {
             Some(_) => return None,
         };
         Some(StoredResetToken { digest: self.token_hash, user_id: self.user_id, expires_at, purpose })
+    }
+}
+
+/// One security event in its account's log (activity table: `userId` + `at`, the event's
+/// sort key; `expiresAt`, epoch seconds, its TTL attribute).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ActivityItem {
+    pub(crate) user_id: String,
+    pub(crate) at: String,
+    pub(crate) event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) user_agent: Option<String>,
+    pub(crate) expires_at: i64,
+}
+
+impl From<&Event> for ActivityItem {
+    fn from(event: &Event) -> Self {
+        Self {
+            user_id: event.user_id.clone(),
+            at: event.sort_key(),
+            event: event.kind.name().to_owned(),
+            subject: event.subject.clone(),
+            request_id: event.origin.request_id.clone(),
+            address: event.origin.address.clone(),
+            user_agent: event.origin.user_agent.clone(),
+            expires_at: event.expires_at().timestamp(),
+        }
+    }
+}
+
+impl ActivityItem {
+    /// The event, unless it expired at `now` (a TTL deletes late) or is of a kind this
+    /// version does not know.
+    pub(crate) fn into_event(self, now: DateTime<Utc>) -> Option<Event> {
+        if self.expires_at <= now.timestamp() {
+            return None;
+        }
+        let (time, id) = self.at.split_once('#')?;
+        Some(Event {
+            user_id: self.user_id,
+            at: DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc),
+            id: id.to_owned(),
+            kind: Activity::from_name(&self.event)?,
+            subject: self.subject,
+            origin: Origin { request_id: self.request_id, address: self.address, user_agent: self.user_agent },
+        })
     }
 }

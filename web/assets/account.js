@@ -120,6 +120,54 @@ async function loadKeys() {
   } catch (error) {
     say($('keys-message'), error.message, 'error');
   }
+  // Every change of a key is also an event of the account.
+  await loadActivity();
+}
+
+// ------------------------------------------------------------------ recent activity
+
+const EVENTS = {
+  'login-succeeded': 'Signed in',
+  'login-failed': 'Wrong password',
+  'login-locked': 'Sign-in refused: too many wrong passwords',
+  'password-changed': 'Password changed',
+  'reset-requested': 'Password reset email sent',
+  'reset-completed': 'Password reset',
+  'master-key-regenerated': 'API key regenerated',
+  'scoped-key-created': 'Scoped key created',
+  'scoped-key-changed': 'Scoped key changed',
+  'scoped-key-deleted': 'Scoped key deleted',
+  'account-imported': 'Account moved from the relay',
+};
+
+async function loadActivity() {
+  try {
+    const answer = await authed('GET', '/auth/activity');
+    showActivity(answer.events ?? []);
+  } catch (error) {
+    say($('activity-message'), error.message, 'error');
+  }
+}
+
+function showActivity(events) {
+  const body = $('activity').tBodies[0];
+  body.replaceChildren();
+  if (events.length === 0) {
+    const row = body.insertRow();
+    const td = cell(row, '', 'Nothing yet.');
+    td.className = 'empty';
+    td.colSpan = 3;
+    return;
+  }
+  for (const e of events) {
+    const row = body.insertRow();
+    row.dataset.event = e.event;
+    if (e.outcome === 'failure') row.className = 'failure';
+    cell(row, 'When', date(e.at));
+    cell(row, 'What', EVENTS[e.event] ?? e.event);
+    const where = [e.address, e.userAgent].filter(Boolean).join(' · ');
+    cell(row, 'Where from', where || 'Unknown');
+  }
 }
 
 function cell(row, label, content) {
@@ -459,6 +507,7 @@ function wire() {
       newPassword: field(form, 'newPassword'),
     });
     form.reset();
+    loadActivity();
     return `${answer.message}.`;
   });
 

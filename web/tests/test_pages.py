@@ -760,3 +760,36 @@ def test_a_key_from_the_old_relay_is_asked_to_be_regenerated(server, page: Page)
     expect(api_key.get_by_role("status")).to_contain_text("Your new key is active")
     expect(api_key).not_to_contain_text("Your key came from the old relay")
     sign_out(page, base)
+
+
+def test_recent_activity_lists_sign_ins_and_key_changes_with_where_from(server, page: Page):
+    base = server.base
+    address, _ = sign_up(page, base)
+    activity = page.get_by_role("region", name="Recent activity")
+    table = activity.get_by_role("table", name="Your account's recent security events")
+    expect(table.get_by_role("cell", name="Nothing yet.")).to_be_visible()
+
+    # A wrong password, then the right one: both are listed, newest first.
+    sign_out(page, base)
+    page.get_by_label("Email", exact=True).fill(address)
+    page.get_by_label("Password", exact=True).fill("Wrong-Guess-99")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Invalid credentials.")
+    sign_in(page, base, address, PASSWORD)
+    rows = table.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("Signed in")
+    expect(rows.nth(1)).to_contain_text("Wrong password")
+    user_agent = page.evaluate("() => navigator.userAgent")
+    for n in range(2):
+        expect(rows.nth(n).get_by_role("cell").nth(2)).to_have_text(f"127.0.0.1 · {user_agent}")
+
+    # A scoped key created on the page shows up at once.
+    scoped = page.get_by_role("region", name="Scoped keys")
+    scoped.get_by_label("Name", exact=True).fill("Discord bot")
+    scoped.get_by_role("button", name="Create key").click()
+    expect(scoped.get_by_label("New scoped key")).to_have_value(re.compile(r"^frs_\w+$"))
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("Scoped key created")
+    activity.scroll_into_view_if_needed()
+    shot(page, "account-activity", full_page=False)

@@ -46,6 +46,8 @@ pub struct Tables {
     pub reset_tokens: Option<String>,
     /// `THROTTLE_TABLE`: the throttles' counts and blocks, and their secret.
     pub throttle: Option<String>,
+    /// `ACTIVITY_TABLE`: each account's security events, for its owner.
+    pub activity: Option<String>,
 }
 
 impl Tables {
@@ -64,6 +66,10 @@ impl Tables {
     pub fn throttle(&self) -> Result<&str, ConfigError> {
         named(&self.throttle, "THROTTLE_TABLE")
     }
+
+    pub fn activity(&self) -> Result<&str, ConfigError> {
+        named(&self.activity, "ACTIVITY_TABLE")
+    }
 }
 
 fn named<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, ConfigError> {
@@ -80,6 +86,8 @@ pub struct Needs {
     pub scoped_keys_table: bool,
     pub reset_tokens_table: bool,
     pub throttle_table: bool,
+    /// `ACTIVITY_TABLE`: where the owner's copy of a security event is written or read.
+    pub activity_table: bool,
     /// `KMS_KEY_ID`: the cipher (master keys sealed at register and regenerate-key and
     /// opened at login; Foundry passwords sealed at create-api-key and opened at verify).
     pub kms_key: bool,
@@ -99,6 +107,7 @@ impl Needs {
         scoped_keys_table: true,
         reset_tokens_table: true,
         throttle_table: true,
+        activity_table: true,
         kms_key: true,
         email_sender: true,
         reset_url: true,
@@ -111,6 +120,7 @@ impl Needs {
         scoped_keys_table: false,
         reset_tokens_table: false,
         throttle_table: false,
+        activity_table: false,
         kms_key: false,
         email_sender: false,
         reset_url: false,
@@ -124,8 +134,9 @@ impl Needs {
     pub fn of(endpoint: Endpoint) -> Needs {
         use Endpoint::*;
         let users = Needs::USERS;
+        // The routes that record or read security events (see `domain::activity`).
+        let logged = Needs { activity_table: true, ..users };
         match endpoint {
-            Login => Needs { throttle_table: true, kms_key: true, ..users },
             // The verification link, when verification is required.
             Register => Needs {
                 reset_tokens_table: true,
@@ -139,11 +150,16 @@ impl Needs {
                 Needs { reset_tokens_table: true, throttle_table: true, email_sender: true, verify_url: true, ..users }
             }
             VerifyEmail => Needs { reset_tokens_table: true, throttle_table: true, ..users },
-            RegenerateKey | Verify => Needs { scoped_keys_table: true, throttle_table: true, kms_key: true, ..users },
+            Login => Needs { throttle_table: true, kms_key: true, ..logged },
+            RegenerateKey => Needs { scoped_keys_table: true, throttle_table: true, kms_key: true, ..logged },
+            Verify => Needs { scoped_keys_table: true, throttle_table: true, kms_key: true, ..users },
             UserData => users,
-            ExportData => Needs { scoped_keys_table: true, throttle_table: true, ..users },
-            DeleteAccount => Needs { scoped_keys_table: true, reset_tokens_table: true, throttle_table: true, ..users },
-            ChangePassword => Needs { reset_tokens_table: true, throttle_table: true, email_sender: true, ..users },
+            Activity => logged,
+            ExportData => Needs { scoped_keys_table: true, throttle_table: true, ..logged },
+            DeleteAccount => {
+                Needs { scoped_keys_table: true, reset_tokens_table: true, throttle_table: true, ..logged }
+            }
+            ChangePassword => Needs { reset_tokens_table: true, throttle_table: true, email_sender: true, ..logged },
             // With `revokeKeys`, a reset seals a new master key (KMS) and retires the scoped keys.
             ResetPassword => Needs {
                 scoped_keys_table: true,
@@ -151,14 +167,15 @@ impl Needs {
                 throttle_table: true,
                 kms_key: true,
                 email_sender: true,
-                ..users
+                ..logged
             },
             ForgotPassword => {
-                Needs { reset_tokens_table: true, throttle_table: true, email_sender: true, reset_url: true, ..users }
+                Needs { reset_tokens_table: true, throttle_table: true, email_sender: true, reset_url: true, ..logged }
             }
             ValidateResetToken => Needs { reset_tokens_table: true, throttle_table: true, ..users },
-            CreateApiKey => Needs { scoped_keys_table: true, kms_key: true, ..users },
-            ListApiKeys | UpdateApiKey | DeleteApiKey => Needs { scoped_keys_table: true, ..users },
+            CreateApiKey => Needs { scoped_keys_table: true, kms_key: true, ..logged },
+            ListApiKeys => Needs { scoped_keys_table: true, ..users },
+            UpdateApiKey | DeleteApiKey => Needs { scoped_keys_table: true, ..logged },
         }
     }
 }
@@ -180,6 +197,7 @@ impl Config {
                 scoped_keys: env.needed(needs.scoped_keys_table, "SCOPED_KEYS_TABLE")?,
                 reset_tokens: env.needed(needs.reset_tokens_table, "RESET_TOKENS_TABLE")?,
                 throttle: env.needed(needs.throttle_table, "THROTTLE_TABLE")?,
+                activity: env.needed(needs.activity_table, "ACTIVITY_TABLE")?,
             },
             kms_key_id: env.needed(needs.kms_key, "KMS_KEY_ID")?,
             email_from: env.needed(needs.email_sender, "EMAIL_FROM")?,

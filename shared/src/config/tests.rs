@@ -13,6 +13,7 @@ const FULL: &[(&str, &str)] = &[
     ("SCOPED_KEYS_TABLE", "scoped"),
     ("RESET_TOKENS_TABLE", "tokens"),
     ("THROTTLE_TABLE", "throttle"),
+    ("ACTIVITY_TABLE", "activity"),
     ("KMS_KEY_ID", "alias/auth"),
     ("EMAIL_FROM", "no-reply@example.io"),
     ("RESET_URL", "https://relay.example.io/reset"),
@@ -62,28 +63,31 @@ fn each_function_requires_only_what_its_route_uses() {
     const SCOPED: &str = "SCOPED_KEYS_TABLE";
     const TOKENS: &str = "RESET_TOKENS_TABLE";
     const THROTTLE: &str = "THROTTLE_TABLE";
+    const ACTIVITY: &str = "ACTIVITY_TABLE";
     const KMS: &str = "KMS_KEY_ID";
     const FROM: &str = "EMAIL_FROM";
     const RESET: &str = "RESET_URL";
     // login opens the master key (KMS) but sends no mail: it starts without EMAIL_FROM.
-    starts_with_exactly(Login, &[USERS, THROTTLE, KMS]);
+    starts_with_exactly(Login, &[USERS, THROTTLE, ACTIVITY, KMS]);
     // register sends the verification link when verification is required.
     starts_with_exactly(Register, &[USERS, TOKENS, THROTTLE, KMS, FROM]);
     starts_with_exactly(VerifyEmail, &[USERS, TOKENS, THROTTLE]);
     starts_with_exactly(ResendVerification, &[USERS, TOKENS, THROTTLE, FROM]);
-    starts_with_exactly(RegenerateKey, &[USERS, SCOPED, THROTTLE, KMS]);
+    starts_with_exactly(RegenerateKey, &[USERS, SCOPED, THROTTLE, ACTIVITY, KMS]);
     starts_with_exactly(UserData, &[USERS]);
+    starts_with_exactly(Activity, &[USERS, ACTIVITY]);
     // The export lists scoped keys without their Foundry passwords: no KMS.
-    starts_with_exactly(ExportData, &[USERS, SCOPED, THROTTLE]);
-    starts_with_exactly(DeleteAccount, &[USERS, SCOPED, TOKENS, THROTTLE]);
-    starts_with_exactly(ChangePassword, &[USERS, TOKENS, THROTTLE, FROM]);
-    starts_with_exactly(ForgotPassword, &[USERS, TOKENS, THROTTLE, FROM, RESET]);
+    starts_with_exactly(ExportData, &[USERS, SCOPED, THROTTLE, ACTIVITY]);
+    starts_with_exactly(DeleteAccount, &[USERS, SCOPED, TOKENS, THROTTLE, ACTIVITY]);
+    starts_with_exactly(ChangePassword, &[USERS, TOKENS, THROTTLE, ACTIVITY, FROM]);
+    starts_with_exactly(ForgotPassword, &[USERS, TOKENS, THROTTLE, ACTIVITY, FROM, RESET]);
     // revokeKeys seals a new master key and retires the scoped keys.
-    starts_with_exactly(ResetPassword, &[USERS, SCOPED, TOKENS, THROTTLE, KMS, FROM]);
+    starts_with_exactly(ResetPassword, &[USERS, SCOPED, TOKENS, THROTTLE, ACTIVITY, KMS, FROM]);
     starts_with_exactly(ValidateResetToken, &[USERS, TOKENS, THROTTLE]);
-    starts_with_exactly(CreateApiKey, &[USERS, SCOPED, KMS]);
+    starts_with_exactly(CreateApiKey, &[USERS, SCOPED, ACTIVITY, KMS]);
     starts_with_exactly(ListApiKeys, &[USERS, SCOPED]);
-    starts_with_exactly(DeleteApiKey, &[USERS, SCOPED]);
+    starts_with_exactly(UpdateApiKey, &[USERS, SCOPED, ACTIVITY]);
+    starts_with_exactly(DeleteApiKey, &[USERS, SCOPED, ACTIVITY]);
     starts_with_exactly(Verify, &[USERS, SCOPED, THROTTLE, KMS]);
 }
 

@@ -1,6 +1,8 @@
 //! Accounts: register, log in, regenerate the master key, change the password, delete.
 
+use crate::domain::activity;
 use crate::domain::app::App;
+use crate::domain::audit::Activity;
 use crate::domain::auth::Caller;
 use crate::domain::email::{normalise, Email};
 use crate::domain::error::{AuthError, PortError};
@@ -114,7 +116,8 @@ pub struct LoggedIn {
 /// or none for an account whose key the service never saw.
 pub async fn login(app: &App, email: &str, password: &str, address: Option<&str>) -> Result<LoggedIn, AuthError> {
     throttle::per_address(app, Rule::AuthPerAddress, address).await?;
-    let user = check_credentials(app, email, password, address).await?;
+    let checked = check_credentials(app, email, password, address).await;
+    let user = activity::checked(app, email, Some(Activity::LoginSucceeded), checked).await?;
     if !user.master_key.is_available() {
         return Ok(LoggedIn { user, key: None });
     }
@@ -141,7 +144,8 @@ pub async fn regenerate_key(
     address: Option<&str>,
 ) -> Result<ApiKey, AuthError> {
     throttle::per_address(app, Rule::AuthPerAddress, address).await?;
-    let first = check_credentials(app, email, password, address).await?;
+    let checked = check_credentials(app, email, password, address).await;
+    let first = activity::checked(app, email, None, checked).await?;
     let key = ApiKey::generate(KeyKind::Master);
     let key_ref = &key;
     let user_id = first.id.clone();
@@ -157,6 +161,7 @@ pub async fn regenerate_key(
     .await?;
     // Keys minted under the new master key in the meantime stay as they are.
     retire_scoped_keys(app, &user.id, user.key_generation + 1).await;
+    activity::record(app, &user.id, Activity::MasterKeyRegenerated).await;
     Ok(key)
 }
 
@@ -190,6 +195,7 @@ pub async fn change_password(
         |user| async move { app.store.set_password(&user, new_hash, app.clock.now()).await },
     )
     .await?;
+    activity::record(app, &caller.user.id, Activity::PasswordChanged).await;
     notify::send_logged(app, notify::password_changed_email(&caller.user.email), "password-changed").await;
     Ok(())
 }
@@ -227,10 +233,12 @@ pub async fn delete_account(
             Err(e) => return Err(e.into()),
         }
     }
+    activity::forget(app, &caller.user.id).await?;
     let first = reread_caller(app, caller).await?;
     with_current_user(first, || reread_caller(app, caller), |user| async move { app.store.delete_user(&user).await })
         .await?;
     tracing::info!(user_id = %caller.user.id, "account deleted");
+    activity::account_deleted(app, &caller.user.id).await;
     Ok(())
 }
 

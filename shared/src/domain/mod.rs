@@ -8,7 +8,9 @@
 //! of the crate (`module_graph`) fails on a cycle and on an import from above.
 
 pub mod accounts;
+pub mod activity;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod email;

@@ -1,6 +1,7 @@
 //! The capabilities the domain needs, one small trait each. Every port has an AWS adapter
 //! (`aws/`); the local server adds embedded ones.
 
+use crate::domain::audit::Event;
 use crate::domain::error::PortError;
 use crate::domain::keys::KeyDigest;
 use crate::domain::limits::{Limit, Verdict};
@@ -150,9 +151,22 @@ pub trait Metering: Send + Sync {
     async fn meter(&self, meter: &Meter<'_>) -> PortResult<Metered>;
 }
 
+/// Each account's security events, for its owner (see `domain::activity`).
+#[async_trait]
+pub trait ActivityLog: Send + Sync {
+    /// Adds the event to its account's log; the store may drop it after
+    /// [`Event::expires_at`] (a TTL).
+    async fn append_activity(&self, event: &Event) -> PortResult<()>;
+    /// The account's newest events (consistent read), at most `limit`, newest first,
+    /// without those expired at `now`.
+    async fn activity(&self, user_id: &str, limit: usize, now: DateTime<Utc>) -> PortResult<Vec<Event>>;
+    /// Deletes every event of the account.
+    async fn delete_activity(&self, user_id: &str) -> PortResult<()>;
+}
+
 /// Everything a store offers; what the app state holds.
-pub trait Store: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle + Metering {}
-impl<T: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle + Metering> Store for T {}
+pub trait Store: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle + Metering + ActivityLog {}
+impl<T: UserStore + KeyIndex + ResetTokens + ScopedKeys + Throttle + Metering + ActivityLog> Store for T {}
 
 /// An email with a plain-text and an HTML part.
 #[derive(Debug, Clone, PartialEq, Eq)]

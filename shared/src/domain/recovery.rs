@@ -1,6 +1,8 @@
 //! Password recovery by email: forgot-password, reset-password, validate-reset-token.
 
+use crate::domain::activity;
 use crate::domain::app::App;
+use crate::domain::audit::Activity;
 use crate::domain::email::normalise;
 use crate::domain::error::{AuthError, PortError};
 use crate::domain::keys::{ApiKey, KeyKind};
@@ -63,6 +65,7 @@ async fn send_reset_link(app: &App, email: &str, key_leaked: bool, address: Opti
     .await?;
     let link = notify::reset_link(reset_page, token.expose(), key_leaked);
     tracing::info!(user_id = %user.id, "password reset token issued");
+    activity::record(app, &user.id, Activity::ResetRequested).await;
     if notify::send_logged(app, notify::reset_email(&user.email, &link), "password-reset").await {
         metrics::count(Counter::ResetEmailsSent);
     }
@@ -106,6 +109,10 @@ pub async fn reset_password(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %user.id, keys_revoked = revoke_keys, "password reset with a token");
+    activity::record(app, &user.id, Activity::ResetCompleted).await;
+    if revoke_keys {
+        activity::record(app, &user.id, Activity::MasterKeyRegenerated).await;
+    }
     // The reset has committed: what follows is best effort and never changes the answer.
     // Whoever holds the mailbox may log in again at once, even after a lockout.
     if let Err(error) = throttle::clear_failures(app, &user.email_normalised, address).await {

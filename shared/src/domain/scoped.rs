@@ -1,7 +1,9 @@
 //! Scoped keys: keys with a name, a Foundry client/user scope, optional monthly and daily caps,
 //! expiry and stored Foundry credentials, created and revoked by the master key.
 
+use crate::domain::activity;
 use crate::domain::app::App;
+use crate::domain::audit::Activity;
 use crate::domain::auth::Caller;
 use crate::domain::error::{AuthError, Field, PortError};
 use crate::domain::keys::{ApiKey, KeyKind};
@@ -124,7 +126,10 @@ pub async fn create(app: &App, caller: &Caller, new: NewScopedKey) -> Result<Cre
         updated_at: now,
     };
     match app.store.create_scoped_key(user, &record, cap).await {
-        Ok(()) => Ok(Created { record, key }),
+        Ok(()) => {
+            activity::record_about(app, &user.id, Activity::ScopedKeyCreated, Some(&record.id)).await;
+            Ok(Created { record, key })
+        }
         // The master key was replaced or the account deleted while we worked, or
         // concurrent creations took the last places.
         Err(PortError::Conflict) => match app.store.user(&user.id).await? {
@@ -177,7 +182,10 @@ pub async fn update(app: &App, caller: &Caller, key_id: &str, change: ScopedKeyC
         // store's condition tells versions apart by it.
         after.updated_at = now.max(before.updated_at + chrono::Duration::milliseconds(1));
         match app.store.update_scoped_key(&before, &after).await {
-            Ok(()) => return Ok(after),
+            Ok(()) => {
+                activity::record_about(app, &caller.user.id, Activity::ScopedKeyChanged, Some(key_id)).await;
+                return Ok(after);
+            }
             Err(PortError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -250,7 +258,10 @@ pub async fn delete(app: &App, caller: &Caller, key_id: &str) -> Result<(), Auth
     }
     let key = app.store.scoped_key(&caller.user.id, key_id).await?.ok_or(AuthError::ApiKeyNotFound)?;
     match app.store.delete_scoped_key(&key).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            activity::record_about(app, &caller.user.id, Activity::ScopedKeyDeleted, Some(key_id)).await;
+            Ok(())
+        }
         Err(PortError::Conflict) => Err(AuthError::ApiKeyNotFound),
         Err(e) => Err(e.into()),
     }

@@ -5,6 +5,7 @@
 //! Every field of every response is always present: an unset optional value is `null`,
 //! never left out.
 
+use crate::domain::audit::Event;
 use crate::domain::clock::iso;
 use crate::domain::meter::Decision;
 use crate::domain::model::ScopedKey;
@@ -275,6 +276,53 @@ pub struct DataExport {
     pub usage: ExportedUsage,
     pub api_access: ExportedApiAccess,
     pub scoped_keys: Vec<ExportedScopedKey>,
+    /// The account's security events of the last 90 days, newest first (at most 1000).
+    pub activity: Vec<ActivityEntry>,
+}
+
+/// One security event of the account, as its owner sees it: when, what, where from.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ActivityEntry {
+    pub at: Timestamp,
+    /// What happened: `login-succeeded`, `login-failed`, `login-locked`,
+    /// `password-changed`, `reset-requested`, `reset-completed`, `master-key-regenerated`,
+    /// `scoped-key-created`, `scoped-key-changed`, `scoped-key-deleted`, `account-imported`.
+    #[cfg_attr(feature = "openapi", schema(example = "login-failed"))]
+    pub event: &'static str,
+    /// `success`, or `failure` for a refused login.
+    #[cfg_attr(feature = "openapi", schema(example = "failure"))]
+    pub outcome: &'static str,
+    /// The scoped key a `scoped-key-*` event is about.
+    pub scoped_key_id: Option<String>,
+    /// The client's address, as the gateway saw it.
+    #[cfg_attr(feature = "openapi", schema(example = "203.0.113.7"))]
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+    /// The request's id, to quote to the operator.
+    pub request_id: Option<String>,
+}
+
+impl From<&Event> for ActivityEntry {
+    fn from(event: &Event) -> Self {
+        Self {
+            at: event.at.into(),
+            event: event.kind.name(),
+            outcome: event.kind.outcome(),
+            scoped_key_id: event.subject.clone(),
+            address: event.origin.address.clone(),
+            user_agent: event.origin.user_agent.clone(),
+            request_id: event.origin.request_id.clone(),
+        }
+    }
+}
+
+/// GET /auth/activity: the account's newest security events (at most 50), newest first.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ActivityList {
+    pub events: Vec<ActivityEntry>,
 }
 
 /// POST /auth/reset-password

@@ -3,6 +3,7 @@
 
 use chrono::{Duration, Timelike, Utc};
 use futures::future::join_all;
+use shared::domain::audit::{Activity, Event, RETENTION};
 use shared::domain::error::PortError;
 use shared::domain::keys::KeyDigest;
 use shared::domain::keys::{ApiKey, KeyKind};
@@ -81,6 +82,8 @@ conformance!(
     an_entry_and_its_account_are_read_together,
     a_scoped_keys_daily_limit_is_kept_and_refusals_count_nothing,
     an_imported_account_is_written_whole_or_not_at_all,
+    activity_is_read_newest_first_per_account_and_deleted_whole,
+    activity_past_its_retention_is_not_read,
     a_key_is_held_to_its_scopes_clients_and_users,
     a_master_key_is_refused_on_the_relay_when_the_setting_says_so,
     changing_a_key_keeps_its_counters_and_decides_by_the_new_settings,
@@ -861,4 +864,40 @@ async fn an_entry_and_its_account_are_read_together(store: &Arc<dyn Store>) {
     assert_eq!(store.key_entry_and_account(&unknown).await.unwrap(), None);
     store.delete_user(&user).await.unwrap();
     assert_eq!(store.key_entry_and_account(&user.master_key.digest).await.unwrap(), None, "its entry went with it");
+}
+
+fn event(user_id: &str, kind: Activity, at: chrono::DateTime<Utc>) -> Event {
+    Event::new(user_id, kind, Some("subject-1"), at)
+}
+
+async fn activity_is_read_newest_first_per_account_and_deleted_whole(store: &Arc<dyn Store>) {
+    let (user, other) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    let start = Utc::now();
+    let written: Vec<Event> = (0..30)
+        .map(|n| event(&user, Activity::ALL[n % Activity::COUNT], start + Duration::seconds(n as i64)))
+        .collect();
+    for e in written.iter().rev() {
+        store.append_activity(e).await.unwrap();
+    }
+    store.append_activity(&event(&other, Activity::LoginFailed, start)).await.unwrap();
+
+    let newest = store.activity(&user, 25, start).await.unwrap();
+    let expected: Vec<Event> = written.iter().rev().take(25).cloned().collect();
+    assert_eq!(newest, expected, "the 25 newest, newest first, read back whole");
+    assert_eq!(store.activity(&user, 100, start).await.unwrap().len(), 30);
+
+    store.delete_activity(&user).await.unwrap();
+    assert!(store.activity(&user, 100, start).await.unwrap().is_empty());
+    assert_eq!(store.activity(&other, 100, start).await.unwrap().len(), 1, "another account's log stays");
+}
+
+async fn activity_past_its_retention_is_not_read(store: &Arc<dyn Store>) {
+    let user = uuid::Uuid::new_v4().to_string();
+    let start = Utc::now();
+    store.append_activity(&event(&user, Activity::PasswordChanged, start)).await.unwrap();
+    store.append_activity(&event(&user, Activity::ResetRequested, start + Duration::days(30))).await.unwrap();
+
+    let later = start + RETENTION + Duration::seconds(1);
+    let kinds: Vec<Activity> = store.activity(&user, 50, later).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [Activity::ResetRequested]);
 }

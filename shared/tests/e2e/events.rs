@@ -35,6 +35,7 @@ async fn the_events_in_sequence_are_answered_as_the_contract_says() {
         (Endpoint::Login, 200),
         (Endpoint::RegenerateKey, 200),
         (Endpoint::UserData, 200),
+        (Endpoint::Activity, 200),
         (Endpoint::ExportData, 200),
         (Endpoint::CreateApiKey, 201),
         (Endpoint::ListApiKeys, 200),

@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod accounts;
+mod activity;
 mod authorizer;
 mod conformance;
 mod contention;

@@ -153,6 +153,7 @@ async fn every_function_binary_serves_its_route_under_the_lambda_runtime_api() {
             200,
         ),
         (Endpoint::UserData, call(Endpoint::UserData).key(&main.key), 200),
+        (Endpoint::Activity, call(Endpoint::Activity).key(&main.key), 200),
         (Endpoint::ExportData, call(Endpoint::ExportData).key(&main.key), 200),
         (
             Endpoint::DeleteAccount,

@@ -85,6 +85,7 @@ impl Harness {
                     "SCOPED_KEYS_TABLE" => "scoped-keys",
                     "RESET_TOKENS_TABLE" => "reset-tokens",
                     "THROTTLE_TABLE" => "throttle",
+                    "ACTIVITY_TABLE" => "activity",
                     "KMS_KEY_ID" => "alias/unused",
                     "EMAIL_FROM" => "no-reply@example.com",
                     "RESET_URL" => "https://relay.example.com/reset-password",
@@ -253,7 +254,8 @@ impl Harness {
     /// Every item of every table, as JSON text.
     pub async fn dump_tables(&self) -> Vec<String> {
         let mut items = Vec::new();
-        for table in [self.config.tables.users(), self.config.tables.scoped_keys(), self.config.tables.reset_tokens()] {
+        let tables = &self.config.tables;
+        for table in [tables.users(), tables.scoped_keys(), tables.reset_tokens(), tables.activity()] {
             let table = table.unwrap();
             let mut start = None;
             loop {

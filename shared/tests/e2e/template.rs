@@ -166,6 +166,7 @@ fn the_functions_get_every_variable_the_configuration_requires() {
         "SCOPED_KEYS_TABLE",
         "RESET_TOKENS_TABLE",
         "THROTTLE_TABLE",
+        "ACTIVITY_TABLE",
         "KMS_KEY_ID",
         "EMAIL_FROM",
         "RESET_URL",
@@ -179,6 +180,8 @@ fn the_functions_get_every_variable_the_configuration_requires() {
     assert_eq!(tokens["TimeToLiveSpecification"]["AttributeName"], "expiresAt");
     let throttle = &template["Resources"]["ThrottleTable"]["Properties"];
     assert_eq!(throttle["TimeToLiveSpecification"]["AttributeName"], "expiresAt");
+    let activity = &template["Resources"]["ActivityTable"]["Properties"];
+    assert_eq!(activity["TimeToLiveSpecification"]["AttributeName"], "expiresAt");
     assert_eq!(template["Resources"]["AuthKey"]["Properties"]["EnableKeyRotation"], true);
 }
 
@@ -435,7 +438,7 @@ fn the_alarms_watch_errors_dependencies_logins_lockouts_email_and_table_throttle
         .filter(|(_, r)| r["Type"] == "AWS::DynamoDB::Table")
         .map(|(id, _)| id.as_str().unwrap())
         .collect();
-    assert_eq!(tables.len(), 4);
+    assert_eq!(tables.len(), 5);
     for table in tables {
         for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] {
             assert!(watches(metric, "AWS/DynamoDB", Some(("TableName", table))), "{table} {metric}");
@@ -673,6 +676,7 @@ fn each_function_requires_the_variables_of_what_its_permissions_reach() {
             ("ScopedKeysTable", needs.scoped_keys_table),
             ("ResetTokensTable", needs.reset_tokens_table),
             ("ThrottleTable", needs.throttle_table),
+            ("ActivityTable", needs.activity_table),
         ];
         for (table, needed) in table_needs {
             assert_eq!(needed, reaches(table), "{binary}: needs its variable exactly when it may use {table}");

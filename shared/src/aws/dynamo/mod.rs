@@ -6,13 +6,14 @@
 //! email reservation, `KEY#<sha256>` the key index. Scoped keys table: `userId` + `keyId`.
 //! Reset tokens table: `tokenHash`, with `expiresAt` (epoch seconds) as its TTL attribute.
 //! Throttle table (`pk`, TTL `expiresAt`): rate limits, tallies, blocks and the throttle
-//! secret.
+//! secret. Activity table: `userId` + `at`, TTL `expiresAt`: the security events.
 //!
 //! One file per port: `users` (`UserStore`), `keys` (`KeyIndex`), `tokens`
-//! (`ResetTokens`), `scoped` (`ScopedKeys`), `throttle` (`Throttle`) and `metering`
-//! (`Metering`, the hot path of every relay request); this file holds the store, its
-//! transactions and the item helpers they share.
+//! (`ResetTokens`), `scoped` (`ScopedKeys`), `throttle` (`Throttle`), `metering`
+//! (`Metering`, the hot path of every relay request) and `activity` (`ActivityLog`); this
+//! file holds the store, its transactions and the item helpers they share.
 
+mod activity;
 mod keys;
 pub mod metering;
 mod scoped;
@@ -42,7 +43,7 @@ use zeroize::Zeroizing;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// The four table names; a function that uses a table has it (see `config::Needs`).
+/// The five table names; a function that uses a table has it (see `config::Needs`).
 pub use crate::config::Tables;
 
 pub struct DynamoStore {
@@ -172,6 +173,10 @@ impl DynamoStore {
 
     fn throttle_table(&self) -> PortResult<&str> {
         self.tables.throttle().map_err(PortError::other)
+    }
+
+    fn activity_table(&self) -> PortResult<&str> {
+        self.tables.activity().map_err(PortError::other)
     }
 
     /// One all-or-nothing write. A failed condition is `Conflict`; a cancellation for

@@ -4,9 +4,10 @@
 //!
 //! One file per port, as in `aws::dynamo`: `users` (`UserStore`), `keys`
 //! (`KeyIndex`), `tokens` (`ResetTokens`), `scoped` (`ScopedKeys`), `throttle`
-//! (`Throttle`) and `metering` (`Metering`); this file holds the store, its tables,
+//! (`Throttle`), `metering` (`Metering`) and `activity` (`ActivityLog`); this file holds the store, its tables,
 //! transactions and record encoding.
 
+mod activity;
 mod keys;
 mod metering;
 mod scoped;
@@ -38,6 +39,8 @@ const RATES: TableDefinition<&str, i64> = TableDefinition::new("throttle_rates")
 /// The throttle secret (one row).
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const BLOCKS: TableDefinition<&str, i64> = TableDefinition::new("throttle_blocks");
+/// Security events by (user id, time-ordered sort key).
+const ACTIVITY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("activity");
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -196,6 +199,7 @@ impl EmbeddedStore {
         txn.open_table(RATES).map_err(failed)?;
         txn.open_table(SECRETS).map_err(failed)?;
         txn.open_table(BLOCKS).map_err(failed)?;
+        txn.open_table(ACTIVITY).map_err(failed)?;
         txn.commit().map_err(failed)?;
         let db = Arc::new(db);
         let unflushed = Arc::new(AtomicBool::new(false));

@@ -55,6 +55,8 @@ use utoipa::OpenApi as _;
     LoggedIn,
     RegeneratedKey,
     UserData,
+    crate::http::schema::ActivityList,
+    crate::http::schema::ActivityEntry,
     DataExport,
     Message,
     PasswordResetDone,
@@ -192,7 +194,7 @@ fn operation(endpoint: Endpoint) -> utoipa::openapi::path::Operation {
         // The key an account gets is the key of every other route: links let clients (and
         // stateful testing) follow it.
         Register | Login | RegenerateKey => {
-            [UserData, ExportData, CreateApiKey, ListApiKeys, ChangePassword, DeleteAccount].into_iter().fold(
+            [UserData, Activity, ExportData, CreateApiKey, ListApiKeys, ChangePassword, DeleteAccount].into_iter().fold(
                 success,
                 |response, target| {
                     response.link(

@@ -180,6 +180,23 @@ pub(super) fn spec(endpoint: Endpoint) -> Spec {
             errors: vec![],
             throttles: &[],
         },
+        Activity => Spec {
+            summary: "The account's recent security events",
+            description: "The 50 newest, newest first, of the last 90 days: logins (succeeded, failed, locked), \
+password changes and resets, master key regenerations, scoped key changes, the import of the account. Each with \
+its time, what happened, its outcome and where from (the client address and user agent as the gateway saw \
+them). The master key only.",
+            tag: "account",
+            key: true,
+            body: None,
+            path_parameter: None,
+            success: (200, "The events", "ActivityList", json!({"events": [
+                {"at": "2026-11-26T01:50:00Z", "event": "login-failed", "outcome": "failure", "scopedKeyId": null, "address": "203.0.113.7", "userAgent": "Mozilla/5.0", "requestId": "CgJ3vhqpDoEEMfw="},
+                {"at": "2026-11-26T01:40:00Z", "event": "scoped-key-created", "outcome": "success", "scopedKeyId": "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9", "address": "198.51.100.23", "userAgent": "foundry-rest-api-relay/2.1", "requestId": "CgJ3rhqpDoEEMfw="},
+            ]})),
+            errors: vec![],
+            throttles: &[],
+        },
         ExportData => Spec {
             summary: "Download everything kept about the account",
             description: "No secret of any kind: keys appear only as their prefix. Answered with `cache-control: no-store`.",
@@ -194,6 +211,7 @@ pub(super) fn spec(endpoint: Endpoint) -> Spec {
                 "usage": {"requestsThisMonth": 3, "requestsToday": 1, "lastRequestDate": "2026-11-26T01:50:00Z"},
                 "apiAccess": {"keyPrefix": "frm_IFAn", "createdAt": created},
                 "scopedKeys": [],
+                "activity": [],
             })),
             errors: vec![],
             throttles: &[Rule::AccountManagement],

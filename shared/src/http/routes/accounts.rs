@@ -2,6 +2,7 @@
 //! change-password.
 
 use crate::domain::accounts;
+use crate::domain::activity;
 use crate::domain::app::App;
 use crate::domain::auth::authenticate_master;
 use crate::domain::throttle;
@@ -10,8 +11,8 @@ use crate::http::request::{api_key, body, source_ip};
 use crate::http::response::json_response;
 use crate::http::response::Answer;
 use crate::http::schema::{
-    scope_names, DataExport, Deleted, ExportedApiAccess, ExportedScopedKey, ExportedSubscription, ExportedUsage,
-    ExportedUser, LoggedIn, Message, PlanLimits, RegeneratedKey, Registered, Timestamp, UserData,
+    scope_names, ActivityEntry, DataExport, Deleted, ExportedApiAccess, ExportedScopedKey, ExportedSubscription,
+    ExportedUsage, ExportedUser, LoggedIn, Message, PlanLimits, RegeneratedKey, Registered, Timestamp, UserData,
 };
 use lambda_http::http::StatusCode;
 use lambda_http::Request;
@@ -85,6 +86,7 @@ pub(super) async fn export_data(app: &App, req: &Request) -> Answer {
     let user = &caller.user;
     let now = app.clock.now();
     let keys = accounts::scoped_keys_of(app, user).await?;
+    let events = activity::exported(app, &user.id).await?;
     let scoped_keys = keys
         .iter()
         .map(|(k, requests)| ExportedScopedKey {
@@ -132,6 +134,7 @@ pub(super) async fn export_data(app: &App, req: &Request) -> Answer {
                 created_at: user.master_key.created_at.into(),
             },
             scoped_keys,
+            activity: events.iter().map(ActivityEntry::from).collect(),
         },
     ))
 }

@@ -2,14 +2,17 @@
 //! declared once (`endpoints!`); the handlers live in one module per area.
 
 mod accounts;
+mod activity;
 mod keys;
 mod recovery;
 mod verification;
 mod verify;
 
 use crate::domain::app::App;
+use crate::domain::audit::Origin;
 use crate::domain::error::{Chain, PortError};
 use crate::http::error::Failure;
+use crate::http::request::source_ip;
 use crate::http::response::{error_response, json_response, not_found, Answer};
 use crate::http::schema::{ErrorBody, ErrorCode};
 use lambda_http::http::{Method, StatusCode};
@@ -76,7 +79,8 @@ pub trait Route {
 
 /// Answers one request to the route `R`, as [`Endpoint::handle`] answers it.
 pub async fn handle<R: Route>(app: &App, req: Request) -> Response<Body> {
-    let answer = R::answer(app, &req).await;
+    // Every security event recorded while answering carries where the request came from.
+    let answer = origin(&req).scope(R::answer(app, &req)).await;
     R::ENDPOINT.respond(&req, answer)
 }
 
@@ -85,6 +89,7 @@ endpoints! {
     Login => POST "/auth/login", "login", accounts::login;
     RegenerateKey => POST "/auth/regenerate-key", "regenerate-key", accounts::regenerate_key;
     UserData => GET "/auth/user-data", "user-data", accounts::user_data;
+    Activity => GET "/auth/activity", "activity", activity::activity;
     ExportData => GET "/auth/export-data", "export-data", accounts::export_data;
     DeleteAccount => DELETE "/auth/account", "delete-account", accounts::delete_account;
     ChangePassword => POST "/auth/change-password", "change-password", accounts::change_password;
@@ -151,14 +156,7 @@ fn log_fault(endpoint: Endpoint, req: &Request, failure: &Failure) {
     let Some(cause) = failure.fault() else {
         return;
     };
-    let request_id = req
-        .lambda_context_ref()
-        .map(|context| context.request_id.clone())
-        .or_else(|| match req.request_context_ref() {
-            Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let request_id = request_id(req).unwrap_or_default();
     let route = endpoint.function_name();
     let error = Chain(failure);
     match cause {
@@ -167,6 +165,20 @@ fn log_fault(endpoint: Endpoint, req: &Request, failure: &Failure) {
             tracing::warn!(route, request_id, error = %error, "dependency busy or unavailable: answered 503")
         }
     }
+}
+
+/// The request's id: the Lambda invocation's, else API Gateway's.
+fn request_id(req: &Request) -> Option<String> {
+    req.lambda_context_ref().map(|context| context.request_id.clone()).or_else(|| match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    })
+}
+
+/// Where the request came from, for the security events recorded while answering it.
+fn origin(req: &Request) -> Origin {
+    let user_agent = req.headers().get(lambda_http::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    Origin { request_id: request_id(req), address: source_ip(req), user_agent: None }.with_user_agent(user_agent)
 }
 
 /// Routes a request by method and path, as API Gateway does in front of the functions:
