@@ -2,7 +2,9 @@
 //! authorizer and `POST /auth/verify`): resolve the key, keep every cap, count the
 //! request. A refused request is never counted.
 
+use crate::domain::activity;
 use crate::domain::app::App;
+use crate::domain::audit::Activity;
 use crate::domain::error::AuthError;
 use crate::domain::keys::{ApiKey, KeyKind};
 use crate::domain::meter::{legacy_keys_ended, user_for, AccountMeter, Decision, Meter, Metered, Refusal};
@@ -152,6 +154,8 @@ async fn decide_uncounted(app: &App, ask: Ask<'_>) -> Result<Result<Authorizatio
         Metered::Admitted { entry, account } => {
             if key.is_legacy() {
                 metrics::count(Counter::LegacyKeyUses);
+                // The operators' security line only: the hot path gains no store call.
+                activity::note(&entry.user_id, Activity::LegacyKeyUsed, now);
             }
             Ok(Authorization::of(entry, &account, app, &ask, now))
         }

@@ -311,12 +311,14 @@ async fn a_deleted_account_is_an_operator_line() {
 #[tokio::test]
 async fn a_legacy_key_use_is_an_operator_line_only() {
     let captured = captured();
-    let user_id = uuid::Uuid::new_v4().to_string();
+    let h = Harness::new().await;
+    let account = h.register_with_relay_key().await;
 
-    shared::domain::activity::note(&user_id, shared::domain::audit::Activity::LegacyKeyUsed, chrono::Utc::now());
+    assert_eq!(h.authorize(Some(&account.key)).await["isAuthorized"], true, "the authorizer admits it");
 
-    let seen: Vec<Value> = captured.audit_lines(&user_id).iter().map(|l| l["event"].clone()).collect();
-    assert_eq!(seen, [json!("legacy-key-used")]);
+    let seen: Vec<Value> = captured.audit_lines(&account.id).iter().map(|l| l["event"].clone()).collect();
+    assert!(seen.contains(&json!("legacy-key-used")), "{seen:?}");
+    assert!(!kinds(&h, &account.key).await.contains(&"legacy-key-used".to_owned()), "not in the owner's log");
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ async fn ending(service: &NewServiceKey, until: Option<DateTime<Utc>>) -> Harnes
 impl Harness {
     /// An account whose master key is a relay key (64 lowercase hex characters), as
     /// import-relay leaves it: sealed like any master key, so login shows it.
-    async fn register_with_relay_key(&self) -> Account {
+    pub(crate) async fn register_with_relay_key(&self) -> Account {
         let mut account = self.register().await;
         let text = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let key = ApiKey::parse(&text).unwrap();
