@@ -235,8 +235,29 @@ pub async fn delete_account(
     }
     activity::forget(app, &caller.user.id).await?;
     let first = reread_caller(app, caller).await?;
-    with_current_user(first, || reread_caller(app, caller), |user| async move { app.store.delete_user(&user).await })
-        .await?;
+    with_current_user(
+        first,
+        || reread_caller(app, caller),
+        |user| async move {
+            // The master key works until this last step, so a scoped key may have been made
+            // since the listing above: the account's write refuses to go while one is left
+            // (its count changed), and such keys go first.
+            if user.scoped_key_count > 0 {
+                let left = app.store.scoped_keys(&user.id).await?;
+                if !left.is_empty() {
+                    for key in left {
+                        match app.store.delete_scoped_key(&key).await {
+                            Ok(()) | Err(PortError::Conflict) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    return Err(PortError::Conflict);
+                }
+            }
+            app.store.delete_user(&user).await
+        },
+    )
+    .await?;
     tracing::info!(user_id = %caller.user.id, "account deleted");
     activity::account_deleted(app, &caller.user.id).await;
     Ok(())

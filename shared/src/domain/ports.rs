@@ -37,7 +37,8 @@ pub trait UserStore: Send + Sync {
     async fn revoke_scoped_keys(&self, user: &User, now: DateTime<Utc>) -> PortResult<()>;
     /// Deletes the user, its email reservation, master key entry and reset token, all or
     /// nothing: the last step of deleting an account, after its scoped keys are gone.
-    /// `Conflict` when `user` is stale.
+    /// `Conflict` when `user` is stale, its count of scoped keys included: a key made since
+    /// `user` was read (and so not deleted by the caller) stops the deletion.
     async fn delete_user(&self, user: &User) -> PortResult<()>;
     /// Writes an account moved over from the Node relay whole or not at all: the user,
     /// its email reservation, the index entries of its master and scoped keys, and its

@@ -404,6 +404,17 @@ async fn deleting_an_account_removes_its_items(store: &Arc<dyn Store>) {
     assert!(conflict(store.delete_user(&fresh).await));
     // The email is free again.
     store.create_user(&new_user(&user.email)).await.unwrap();
+
+    // A scoped key made since the account was read stops its deletion: it would outlive it.
+    let user = created(store).await;
+    store.create_scoped_key(&user, &scoped_key(&user), CAP).await.unwrap();
+    assert!(conflict(store.delete_user(&user).await), "a key was made since");
+    let fresh = reread(store, &user).await;
+    let key = store.scoped_keys(&user.id).await.unwrap().pop().unwrap();
+    store.delete_scoped_key(&key).await.unwrap();
+    assert!(conflict(store.delete_user(&fresh).await), "and deleted since");
+    store.delete_user(&reread(store, &user).await).await.unwrap();
+    assert_eq!(store.user(&user.id).await.unwrap(), None);
 }
 
 async fn a_hash_upgrade_only_replaces_the_hash_it_read(store: &Arc<dyn Store>) {

@@ -131,9 +131,17 @@ impl UserStore for DynamoStore {
 
     async fn delete_user(&self, user: &User) -> PortResult<()> {
         let table = self.users_table()?;
-        let mut values = HashMap::from([(":digest".to_owned(), s(&user.master_key.digest.0))]);
+        let mut values = HashMap::from([
+            (":digest".to_owned(), s(&user.master_key.digest.0)),
+            (":keys".to_owned(), n(user.scoped_key_count)),
+        ]);
         let guard = reset_guard(user, &mut values);
-        let condition = format!("{guard} AND masterKeyDigest = :digest");
+        // No scoped key made since the account was read: it would outlive the account.
+        let keys = match user.scoped_key_count {
+            0 => "(attribute_not_exists(scopedKeyCount) OR scopedKeyCount = :keys)",
+            _ => "scopedKeyCount = :keys",
+        };
+        let condition = format!("{guard} AND masterKeyDigest = :digest AND {keys}");
         let mut items = vec![
             delete(table, pk(user_pk(&user.id)), Some(&condition), Some(values))?,
             delete(table, pk(email_pk(&user.email_normalised)), None, None)?,

@@ -102,6 +102,10 @@ impl UserStore for EmbeddedStore {
         let user = user.clone();
         self.write(move |tx| {
             let stored = tx.current(&user)?;
+            // No scoped key made since the account was read: it would outlive the account.
+            if stored.scoped_key_count != user.scoped_key_count {
+                return Err(PortError::Conflict);
+            }
             for digest in [&stored.reset_token_digest, &stored.verify_token_digest].into_iter().flatten() {
                 tx.remove_token(digest)?;
             }
