@@ -136,7 +136,8 @@ pub trait Throttle: Send + Sync {
     /// When `key` is blocked at `now`, until when.
     async fn blocked_until(&self, key: &str, now: DateTime<Utc>) -> PortResult<Option<DateTime<Utc>>>;
     /// The secret that keys throttle subjects (an HMAC key of 32 random bytes), created
-    /// once for the store on first use and the same for every instance ever after.
+    /// once for the store on first use and the same for every instance ever after. It is
+    /// not kept with the throttle counters it keys.
     async fn throttle_secret(&self) -> PortResult<Zeroizing<Vec<u8>>>;
 }
 

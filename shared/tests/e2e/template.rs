@@ -61,12 +61,18 @@ fn grants(function: &Value) -> BTreeSet<(String, String)> {
     // A function with its own `Role` (the web pages) has no `Policies`.
     for policy in function["Properties"]["Policies"].as_sequence().into_iter().flatten() {
         for statement in policy["Statement"].as_sequence().unwrap() {
-            let resource = match &statement["Resource"] {
+            let mut resource = match &statement["Resource"] {
                 Value::Tagged(tagged) => {
                     tagged.value.as_str().map(|r| r.trim_end_matches(".Arn").to_owned()).unwrap_or_default()
                 }
                 other => format!("{other:?}"),
             };
+            // A grant narrowed to items by their key reads as `Table[key, ...]`.
+            let leading = &statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"];
+            if let Some(keys) = leading.as_sequence() {
+                let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
+                resource = format!("{resource}[{}]", keys.join(", "));
+            }
             for action in statement["Action"].as_sequence().unwrap() {
                 found.insert((resource.clone(), action.as_str().unwrap().to_owned()));
             }
@@ -117,6 +123,30 @@ fn every_function_is_a_crate_with_an_event_file() {
     }
 }
 
+const THROTTLE_TABLE: &str = "ThrottleTable";
+/// The one item of the users table that holds the throttles' secret (see
+/// `aws/dynamo/throttle.rs`): not in the table it keys.
+const THROTTLE_SECRET: &str = "UsersTable[CONFIG#throttle-secret]";
+
+#[test]
+fn every_function_that_throttles_can_read_and_create_the_secret_and_only_that_item() {
+    for (binary, function) in &functions(&template()) {
+        let allowed = grants(function);
+        let throttles = allowed.iter().any(|(resource, _)| resource == THROTTLE_TABLE);
+        let has = |resource: &str, action: &str| allowed.contains(&(resource.to_owned(), action.to_owned()));
+        if throttles {
+            assert!(has("UsersTable", "dynamodb:GetItem"), "{binary} reads the secret");
+            assert!(
+                has("UsersTable", "dynamodb:PutItem") || has(THROTTLE_SECRET, "dynamodb:PutItem"),
+                "{binary} may create the secret"
+            );
+        }
+        for (resource, action) in allowed.iter().filter(|(resource, _)| resource.contains('[')) {
+            assert_eq!((resource.as_str(), action.as_str()), (THROTTLE_SECRET, "dynamodb:PutItem"), "{binary}");
+        }
+    }
+}
+
 #[test]
 fn functions_get_only_the_permissions_they_use() {
     let functions = functions(&template());
@@ -126,12 +156,14 @@ fn functions_get_only_the_permissions_they_use() {
         let allowed = grants(&functions[reader]);
         let data_writes: Vec<_> = allowed
             .iter()
-            .filter(|(resource, action)| resource != "ThrottleTable" && writes.contains(&action.as_str()))
+            .filter(|(resource, action)| {
+                ![THROTTLE_TABLE, THROTTLE_SECRET].contains(&resource.as_str()) && writes.contains(&action.as_str())
+            })
             .collect();
         assert!(data_writes.is_empty(), "{reader} may write: {data_writes:?}");
         assert!(!actions(&functions[reader]).contains("kms:Decrypt"), "{reader}");
     }
-    assert!(!grants(&functions["user-data"]).iter().any(|(resource, _)| resource == "ThrottleTable"));
+    assert!(!grants(&functions["user-data"]).iter().any(|(resource, _)| resource == THROTTLE_TABLE));
     for (binary, function) in &functions {
         let allowed = actions(function);
         assert!(!allowed.iter().any(|a| a.ends_with(":*")), "{binary} has a wildcard: {allowed:?}");
@@ -556,6 +588,7 @@ fn the_verify_function_reads_keys_counts_requests_and_opens_only_foundry_passwor
     let mut expected: BTreeSet<(String, String)> = [
         ("UsersTable", "dynamodb:GetItem"),
         ("UsersTable", "dynamodb:UpdateItem"),
+        (THROTTLE_SECRET, "dynamodb:PutItem"),
         ("ScopedKeysTable", "dynamodb:GetItem"),
         ("AuthKey", "kms:Decrypt"),
     ]

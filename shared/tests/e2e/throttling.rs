@@ -301,6 +301,17 @@ async fn throttle_subjects_are_keyed_by_a_secret_every_instance_shares() {
     let text = format!("{:?}", items.items());
     assert!(text.contains("failures:"), "the failed login was counted");
     assert!(!text.contains(&bare), "no bare digest of the email, which anyone could compute");
+    // The secret is not kept with the counters it keys: it is an item of the users table.
+    let secret_blob = format!("{:?}", secret.as_slice());
+    assert!(!text.contains(&hex::encode(secret.as_slice())), "the secret is not in the throttle table");
+    let users = first.config.tables.users().unwrap();
+    let key = std::collections::HashMap::from([(
+        "pk".to_owned(),
+        aws_sdk_dynamodb::types::AttributeValue::S("CONFIG#throttle-secret".into()),
+    )]);
+    let item = first.dynamo().get_item().table_name(users).set_key(Some(key)).send().await.unwrap();
+    let stored = item.item().and_then(|i| i.get("secret")).and_then(|v| v.as_b().ok()).expect("in the users table");
+    assert_eq!(format!("{:?}", stored.as_ref()), secret_blob);
 }
 
 fn forgot(email: &str) -> Call {

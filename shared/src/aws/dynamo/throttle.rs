@@ -1,4 +1,6 @@
-//! The throttle table: rate limits, tallies, blocks and the throttle secret.
+//! The throttle table: rate limits, tallies and blocks; and the throttle secret, which is
+//! kept in the users table, not in the table it protects (whoever may write throttle
+//! counters may not read the key that links them to emails and addresses).
 
 use super::{conditional, n, no_retries, pk, retry_conflicts, s, sdk_error, DynamoStore, Item, Written};
 use crate::domain::error::PortError;
@@ -11,8 +13,9 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// The throttle table's item that holds the throttle secret (no TTL: it stays).
-const THROTTLE_SECRET: &str = "secret:throttle";
+/// The users table's item that holds the throttle secret (the template lets the functions
+/// that throttle create this one item of the users table, by its key).
+const THROTTLE_SECRET: &str = "CONFIG#throttle-secret";
 
 /// Throttle items (table with key `pk` and TTL attribute `expiresAt`): a rate limit per
 /// key, `<key>` with `tat` (its theoretical arrival time, epoch milliseconds); a tally per
@@ -141,7 +144,7 @@ impl Throttle for DynamoStore {
 
 impl DynamoStore {
     async fn stored_throttle_secret(&self) -> PortResult<Option<Zeroizing<Vec<u8>>>> {
-        let item = self.get(self.throttle_table()?, pk(THROTTLE_SECRET.to_owned())).await?;
+        let item = self.get(self.users_table()?, pk(THROTTLE_SECRET.to_owned())).await?;
         let secret = item.as_ref().and_then(|i| i.get("secret")).and_then(|v| v.as_b().ok());
         Ok(secret.map(|blob| Zeroizing::new(blob.as_ref().to_vec())))
     }
@@ -155,7 +158,7 @@ impl DynamoStore {
         let put = self
             .client
             .put_item()
-            .table_name(self.throttle_table()?)
+            .table_name(self.users_table()?)
             .item("pk", s(THROTTLE_SECRET))
             .item("secret", AttributeValue::B(fresh.to_vec().into()))
             .condition_expression("attribute_not_exists(pk)");
