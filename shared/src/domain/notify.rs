@@ -5,60 +5,59 @@ use crate::domain::error::Chain;
 use crate::domain::ports::OutgoingEmail;
 use url::Url;
 
+/// `page` with `pairs` appended to its query.
+fn page_link(page: &Url, pairs: &[(&str, &str)]) -> Url {
+    let mut link = page.clone();
+    link.query_pairs_mut().extend_pairs(pairs);
+    link
+}
+
 /// The reset page with the token; `revoke_keys` when the owner said a key leaked, so that
 /// the page offers to replace every key already ticked.
 pub fn reset_link(reset_page: &Url, token: &str, revoke_keys: bool) -> Url {
-    let mut link = reset_page.clone();
-    link.query_pairs_mut().append_pair("reset-token", token);
-    if revoke_keys {
-        link.query_pairs_mut().append_pair("revoke-keys", "1");
+    match revoke_keys {
+        true => page_link(reset_page, &[("reset-token", token), ("revoke-keys", "1")]),
+        false => page_link(reset_page, &[("reset-token", token)]),
     }
-    link
 }
 
 /// The verification page with the token appended as `verify-token`.
 pub fn verify_link(verify_page: &Url, token: &str) -> Url {
-    let mut link = verify_page.clone();
-    link.query_pairs_mut().append_pair("verify-token", token);
-    link
+    page_link(verify_page, &[("verify-token", token)])
+}
+
+/// An email that carries one link: why it came, what the link does (ending in "…:"), and
+/// what to do if it was not asked for; in a text part and an HTML part alike.
+fn link_email(to: &str, subject: &str, why: &str, action: &str, otherwise: &str, link: &Url) -> OutgoingEmail {
+    let href = escape_html(link.as_str());
+    OutgoingEmail {
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        text: format!("{why}\n\n{action}\n{link}\n\n{otherwise}\n"),
+        html: format!("<p>{why}</p><p>{action}<br><a href=\"{href}\">{href}</a></p><p>{otherwise}</p>"),
+    }
 }
 
 pub fn verification_email(to: &str, link: &Url) -> OutgoingEmail {
-    let href = escape_html(link.as_str());
-    OutgoingEmail {
-        to: to.to_owned(),
-        subject: "Verify your Foundry REST API email".into(),
-        text: format!(
-            "An account of the Foundry REST API was registered with this email.\n\n\
-             To verify the email and switch on its API keys, open this link within 24 hours:\n{link}\n\n\
-             If it was not you, ignore this email, or take the account over with \"Forgot password\".\n"
-        ),
-        html: format!(
-            "<p>An account of the Foundry REST API was registered with this email.</p>\
-             <p>To verify the email and switch on its API keys, open this link within 24 hours:<br>\
-             <a href=\"{href}\">{href}</a></p>\
-             <p>If it was not you, ignore this email, or take the account over with \"Forgot password\".</p>"
-        ),
-    }
+    link_email(
+        to,
+        "Verify your Foundry REST API email",
+        "An account of the Foundry REST API was registered with this email.",
+        "To verify the email and switch on its API keys, open this link within 24 hours:",
+        "If it was not you, ignore this email, or take the account over with \"Forgot password\".",
+        link,
+    )
 }
 
 pub fn reset_email(to: &str, link: &Url) -> OutgoingEmail {
-    let href = escape_html(link.as_str());
-    OutgoingEmail {
-        to: to.to_owned(),
-        subject: "Reset your Foundry REST API password".into(),
-        text: format!(
-            "Someone asked to reset the password of your Foundry REST API account.\n\n\
-             To choose a new password, open this link within one hour:\n{link}\n\n\
-             If it was not you, ignore this email: your password stays as it is.\n"
-        ),
-        html: format!(
-            "<p>Someone asked to reset the password of your Foundry REST API account.</p>\
-             <p>To choose a new password, open this link within one hour:<br>\
-             <a href=\"{href}\">{href}</a></p>\
-             <p>If it was not you, ignore this email: your password stays as it is.</p>"
-        ),
-    }
+    link_email(
+        to,
+        "Reset your Foundry REST API password",
+        "Someone asked to reset the password of your Foundry REST API account.",
+        "To choose a new password, open this link within one hour:",
+        "If it was not you, ignore this email: your password stays as it is.",
+        link,
+    )
 }
 
 pub fn password_changed_email(to: &str) -> OutgoingEmail {

@@ -10,6 +10,10 @@ fn reset(token: &str, password: &str) -> Call {
     call(Endpoint::ResetPassword).json(json!({"token": token, "password": password}))
 }
 
+fn reset_revoking(token: &str, password: &str, revoke_keys: bool) -> Call {
+    call(Endpoint::ResetPassword).json(json!({"token": token, "password": password, "revokeKeys": revoke_keys}))
+}
+
 fn validate(token: &str) -> Call {
     call(Endpoint::ValidateResetToken).param("token", token)
 }
@@ -132,12 +136,7 @@ async fn a_reset_without_revoke_keys_leaves_every_key_working() {
     let account = h.register().await;
     let (_, scoped) = h.scoped_key(&account.key, json!({"name": "bot"})).await;
     let token = h.forgot_and_read_token(&account.email).await;
-    let reply = h
-        .send(
-            call(Endpoint::ResetPassword)
-                .json(json!({"token": token, "password": "New-Adventure-8", "revokeKeys": false})),
-        )
-        .await;
+    let reply = h.send(reset_revoking(&token, "New-Adventure-8", false)).await;
     assert_eq!(reply.body["apiKey"], serde_json::Value::Null);
     assert!(h.admitted(&account.key).await && h.admitted(&scoped).await, "the relay still takes both keys");
 }
@@ -148,12 +147,7 @@ async fn a_reset_with_revoke_keys_replaces_the_master_key_and_stops_every_scoped
     let account = h.register().await;
     let (_, scoped) = h.scoped_key(&account.key, json!({"name": "bot"})).await;
     let token = h.forgot_and_read_token(&account.email).await;
-    let reply = h
-        .send(
-            call(Endpoint::ResetPassword)
-                .json(json!({"token": token, "password": "New-Adventure-8", "revokeKeys": true})),
-        )
-        .await;
+    let reply = h.send(reset_revoking(&token, "New-Adventure-8", true)).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["message"], "Password has been reset successfully");
     let new_key = reply.str("apiKey");
@@ -170,12 +164,7 @@ async fn a_reset_with_revoke_keys_replaces_the_master_key_and_stops_every_scoped
     let list = h.send(call(Endpoint::ListApiKeys).key(&new_key)).await;
     assert_eq!(list.body["keys"][0]["enabled"], false, "the retired scoped key shows as disabled: {}", list.body);
     // The token is used up: a second redemption (revoking again) is refused.
-    h.send(
-        call(Endpoint::ResetPassword)
-            .json(json!({"token": token, "password": "Other-Adventure-9", "revokeKeys": true})),
-    )
-    .await
-    .assert_error(400, "Invalid or expired reset token");
+    h.send(reset_revoking(&token, "Other-Adventure-9", true)).await.assert_error(400, "Invalid or expired reset token");
 }
 
 #[tokio::test]
