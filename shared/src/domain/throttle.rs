@@ -109,6 +109,16 @@ impl Pair {
         })
     }
 
+    /// The key of the account's budget of password checks at this network.
+    fn failures_key(&self, limit: Limit) -> String {
+        rate_key(Rule::AccountFailures.prefix(), &self.pair, limit)
+    }
+
+    /// The key of the account's budget of password checks from networks it does not know.
+    fn all_failures_key(&self, limit: Limit) -> String {
+        all_failures_key(&self.account, limit)
+    }
+
     async fn is_known(&self, app: &App) -> Result<bool, AuthError> {
         Ok(app.store.blocked_until(&known_key(&self.pair), app.clock.now()).await?.is_some())
     }
@@ -119,6 +129,14 @@ impl Pair {
         if let Err(error) = app.store.block(&known_key(&self.pair), until).await {
             tracing::warn!(error = %Chain(&error), "remembering a network as known to an account failed");
         }
+    }
+}
+
+/// Gives an attempt taken from a password-check budget back; a failure only leaves it
+/// spent, and is logged.
+async fn give_back(app: &App, key: &str, limit: Limit) {
+    if let Err(error) = app.store.give_back(key, limit, app.clock.now()).await {
+        tracing::warn!(error = %Chain(&error), "giving back a password check failed");
     }
 }
 
@@ -210,19 +228,17 @@ pub async fn reserve_password_check(
     let known = pair.is_known(app).await?;
     if !known {
         let all = throttling.account_failures_all;
-        let verdict = app.store.admit(&all_failures_key(&pair.account, all), all, now).await?;
+        let verdict = app.store.admit(&pair.all_failures_key(all), all, now).await?;
         if !verdict.allowed {
             return Err(refused(Rule::AccountFailures, all.max, verdict.retry_at, now));
         }
     }
-    let verdict = app.store.admit(&rate_key(Rule::AccountFailures.prefix(), &pair.pair, limit), limit, now).await?;
+    let verdict = app.store.admit(&pair.failures_key(limit), limit, now).await?;
     if !verdict.allowed {
         // Not checked: the account-wide attempt (if one was taken) goes back, and only it.
         if !known {
             let all = throttling.account_failures_all;
-            if let Err(error) = app.store.give_back(&all_failures_key(&pair.account, all), all, now).await {
-                tracing::warn!(error = %Chain(&error), "giving back an unused account-wide attempt failed");
-            }
+            give_back(app, &pair.all_failures_key(all), all).await;
         }
         return Err(refused(Rule::AccountFailures, limit.max, verdict.retry_at, now));
     }
@@ -243,15 +259,10 @@ pub async fn settle_password_check(app: &App, check: PasswordCheck, correct: boo
     // Bookkeeping after the check: a failure here never changes the answer. Not giving an
     // attempt back only spends it; not locking still leaves the budget spent.
     if correct {
-        let mut given_back = vec![(rate_key(Rule::AccountFailures.prefix(), &pair.pair, limit), limit)];
+        give_back(app, &pair.failures_key(limit), limit).await;
         if check.account_wide {
             let all = throttling.account_failures_all;
-            given_back.push((all_failures_key(&pair.account, all), all));
-        }
-        for (key, limit) in given_back {
-            if let Err(error) = app.store.give_back(&key, limit, now).await {
-                tracing::warn!(error = %Chain(&error), "giving back a password check failed");
-            }
+            give_back(app, &pair.all_failures_key(all), all).await;
         }
         pair.remember(app).await;
         return;
@@ -283,7 +294,7 @@ pub async fn clear_failures(app: &App, email_normalised: &str, address: Option<&
         return Ok(());
     };
     let pair = Pair::of(app, email_normalised, address).await?;
-    app.store.reset(&rate_key(Rule::AccountFailures.prefix(), &pair.pair, throttling.account_failures)).await?;
+    app.store.reset(&pair.failures_key(throttling.account_failures)).await?;
     app.store.unblock(&lock_key(&pair.pair)).await?;
     pair.remember(app).await;
     Ok(())
